@@ -1,0 +1,1 @@
+"""Adapter servers: one gRPC V2 server framework and one runtime per model world."""

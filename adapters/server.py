@@ -1,0 +1,120 @@
+"""The adapter server: one model package behind the Open Inference Protocol over gRPC.
+
+    python -m meshserve.adapters.server PACKAGE_DIR --listen 127.0.0.1:9001
+
+The inference messages and stubs are tritonclient's generated ones (see
+docs/architecture.md for why the project's own .proto is not compiled for Python).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import uuid
+
+import grpc
+from grpc_health.v1 import health_pb2
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+import meshserve
+from meshserve.adapters.dataplane import ModelService
+from meshserve.errors import ManifestError, MeshError, ModelNotFound, abort
+from meshserve.grpc_server import add_health_and_reflection, create_server, serve_until_stopped
+from meshserve.model_package import load_package
+
+log = logging.getLogger("meshserve.adapter")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+
+
+def request_id_of(context: grpc.aio.ServicerContext, request: pb.ModelInferRequest) -> str:
+    metadata = dict(context.invocation_metadata() or ())
+    return metadata.get("x-request-id") or request.id or uuid.uuid4().hex
+
+
+class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, service: ModelService):
+        self.service = service
+
+    async def ServerLive(self, request, context):
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request, context):
+        return pb.ServerReadyResponse(ready=await self.service.runtime.ready())
+
+    async def ModelReady(self, request, context):
+        ready = self.service.serves(request.name, request.version) and await self.service.runtime.ready()
+        return pb.ModelReadyResponse(ready=ready)
+
+    async def ServerMetadata(self, request, context):
+        return pb.ServerMetadataResponse(name="meshserve-adapter", version=meshserve.__version__, extensions=[])
+
+    async def ModelMetadata(self, request, context):
+        if not self.service.serves(request.name, request.version):
+            await abort(context, self._not_found(request.name, request.version))
+        return self.service.metadata()
+
+    async def ModelInfer(self, request, context):
+        try:
+            if not self.service.serves(request.model_name, request.model_version):
+                raise self._not_found(request.model_name, request.model_version)
+            return await self.service.infer(request, request_id_of(context, request))
+        except Exception as exc:
+            await abort(context, exc)
+
+    async def ModelStreamInfer(self, request_iterator, context):
+        async for request in request_iterator:
+            try:
+                if not self.service.serves(request.model_name, request.model_version):
+                    raise self._not_found(request.model_name, request.model_version)
+                response = await self.service.infer(request, request.id or uuid.uuid4().hex)
+                yield pb.ModelStreamInferResponse(infer_response=response)
+            except MeshError as exc:
+                yield pb.ModelStreamInferResponse(error_message=exc.message)
+
+    def _not_found(self, name: str, version: str) -> ModelNotFound:
+        package = self.service.package
+        return ModelNotFound(f"this adapter serves {package.name} version {package.version}, "
+                             f"not {name}{' version ' + version if version else ''}")
+
+
+async def serve(package_dir: str, listen: str) -> None:
+    package = load_package(package_dir)
+    service = await ModelService.start(package)
+    server = create_server()
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(AdapterInferenceServicer(service), server)
+    health = add_health_and_reflection(server, [SERVICE_NAME])
+    if server.add_insecure_port(listen) == 0:
+        raise SystemExit(f"meshserve adapter: cannot listen on {listen} (address in use?)")
+    await server.start()
+    for name in ("", package.name, SERVICE_NAME):
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    print(f"meshserve adapter ready: {package.name}:{package.version} on {listen}", flush=True)
+    await serve_until_stopped(server, health, on_stop=service.close)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="meshserve adapter", description="Serve one model package over gRPC.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("package", help="model package directory (holds model.yaml)")
+    parser.add_argument("--listen", default="127.0.0.1:9001", help="host:port to serve on")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(args.package, args.listen))
+    except ManifestError as exc:
+        print(f"meshserve adapter: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Open Inference Protocol tensors <-> numpy arrays, for every V2 datatype.
+
+Data may travel in the typed `contents` fields or as raw little-endian bytes
+(`raw_input_contents` / `raw_output_contents`; each BYTES element prefixed by its
+4-byte little-endian length). Decoding checks element counts and byte lengths and
+raises InvalidInput naming the tensor, so a malformed request never reaches a model.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from meshserve.errors import InvalidInput
+
+NUMPY_DTYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype("<u1"), "UINT16": np.dtype("<u2"), "UINT32": np.dtype("<u4"), "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
+    "BYTES": np.dtype(object),
+}
+
+# Which typed field carries each datatype. The specification gives FP16 no typed field;
+# we accept and emit it in fp32_contents so clients without raw support can still use it.
+CONTENTS_FIELD: dict[str, str] = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents", "INT64": "int64_contents",
+    "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
+    "FP16": "fp32_contents", "FP32": "fp32_contents", "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+
+def datatype_of(array: np.ndarray) -> str:
+    """The V2 datatype name for a numpy array (object/str arrays are BYTES)."""
+    if array.dtype.kind in "OSU":
+        return "BYTES"
+    for name, dtype in NUMPY_DTYPES.items():
+        if name != "BYTES" and dtype == array.dtype.newbyteorder("<"):
+            return name
+    raise TypeError(f"no V2 datatype for numpy dtype {array.dtype}")
+
+
+def element_count(shape) -> int:
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    return count
+
+
+def serialize_bytes(array: np.ndarray) -> bytes:
+    """BYTES elements, row-major, each prefixed by its 4-byte little-endian length."""
+    parts = []
+    for item in array.reshape(-1):
+        data = item.encode("utf-8") if isinstance(item, str) else bytes(item)
+        parts.append(struct.pack("<I", len(data)))
+        parts.append(data)
+    return b"".join(parts)
+
+
+def deserialize_bytes(name: str, raw: bytes, count: int) -> np.ndarray:
+    out = np.empty(count, dtype=object)
+    offset, view = 0, memoryview(raw)
+    for i in range(count):
+        if offset + 4 > len(raw):
+            raise InvalidInput(name, f"raw BYTES contents end after {i} of {count} elements")
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise InvalidInput(name, f"raw BYTES element {i} claims {length} bytes but only {len(raw) - offset} remain")
+        out[i] = bytes(view[offset:offset + length])
+        offset += length
+    if offset != len(raw):
+        raise InvalidInput(name, f"raw BYTES contents have {len(raw) - offset} bytes after the last of {count} elements")
+    return out
+
+
+def decode_tensor(name: str, datatype: str, shape, contents, raw: bytes | None) -> np.ndarray:
+    """One request tensor as a numpy array of its shape; `raw` wins over typed contents."""
+    if datatype not in NUMPY_DTYPES:
+        raise InvalidInput(name, f"unknown datatype '{datatype}'; use one of {', '.join(NUMPY_DTYPES)}")
+    if any(d < 0 for d in shape):
+        raise InvalidInput(name, f"shape {list(shape)} has a negative dimension")
+    count = element_count(shape)
+    dtype = NUMPY_DTYPES[datatype]
+    if raw is not None:
+        if datatype == "BYTES":
+            flat = deserialize_bytes(name, raw, count)
+        else:
+            expected = count * dtype.itemsize
+            if len(raw) != expected:
+                raise InvalidInput(
+                    name, f"raw contents hold {len(raw)} bytes but shape {list(shape)} of {datatype} needs {expected}")
+            flat = np.frombuffer(raw, dtype=dtype)
+    else:
+        values = getattr(contents, CONTENTS_FIELD[datatype]) if contents is not None else []
+        if len(values) != count:
+            raise InvalidInput(
+                name, f"{CONTENTS_FIELD[datatype]} holds {len(values)} values but shape {list(shape)} needs {count}")
+        if datatype == "BYTES":
+            flat = np.empty(count, dtype=object)
+            flat[:] = list(values)
+        else:
+            source = np.asarray(values)
+            flat = source.astype(dtype)
+            if dtype.kind in "iu" and count and not np.array_equal(flat, source):
+                raise InvalidInput(name, f"values do not fit in {datatype}")
+    return flat.reshape(tuple(int(d) for d in shape))
+
+
+def as_datatype(name: str, array, datatype: str) -> np.ndarray:
+    """Coerce a model's output to its declared datatype, refusing lossy integer casts."""
+    array = np.asarray(array)
+    if datatype == "BYTES":
+        if array.dtype.kind == "O":
+            return array
+        out = np.empty(array.shape, dtype=object)
+        out.reshape(-1)[:] = [x.encode("utf-8") if isinstance(x, str) else bytes(x) for x in array.reshape(-1)]
+        return out
+    dtype = NUMPY_DTYPES[datatype]
+    if array.dtype == dtype:
+        return array
+    converted = array.astype(dtype)
+    if dtype.kind in "iub" and array.dtype.kind in "iuf" and not np.array_equal(converted, array):
+        raise TypeError(f"output '{name}' has values that do not fit its declared datatype {datatype}")
+    return converted
+
+
+def encode_tensor(array: np.ndarray, datatype: str, tensor, raw: bool) -> bytes | None:
+    """Fill `tensor` (an InferOutputTensor or InferInputTensor); return its raw bytes if raw."""
+    tensor.datatype = datatype
+    tensor.shape.extend(array.shape)
+    if raw:
+        if datatype == "BYTES":
+            return serialize_bytes(array)
+        return np.ascontiguousarray(array, dtype=NUMPY_DTYPES[datatype]).tobytes()
+    field = getattr(tensor.contents, CONTENTS_FIELD[datatype])
+    flat = array.reshape(-1)
+    if datatype == "BYTES":
+        field.extend(x.encode("utf-8") if isinstance(x, str) else bytes(x) for x in flat)
+    else:
+        field.extend(flat.tolist())
+    return None

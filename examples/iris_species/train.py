@@ -1,0 +1,24 @@
+"""Fit the nearest-centroid iris model this package serves (scikit-learn's bundled data).
+
+    python examples/iris_species/train.py   # writes centroids.npz beside this file
+"""
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_iris
+from sklearn.neighbors import NearestCentroid
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    data = load_iris()
+    model = NearestCentroid().fit(data.data, data.target)
+    np.savez(HERE / "centroids.npz", centroids=model.centroids_.astype(np.float32),
+             species=np.array(data.target_names, dtype="U"))
+    print(f"iris_species: fitted nearest centroids, training accuracy {model.score(data.data, data.target):.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Subcommands of `meshserve`; every module here defines `register(subparsers)`."""

@@ -1,0 +1,228 @@
+"""The model package: a directory holding `model.yaml` and the model's files.
+
+`load_package` reads and checks the manifest; a malformed one raises `ManifestError`
+naming the file, the field and the fix, before any process starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from meshserve.errors import ManifestError
+
+MANIFEST_NAME = "model.yaml"
+
+Datatype = Literal[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "FP32", "FP64", "BYTES",
+]
+RuntimeName = Literal["python", "r", "java", "triton"]
+
+# Each runtime validates its own section of the manifest with its own pydantic model.
+# Import paths are resolved lazily so checking a manifest never starts R, a JVM or Triton.
+RUNTIME_OPTIONS: dict[str, str] = {
+    "python": "meshserve.adapters.python_runtime:PythonOptions",
+    "r": "meshserve.adapters.r_runtime:ROptions",
+    "java": "meshserve.adapters.java_runtime:JavaOptions",
+    "triton": "meshserve.adapters.triton_runtime:TritonOptions",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorSpec(_Strict):
+    """One input or output of a model."""
+
+    name: str = Field(min_length=1)
+    datatype: Datatype
+    shape: list[int] = Field(description="Dimensions; -1 marks a variable one (usually the batch).")
+    features: list[str] | None = Field(
+        default=None, description="Names of the columns along the last axis, in order."
+    )
+
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, shape: list[int]) -> list[int]:
+        if any(d == 0 or d < -1 for d in shape):
+            raise ValueError("every dimension must be a positive size or -1 (variable)")
+        return shape
+
+    @model_validator(mode="after")
+    def _features_match_shape(self) -> "TensorSpec":
+        if self.features is not None:
+            if not self.shape or self.shape[-1] not in (-1, len(self.features)):
+                raise ValueError(
+                    f"{len(self.features)} feature names but the last dimension of shape "
+                    f"{self.shape} is not {len(self.features)}"
+                )
+            if len(set(self.features)) != len(self.features):
+                raise ValueError("feature names must be unique")
+        return self
+
+    def accepts_shape(self, shape: tuple[int, ...] | list[int]) -> bool:
+        return len(shape) == len(self.shape) and all(
+            want == -1 or want == got for want, got in zip(self.shape, shape)
+        )
+
+
+class Signature(_Strict):
+    inputs: list[TensorSpec] = Field(min_length=1)
+    outputs: list[TensorSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Signature":
+        for kind, specs in (("inputs", self.inputs), ("outputs", self.outputs)):
+            names = [s.name for s in specs]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{kind} names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def input(self, name: str) -> TensorSpec | None:
+        return next((s for s in self.inputs if s.name == name), None)
+
+    def output(self, name: str) -> TensorSpec | None:
+        return next((s for s in self.outputs if s.name == name), None)
+
+
+class Batching(_Strict):
+    """Micro-batching of concurrent requests into one predict call (off when max_batch_size is 1)."""
+
+    max_batch_size: int = Field(default=1, ge=1, description="Most rows in one coalesced call.")
+    max_wait_us: int = Field(default=0, ge=0, description="Longest a request waits for company.")
+
+
+class Manifest(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    runtime: RuntimeName
+    entrypoint: str | None = Field(
+        default=None, description="What the runtime loads: a file in the package or module:function."
+    )
+    description: str = ""
+    signature: Signature
+    batching: Batching = Batching()
+    environment: dict[str, Any] | None = Field(
+        default=None, description="What `meshserve package` captured: language and library versions, digests."
+    )
+    python: dict[str, Any] | None = None
+    r: dict[str, Any] | None = None
+    java: dict[str, Any] | None = None
+    triton: dict[str, Any] | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        # `version: 1` in YAML is an int; a version is a label, not a number.
+        return str(value) if isinstance(value, (int, float)) else value
+
+    def runtime_section(self) -> dict[str, Any]:
+        return getattr(self, self.runtime) or {}
+
+
+class ModelPackage:
+    """A loaded, checked model package: its manifest and where its files live."""
+
+    def __init__(self, directory: Path, manifest: Manifest, options: BaseModel | None):
+        self.directory = directory
+        self.manifest = manifest
+        self.options = options
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / MANIFEST_NAME
+
+    def path(self, relative: str) -> Path:
+        return (self.directory / relative).resolve()
+
+    def __repr__(self) -> str:
+        return f"ModelPackage({self.name}:{self.version} at {self.directory})"
+
+
+_FIXES = {
+    "missing": "add the field to {file}",
+    "extra_forbidden": "remove the field or check its spelling (allowed fields are listed in docs/model-package.md)",
+    "literal_error": "use one of the allowed values",
+}
+
+
+def _first_error(path: Path, exc: ValidationError, prefix: str = "") -> ManifestError:
+    err = exc.errors()[0]
+    field = prefix + ".".join(str(p) for p in err["loc"]) if err["loc"] else prefix.rstrip(".") or "(top level)"
+    fix = _FIXES.get(err["type"], "correct the value as described (see docs/model-package.md)")
+    return ManifestError(str(path), field, err["msg"], fix.format(file=path.name))
+
+
+def runtime_options_class(runtime: str) -> type[BaseModel]:
+    module_name, _, attr = RUNTIME_OPTIONS[runtime].partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def load_package(directory: str | Path) -> ModelPackage:
+    """Read and check `DIR/model.yaml`, including the runtime's own section."""
+    directory = Path(directory).resolve()
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(str(path), "(file)", "no model.yaml here", "create model.yaml (see docs/model-package.md)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ManifestError(str(path), "(file)", f"not valid YAML: {exc}", "fix the YAML syntax") from exc
+    if not isinstance(raw, dict):
+        raise ManifestError(str(path), "(top level)", "expected a mapping of fields", "write `name: ...`, `version: ...` and so on")
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise _first_error(path, exc) from exc
+    try:
+        options = runtime_options_class(manifest.runtime).model_validate(manifest.runtime_section())
+    except ValidationError as exc:
+        raise _first_error(path, exc, prefix=f"{manifest.runtime}.") from exc
+    except (ImportError, AttributeError) as exc:
+        raise ManifestError(str(path), "runtime", f"runtime '{manifest.runtime}' is not installed here ({exc})",
+                            f"install meshserve with the '{manifest.runtime}' extra") from exc
+    package = ModelPackage(directory, manifest, options)
+    check = getattr(options, "check_package", None)
+    if check is not None:
+        check(package)  # the runtime's own file checks; raises ManifestError
+    return package
+
+
+def discover_packages(root: str | Path) -> list[ModelPackage]:
+    """Every model package under ROOT (a package directory itself, or a folder of them)."""
+    root = Path(root).resolve()
+    if not root.exists():
+        raise ManifestError(str(root), "(path)", "does not exist", "pass a folder that holds model packages")
+    if (root / MANIFEST_NAME).is_file():
+        manifests = [root / MANIFEST_NAME]
+    else:  # follow links, so a folder of symlinked packages works
+        manifests = sorted(Path(d) / MANIFEST_NAME for d, dirs, files in os.walk(root, followlinks=True)
+                           if MANIFEST_NAME in files and "node_modules" not in Path(d).parts)
+    packages = [load_package(m.parent) for m in manifests]
+    seen: dict[tuple[str, str], ModelPackage] = {}
+    for p in packages:
+        key = (p.name, p.version)
+        if key in seen:
+            raise ManifestError(str(p.manifest_path), "version",
+                                f"{p.name} version {p.version} is also in {seen[key].manifest_path}",
+                                "give each package of the same model its own version")
+        seen[key] = p
+    if not packages:
+        raise ManifestError(str(root), "(path)", "no model.yaml found", "point at a folder of model packages")
+    return packages

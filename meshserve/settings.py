@@ -1,0 +1,39 @@
+"""Every tunable of meshserve in one typed place. Each field can be set by an environment
+variable with the prefix MESHSERVE_ (for example MESHSERVE_MAX_MESSAGE_BYTES=134217728)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MESHSERVE_")
+
+    listen: str = Field("127.0.0.1:8001", description="Address clients connect to (`meshserve up`).")
+    max_message_bytes: int = Field(
+        64 * 1024 * 1024,
+        description="Largest request or response a server accepts; larger ones get RESOURCE_EXHAUSTED.",
+    )
+    default_timeout_s: float = Field(
+        60.0, description="Deadline for a forwarded inference when the client set none."
+    )
+    adapter_start_timeout_s: float = Field(
+        120.0, description="How long `meshserve up` waits for an adapter to load its model."
+    )
+    restart_backoff_s: float = Field(
+        0.5, description="First delay before restarting a crashed process; doubles up to 10 s while it keeps crashing."
+    )
+    shutdown_grace_s: float = Field(
+        5.0, description="How long in-flight requests may finish after SIGTERM before processes are killed."
+    )
+    python_threads: int = Field(
+        4, description="Threads that run Python models' predict, so a slow one does not stall the server."
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

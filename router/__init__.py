@@ -1,0 +1,1 @@
+"""The router: front gRPC service (validation, request ids, forwarding) and control plane."""

@@ -1,0 +1,298 @@
+"""The deployment spec: `meshserve.yaml` beside the model packages says how each model is served.
+
+Per model: the variants (package versions) that take primary traffic and their weights, the
+shadow variants with the fraction of requests mirrored to each, replicas per variant,
+timeouts, an optional routing-key header for sticky assignment, and an optional fallback
+variant for when a variant has no healthy replica. A model without an entry is served by its
+only version (weight 100, one replica).
+
+    models:
+      iris:
+        variants:
+          - {version: "1", weight: 90, replicas: 2}
+          - {version: "2", weight: 10}
+        shadows:
+          - {version: "3", fraction: 0.25}
+        routing_key_header: x-user-id
+        fallback: "1"
+        timeouts: {request_s: 5}
+
+A malformed spec raises `ManifestError` naming the file, the field and the fix, before any
+process starts. `Rollout` is the live part (weights and shadows) that `meshserve rollout`
+changes without restarting anything; the rest of the spec stays fixed while the mesh runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from meshserve.errors import ManifestError
+
+SPEC_NAME = "meshserve.yaml"
+
+# Headers the mesh itself sets; a routing key must not pretend to be one of them.
+RESERVED_HEADER_PREFIX = "x-meshserve-"
+_HEADER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+_LABEL = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+# Envoy adds weights as 32-bit integers; this bound keeps any sum of them far below that.
+MAX_WEIGHT = 1_000_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _version_as_text(value: Any) -> Any:
+    # `version: 1` in YAML is an int; a version is a label, as in model.yaml.
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+class Variant(_Strict):
+    """A package version that takes primary traffic."""
+
+    version: str = Field(pattern=_LABEL, description="The model package version (model.yaml `version`).")
+    weight: int = Field(default=0, ge=0, le=MAX_WEIGHT, description="Relative share of primary traffic.")
+    replicas: int = Field(default=1, ge=1, le=64, description="Adapter processes serving this variant.")
+
+    _text_version = field_validator("version", mode="before")(_version_as_text)
+
+
+class Shadow(_Strict):
+    """A package version that receives copies of requests; its answers never reach clients."""
+
+    version: str = Field(pattern=_LABEL, description="The model package version (model.yaml `version`).")
+    fraction: float = Field(ge=0.0, le=1.0, description="Share of requests mirrored to it, 0..1.")
+    replicas: int = Field(default=1, ge=1, le=64, description="Adapter processes serving this shadow.")
+
+    _text_version = field_validator("version", mode="before")(_version_as_text)
+
+
+class Timeouts(_Strict):
+    request_s: float = Field(default=30.0, gt=0, le=3600, description="Longest one inference may take end to end.")
+    connect_s: float = Field(default=1.0, gt=0, le=60, description="Longest a connection to an adapter may take.")
+
+
+class ModelDeployment(_Strict):
+    """How one model is served."""
+
+    variants: list[Variant] = Field(min_length=1)
+    shadows: list[Shadow] = Field(default_factory=list)
+    timeouts: Timeouts = Timeouts()
+    routing_key_header: str | None = Field(
+        default=None,
+        description="Request header (e.g. x-user-id) whose value pins a client to one variant while weights stay the same.",
+    )
+    fallback: str | None = Field(
+        default=None, description="Variant that takes the traffic of a variant with no healthy replica."
+    )
+
+    _text_fallback = field_validator("fallback", mode="before")(_version_as_text)
+
+    @field_validator("routing_key_header")
+    @classmethod
+    def _header_name(cls, name: str | None) -> str | None:
+        if name is None:
+            return None
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"'{name}' is not a lower-case header name (gRPC metadata keys are lower case)")
+        if name.startswith(RESERVED_HEADER_PREFIX):
+            raise ValueError(f"headers starting with {RESERVED_HEADER_PREFIX} are set by the mesh itself")
+        return name
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelDeployment":
+        names = [v.version for v in self.variants] + [s.version for s in self.shadows]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"version(s) {', '.join(dupes)} listed more than once among variants and shadows")
+        if sum(v.weight for v in self.variants) <= 0:
+            raise ValueError("variant weights must add up to a positive total")
+        if self.fallback is not None and self.fallback not in {v.version for v in self.variants}:
+            raise ValueError(f"fallback '{self.fallback}' is not one of this model's variants")
+        return self
+
+    @property
+    def replicas(self) -> dict[str, int]:
+        """Every deployed version (primary and shadow) -> how many adapter processes serve it."""
+        return {v.version: v.replicas for v in self.variants} | {s.version: s.replicas for s in self.shadows}
+
+    def initial_rollout(self) -> "Rollout":
+        return Rollout(
+            weights={v.version: v.weight for v in self.variants},
+            shadows={s.version: s.fraction for s in self.shadows if s.fraction > 0},
+        )
+
+
+class DeploymentSpec(_Strict):
+    """The whole `meshserve.yaml`."""
+
+    models: dict[str, ModelDeployment] = Field(default_factory=dict)
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, models: dict[str, ModelDeployment]) -> dict[str, ModelDeployment]:
+        for name in models:
+            if not re.match(_LABEL, name):
+                raise ValueError(f"model name '{name}' may hold only letters, digits, '_', '.' and '-'")
+        return models
+
+    def deployment(self, model: str) -> ModelDeployment:
+        return self.models[model]
+
+
+class Rollout(_Strict):
+    """The live traffic split of one model: primary weights and shadow fractions per version."""
+
+    weights: dict[str, int]
+    shadows: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def total_weight(self) -> int:
+        return sum(self.weights.values())
+
+    def check_against(self, model: str, deployment: ModelDeployment, where: str = "rollout") -> None:
+        """Refuse a split naming versions that are not running, or one that sends no traffic anywhere."""
+        deployed = deployment.replicas
+        known = ", ".join(sorted(deployed))
+        for kind, versions in (("weights", self.weights), ("shadows", self.shadows)):
+            for version in versions:
+                if version not in deployed:
+                    raise ManifestError(where, f"{model}.{kind}.{version}",
+                                        f"version '{version}' is not deployed for model '{model}' (deployed: {known})",
+                                        f"use one of {known}, or add the version to {SPEC_NAME} and restart the mesh")
+        for version, weight in self.weights.items():
+            if weight < 0 or weight > MAX_WEIGHT:
+                raise ManifestError(where, f"{model}.weights.{version}", f"weight {weight} is out of range",
+                                    f"give a whole number from 0 to {MAX_WEIGHT}")
+        if self.total_weight <= 0:
+            raise ManifestError(where, f"{model}.weights", "weights add up to zero, so no variant would answer",
+                                "give at least one deployed version a positive weight, e.g. --weights 1=100")
+        for version, fraction in self.shadows.items():
+            if not 0.0 <= fraction <= 1.0:
+                raise ManifestError(where, f"{model}.shadows.{version}", f"fraction {fraction} is outside 0..1",
+                                    "give the share of requests to mirror as a number from 0 to 1, e.g. 0.25")
+            if self.weights.get(version, 0) > 0:
+                raise ManifestError(where, f"{model}.shadows.{version}",
+                                    f"version '{version}' takes primary traffic and cannot also shadow it",
+                                    "set its weight to 0 or drop it from the shadows")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML loader that refuses a repeated key instead of silently keeping the last one."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}'", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def _field_path(loc: Iterable[Any], raw: dict) -> str:
+    """`models.iris.variants[1].weight` from pydantic's location tuple."""
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+_FIXES = {
+    "missing": "add the field",
+    "extra_forbidden": "remove the field or check its spelling (see docs/operator-guide.md for the fields)",
+    "greater_than_equal": "use a number at least as large as the minimum",
+    "less_than_equal": "use a number no larger than the maximum",
+    "greater_than": "use a positive number",
+    "string_pattern_mismatch": "use only letters, digits, '_', '.' and '-'",
+    "too_short": "list at least one entry",
+    "int_type": "write a whole number",
+    "int_from_float": "write a whole number",
+    "float_type": "write a number",
+    "float_parsing": "write a number",
+    "dict_type": "write a mapping",
+    "list_type": "write a list",
+}
+
+
+def _fix_for(err: dict) -> str:
+    message = err["msg"]
+    if "listed more than once" in message:
+        return "list each version once: either as a variant or as a shadow"
+    if "positive total" in message:
+        return "give at least one variant a positive weight"
+    if "fallback" in message:
+        return "name a version listed under variants, or drop fallback"
+    if "header" in message:
+        return "use a lower-case header name such as x-user-id"
+    return _FIXES.get(err["type"], "correct the value as described in docs/operator-guide.md")
+
+
+def parse_spec(raw: Any, path: str) -> DeploymentSpec:
+    if raw is None:
+        return DeploymentSpec()
+    if not isinstance(raw, dict):
+        raise ManifestError(path, "(top level)", "expected a mapping with a `models:` key",
+                            "start the file with `models:` followed by one entry per model")
+    try:
+        return DeploymentSpec.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        return_msg = err["msg"].removeprefix("Value error, ")
+        raise ManifestError(path, _field_path(err["loc"], raw), return_msg, _fix_for(err)) from exc
+
+
+def load_spec(path: str | Path) -> DeploymentSpec:
+    """Read and check a `meshserve.yaml`; a missing file is an empty spec (every model gets defaults)."""
+    path = Path(path)
+    if not path.exists():
+        return DeploymentSpec()
+    try:
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ManifestError(str(path), "(file)", f"not valid YAML: {exc}",
+                            "fix the YAML syntax (each key once per mapping)") from exc
+    return parse_spec(raw, str(path))
+
+
+def resolve_spec(spec: DeploymentSpec, available: dict[str, set[str]], path: str = SPEC_NAME) -> DeploymentSpec:
+    """Check the spec against the model packages on disk and fill in defaults for unlisted models.
+
+    `available` maps model name -> its package versions. A listed model or version without a
+    package is refused; an unlisted model with one version gets that version at weight 100;
+    an unlisted model with several versions must say how to split its traffic.
+    """
+    for model, deployment in spec.models.items():
+        if model not in available:
+            raise ManifestError(path, f"models.{model}", f"no model package named '{model}'",
+                                f"use one of {', '.join(sorted(available)) or '(none found)'} or add its package")
+        for version in deployment.replicas:
+            if version not in available[model]:
+                kind = "variants" if any(v.version == version for v in deployment.variants) else "shadows"
+                raise ManifestError(path, f"models.{model}.{kind}", f"unknown version '{version}' of '{model}'",
+                                    f"use one of the packaged versions: {', '.join(sorted(available[model]))}")
+    models = dict(spec.models)
+    for model, versions in sorted(available.items()):
+        if model in models:
+            continue
+        if len(versions) > 1:
+            raise ManifestError(path, f"models.{model}",
+                                f"model '{model}' has versions {', '.join(sorted(versions))} but no entry saying how to split traffic",
+                                f"add `models: {{{model}: {{variants: [{{version: ..., weight: 100}}]}}}}` to {SPEC_NAME}")
+        (only,) = versions
+        models[model] = ModelDeployment(variants=[Variant(version=only, weight=100)])
+    return DeploymentSpec(models=models)
