@@ -32,6 +32,11 @@ CONTENTS_FIELD: dict[str, str] = {
     "BYTES": "bytes_contents",
 }
 
+# The numpy type that holds each typed field's values exactly, before narrowing.
+_WIRE_DTYPES = {"bool_contents": np.bool_, "int_contents": np.int64, "int64_contents": np.int64,
+                "uint_contents": np.uint64, "uint64_contents": np.uint64, "fp32_contents": np.float32,
+                "fp64_contents": np.float64, "bytes_contents": object}
+
 
 def datatype_of(array: np.ndarray) -> str:
     """The V2 datatype name for a numpy array (object/str arrays are BYTES)."""
@@ -103,7 +108,7 @@ def decode_tensor(name: str, datatype: str, shape, contents, raw: bytes | None) 
             flat = np.empty(count, dtype=object)
             flat[:] = list(values)
         else:
-            source = np.asarray(values)
+            source = np.array(values, dtype=_WIRE_DTYPES[CONTENTS_FIELD[datatype]])
             flat = source.astype(dtype)
             if dtype.kind in "iu" and count and not np.array_equal(flat, source):
                 raise InvalidInput(name, f"values do not fit in {datatype}")

@@ -201,7 +201,7 @@ def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
-def _field_path(loc: Iterable[Any], raw: dict) -> str:
+def _field_path(loc: Iterable[Any]) -> str:
     """`models.iris.variants[1].weight` from pydantic's location tuple."""
     parts: list[str] = []
     for item in loc:
@@ -252,8 +252,8 @@ def parse_spec(raw: Any, path: str) -> DeploymentSpec:
         return DeploymentSpec.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        return_msg = err["msg"].removeprefix("Value error, ")
-        raise ManifestError(path, _field_path(err["loc"], raw), return_msg, _fix_for(err)) from exc
+        problem = err["msg"].removeprefix("Value error, ")
+        raise ManifestError(path, _field_path(err["loc"]), problem, _fix_for(err)) from exc
 
 
 def load_spec(path: str | Path) -> DeploymentSpec:
@@ -296,3 +296,17 @@ def resolve_spec(spec: DeploymentSpec, available: dict[str, set[str]], path: str
         (only,) = versions
         models[model] = ModelDeployment(variants=[Variant(version=only, weight=100)])
     return DeploymentSpec(models=models)
+
+
+def spec_path_for(models_dir: str | Path) -> Path:
+    """`meshserve.yaml` beside the model packages (it may be absent: every model gets defaults)."""
+    return Path(models_dir) / SPEC_NAME
+
+
+def deployment_for(models_dir: str | Path, packages: Iterable[Any]) -> DeploymentSpec:
+    """The checked spec for a folder of model packages (objects with `.name` and `.version`)."""
+    available: dict[str, set[str]] = {}
+    for package in packages:
+        available.setdefault(package.name, set()).add(package.version)
+    path = spec_path_for(models_dir)
+    return resolve_spec(load_spec(path), available, str(path))

