@@ -12,6 +12,7 @@ exception becomes INTERNAL with its type and message.
 from __future__ import annotations
 
 import abc
+import contextvars
 import importlib
 
 import numpy as np
@@ -19,6 +20,10 @@ import numpy as np
 from meshserve.model_package import ModelPackage
 
 Tensors = dict[str, np.ndarray]
+
+# When the current request must be answered by (time.monotonic() seconds), from the caller's gRPC
+# deadline; None when the caller set none. Runtimes that call another server pass it on.
+request_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("request_deadline", default=None)
 
 
 class Runtime(abc.ABC):

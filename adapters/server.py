@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 import uuid
 
 import grpc
@@ -21,6 +22,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 import meshserve
 from meshserve.adapters.dataplane import ModelService
+from meshserve.adapters.runtime import request_deadline
 from meshserve.errors import ManifestError, MeshError, ModelNotFound, abort
 from meshserve.grpc_server import add_health_and_reflection, create_server, serve_until_stopped
 from meshserve.model_package import load_package
@@ -57,6 +59,9 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return self.service.metadata()
 
     async def ModelInfer(self, request, context):
+        remaining = context.time_remaining()
+        if remaining is not None:  # each RPC runs in its own task, so this is this request's deadline
+            request_deadline.set(time.monotonic() + remaining)
         try:
             if not self.service.serves(request.model_name, request.model_version):
                 raise self._not_found(request.model_name, request.model_version)

@@ -18,7 +18,6 @@ importing this module (to check a manifest, say) starts nothing.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import logging
 import re
 import time
@@ -28,15 +27,11 @@ from typing import Any
 import grpc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from meshserve.adapters.runtime import Runtime, Tensors
+from meshserve.adapters.runtime import Runtime, Tensors, request_deadline
 from meshserve.errors import InvalidInput, ManifestError, MeshError, ModelFailed, ModelUnavailable
 from meshserve.model_package import ModelPackage, Signature, TensorSpec
 
 log = logging.getLogger("meshserve.triton")
-
-# The absolute time (time.monotonic()) by which the current request must be answered. The adapter
-# server sets it from the caller's gRPC deadline; predict turns it into Triton's client timeout.
-request_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("request_deadline", default=None)
 
 
 class TritonOptions(BaseModel):
@@ -194,7 +189,12 @@ class TritonRuntime(Runtime):
         return self.server.client if self.server is not None else self._external_client
 
     async def load(self, package: ModelPackage) -> None:
-        from meshserve.adapters.triton_server import TritonServer
+        """Start or reach Triton, load the model, and check it against the manifest before going live.
+
+        Every refusal is a ManifestError naming the file or field to fix, carrying Triton's own words,
+        so the adapter exits with that message instead of serving a model that cannot answer.
+        """
+        from meshserve.adapters.triton_server import TritonLoadError, TritonNotInstalled, TritonServer, TritonStartError
 
         self.package = package
         options: TritonOptions = package.options  # validated by load_package
@@ -202,10 +202,15 @@ class TritonRuntime(Runtime):
         self._outputs = [o.name for o in package.manifest.signature.outputs]
         try:
             if options.model_repository is not None:
-                self.server = TritonServer(package.path(options.model_repository), label=f"triton-{package.name}",
+                repository = package.path(options.model_repository)
+                self.server = TritonServer(repository, label=f"triton-{package.name}",
                                            startup_timeout_s=options.startup_timeout_s)
-                await self.server.start()
-                await self.server.load_model(options.model_name, timeout_s=options.load_timeout_s)
+                try:
+                    await self.server.start()
+                    await self.server.load_model(options.model_name, timeout_s=options.load_timeout_s)
+                except (TritonStartError, TritonLoadError, TritonNotInstalled) as exc:
+                    raise ManifestError(str(repository / options.model_name), "triton", str(exc),
+                                        "correct the model files or config.pbtxt named in Triton's message") from None
             else:
                 await self._connect_external(options)
             await self._check_ready_and_signature(package, options)
@@ -222,19 +227,25 @@ class TritonRuntime(Runtime):
         import tritonclient.grpc.aio as triton_grpc
         from tritonclient.utils import InferenceServerException
 
+        manifest = str(self.package.manifest_path)
         self._external_client = triton_grpc.InferenceServerClient(options.server)
         try:
             live = await self._external_client.is_server_live(client_timeout=5.0)
         except InferenceServerException as exc:
-            raise ModelUnavailable(f"no Triton answers at {options.server}: {exc.message()}") from None
+            live, reason = False, exc.message()
+        else:
+            reason = "it answers but is not live"
         if not live:
-            raise ModelUnavailable(f"the Triton at {options.server} is not live")
+            raise ManifestError(manifest, "triton.server", f"no live Triton at {options.server} ({reason})",
+                                "start that Triton or correct the address")
         if options.load:
             try:
                 await self._external_client.load_model(options.model_name, client_timeout=options.load_timeout_s)
             except InferenceServerException as exc:
-                raise ModelUnavailable(
-                    f"the Triton at {options.server} could not load '{options.model_name}': {exc.message()}") from None
+                raise ManifestError(manifest, "triton.model_name", f"the Triton at {options.server} could not load "
+                                    f"'{options.model_name}': {exc.message().strip()}",
+                                    "fix the model in that Triton's repository (or set load: false if it is "
+                                    "loaded by other means)") from None
 
     async def _check_ready_and_signature(self, package: ModelPackage, options: TritonOptions) -> None:
         from tritonclient.utils import InferenceServerException
@@ -242,13 +253,16 @@ class TritonRuntime(Runtime):
         where = f"Triton at {self.server.address if self.server else options.server}"
         try:
             ready = await self.client.is_model_ready(options.model_name, options.model_version, client_timeout=10.0)
-            if not ready:
-                raise ModelUnavailable(f"{where} reports model '{options.model_name}' "
-                                       f"version '{options.model_version or 'latest'}' not ready")
             metadata = await self.client.get_model_metadata(
-                options.model_name, options.model_version, as_json=True, client_timeout=10.0)
+                options.model_name, options.model_version, as_json=True, client_timeout=10.0) if ready else None
         except InferenceServerException as exc:
-            raise mesh_error(exc, options.model_name) from None
+            ready, metadata = False, exc.message()
+        if not ready:
+            raise ManifestError(str(package.manifest_path), "triton.model_name",
+                                f"{where} does not have model '{options.model_name}' version "
+                                f"'{options.model_version or 'latest'}' ready"
+                                + (f" ({metadata})" if isinstance(metadata, str) else ""),
+                                "load the model in that Triton or correct triton.model_name / model_version")
         problems = signature_problems(package.manifest.signature, metadata)
         if problems:
             field, _ = problems[0]

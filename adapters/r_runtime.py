@@ -1,0 +1,192 @@
+"""The R runtime: serve an R team's saved model (an .rds) and their predict function via rpy2.
+
+The `r:` section of model.yaml (validated by `ROptions`) says which file holds the model,
+which R packages it needs, which function scores it, and how the V2 inputs become the
+columns of the data.frame R's predict expects (name, type, factor levels, missing values).
+
+Requests are checked in Python against those column types before R sees them (R models
+often return wrong numbers rather than an error for a wrongly typed column), packed into
+one numpy matrix per R type, and scored on the process's single R thread (r_session.py).
+Importing this module does not start R; `load()` does.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from meshserve.errors import InvalidInput, ManifestError, MeshError, ModelFailed, ModelUnavailable
+from meshserve.model_package import ModelPackage
+
+from .runtime import Runtime, Tensors
+
+log = logging.getLogger("meshserve.adapters.r")
+
+RColumnType = Literal["numeric", "integer", "factor", "character", "logical"]
+NanPolicy = Literal["reject", "na"]
+
+
+class RColumn(BaseModel):
+    """One column of the data.frame handed to R, and where its values come from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="Column name in R (what the model was trained with).")
+    type: RColumnType = Field(description="R type the column must have.")
+    input: str | None = Field(
+        default=None,
+        description="V2 input holding the values. Default: the input listing `feature` among its "
+        "features, else the input named like the column.",
+    )
+    feature: str | None = Field(
+        default=None, description="Feature name inside that input, when it differs from `name`."
+    )
+    levels: list[str] | None = Field(
+        default=None, description="Factor levels in the order used at training (factor columns only)."
+    )
+    nan: NanPolicy | None = Field(
+        default=None, description="Missing values (NaN) in this column: reject, or pass to R as NA."
+    )
+
+    @model_validator(mode="after")
+    def _levels_only_for_factors(self) -> "RColumn":
+        if self.type == "factor" and not self.levels:
+            raise ValueError(f"factor column '{self.name}' needs its levels (the order used at training)")
+        if self.type != "factor" and self.levels is not None:
+            raise ValueError(f"column '{self.name}' is {self.type}; only factor columns take levels")
+        if self.levels is not None and len(set(self.levels)) != len(self.levels):
+            raise ValueError(f"factor column '{self.name}' repeats a level")
+        return self
+
+
+class ROptions(BaseModel):
+    """The `r:` section of model.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(default="model.rds", description="The saved model (saveRDS) inside the package.")
+    packages: list[str] = Field(
+        default_factory=list, description="R packages to attach before reading the model (e.g. randomForest)."
+    )
+    predict_file: str | None = Field(
+        default=None, description="R file in the package defining the predict function."
+    )
+    predict_function: str | None = Field(
+        default=None,
+        description="function(model, newdata) returning a vector, matrix or data.frame. "
+        "Default: R's generic predict().",
+    )
+    predict_args: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Extra named arguments for the predict call, e.g. {type: prob}."
+    )
+    columns: list[RColumn] = Field(
+        default_factory=list,
+        description="V2 inputs -> R columns, in the data.frame's order. Empty: one column per feature "
+        "of each input, typed from its datatype.",
+    )
+    outputs: dict[str, str | list[str]] = Field(
+        default_factory=dict,
+        description="V2 output -> the result column(s) it takes. Default: the output's features, "
+        "else the column named like the output, else the whole result.",
+    )
+    nan: NanPolicy = Field(default="reject", description="Default NaN policy of numeric columns.")
+    strict_environment: bool = Field(
+        default=False,
+        description="Refuse to load when the running R or package versions differ from the recorded ones.",
+    )
+
+    @model_validator(mode="after")
+    def _function_needs_a_home(self) -> "ROptions":
+        if self.predict_file and not self.predict_function:
+            raise ValueError("predict_file is set; also name the function in it (predict_function)")
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"R column names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def check_package(self, package: ModelPackage) -> None:
+        """Files exist and every column fits an input; raises ManifestError naming the field."""
+        from .r_columns import ColumnPlan
+
+        path = str(package.manifest_path)
+        if not package.path(self.model).is_file():
+            raise ManifestError(path, "r.model", f"{self.model} is not in the package",
+                                "train the model (scripts/setup.sh) or correct the file name")
+        if self.predict_file and not package.path(self.predict_file).is_file():
+            raise ManifestError(path, "r.predict_file", f"{self.predict_file} is not in the package",
+                                "add the R file or correct its name")
+        ColumnPlan.build(self, package)  # raises ManifestError for a column that fits no input
+        for output in self.outputs:
+            if package.manifest.signature.output(output) is None:
+                raise ManifestError(path, f"r.outputs.{output}", "no output of that name in the signature",
+                                    "map only declared outputs")
+
+
+class RRuntime(Runtime):
+    """One R model on the process's R thread."""
+
+    def __init__(self) -> None:
+        self._model: Any = None  # r_model.RModel, created on the R thread
+        self._plan: Any = None
+        self._outputs: Any = None
+        self._session: Any = None
+
+    async def load(self, package: ModelPackage) -> None:
+        from .r_columns import ColumnPlan
+        from .r_environment import check_environment
+        from .r_model import RModel
+        from .r_results import OutputPlan
+        from .r_session import r_session
+
+        self.package = package
+        options: ROptions = package.options  # type: ignore[assignment]
+        self._plan = ColumnPlan.build(options, package)
+        self._outputs = OutputPlan(package.manifest.signature.outputs, options.outputs)
+        self._session = r_session()
+        self._model = await self._session.call(RModel.load, package, options, self._plan)
+        for warning in await self._session.call(check_environment, package, options):
+            log.warning("%s", warning)
+
+    async def predict(self, inputs: Tensors) -> Tensors:
+        if self._model is None:
+            raise ModelUnavailable(f"R model {self.package.name} is not loaded")
+        frame_parts = self._plan.pack(inputs)  # InvalidInput before R sees anything
+        try:
+            columns = await self._session.call(self._model.score, frame_parts)
+        except MeshError:
+            raise
+        except Exception as exc:
+            raise _r_error(exc) from exc
+        return self._outputs.to_tensors(columns, frame_parts.rows)
+
+    async def ready(self) -> bool:
+        return self._model is not None
+
+    async def close(self) -> None:
+        if self._model is not None:
+            model, self._model = self._model, None
+            await self._session.call(model.release)
+
+
+def _r_error(exc: Exception) -> MeshError:
+    """R's own message, without rpy2's wrapping, as INTERNAL."""
+    message = str(exc).strip()
+    if message.startswith("Error in "):
+        message = message[len("Error in "):]
+    failure = ModelFailed(f"R error: {message}")
+    return failure
+
+
+def capture_environment(package: ModelPackage) -> dict[str, Any]:
+    """R version and the version of every package loaded once the model is ready to score."""
+    from .r_environment import capture_loaded_environment
+    from .r_session import r_session
+
+    return r_session().call_blocking(capture_loaded_environment, package, package.options)
+
+
+__all__ = ["RColumn", "ROptions", "RRuntime", "capture_environment", "InvalidInput", "np"]
