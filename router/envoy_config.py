@@ -328,6 +328,9 @@ def render_routes(spec: DeploymentSpec, rollouts: dict[str, Rollout], version_in
             "name": MESH_ROUTES,
             # Refuse a route file naming a cluster Envoy does not know, rather than 503 at runtime.
             "validate_clusters": True,
+            # Envoy skips a route file whose content is unchanged, version_info included; the
+            # version in metadata makes every rollout observable in the config dump.
+            "metadata": {"filter_metadata": {"meshserve": {"routes_version": version_info}}},
             "virtual_hosts": [{"name": "models", "domains": ["*"], "routes": routes}],
         }],
     }

@@ -1,0 +1,1 @@
+"""Sidecars beside the request path: prediction records, drift monitoring, shadow comparison."""
