@@ -15,10 +15,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from meshserve.errors import InvalidInput, ManifestError, MeshError, ModelFailed, ModelUnavailable
+from meshserve.errors import ManifestError, MeshError, ModelFailed, ModelUnavailable
 from meshserve.model_package import ModelPackage
 
 from .runtime import Runtime, Tensors
@@ -147,14 +146,17 @@ class RRuntime(Runtime):
         self._plan = ColumnPlan.build(options, package)
         self._outputs = OutputPlan(package.manifest.signature.outputs, options.outputs)
         self._session = r_session()
-        self._model = await self._session.call(RModel.load, package, options, self._plan)
+        # Check versions first: under strict there is no point loading a model that is refused.
         for warning in await self._session.call(check_environment, package, options):
             log.warning("%s", warning)
+        self._model = await self._session.call(RModel.load, package, options, self._plan)
 
     async def predict(self, inputs: Tensors) -> Tensors:
         if self._model is None:
             raise ModelUnavailable(f"R model {self.package.name} is not loaded")
         frame_parts = self._plan.pack(inputs)  # InvalidInput before R sees anything
+        if frame_parts.rows == 0:
+            return self._outputs.empty()
         try:
             columns = await self._session.call(self._model.score, frame_parts)
         except MeshError:
@@ -177,8 +179,7 @@ def _r_error(exc: Exception) -> MeshError:
     message = str(exc).strip()
     if message.startswith("Error in "):
         message = message[len("Error in "):]
-    failure = ModelFailed(f"R error: {message}")
-    return failure
+    return ModelFailed(f"R error: {message}")
 
 
 def capture_environment(package: ModelPackage) -> dict[str, Any]:
@@ -188,5 +189,3 @@ def capture_environment(package: ModelPackage) -> dict[str, Any]:
 
     return r_session().call_blocking(capture_loaded_environment, package, package.options)
 
-
-__all__ = ["RColumn", "ROptions", "RRuntime", "capture_environment", "InvalidInput", "np"]

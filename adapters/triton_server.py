@@ -34,8 +34,8 @@ log = logging.getLogger("meshserve.triton")
 
 STUB_NAME = "triton_python_backend_stub"
 BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
-# Lines of Triton's log worth showing a user when something fails (errors, protobuf parse errors).
-_ERROR_MARKERS = ("E1", "E0", "[libprotobuf ERROR", "error:", "Error parsing")
+# Triton's error lines start with E and the date; protobuf parse errors (bad config.pbtxt) with this.
+_ERROR_PREFIXES = ("E0", "E1", "[libprotobuf ERROR")
 # Triton says these on every CPU-only machine; they are noise, not the cause of a failure.
 _HARMLESS = ("CudaDriverHelper", "NVML", "DCGM", "pinned memory", "CUDA driver version")
 
@@ -97,7 +97,9 @@ class TritonInstallation:
 
 def default_backend_directory() -> Path:
     """Backends folder prepared once per environment (the stub depends on this Python)."""
-    override = os.environ.get("MESHSERVE_TRITON_BACKENDS")
+    from meshserve.settings import get_settings
+
+    override = get_settings().triton_backends_dir
     if override:
         return Path(override)
     return Path(sys.prefix) / "var" / "meshserve" / f"triton-backends-py{sys.version_info.major}{sys.version_info.minor}"
@@ -140,15 +142,19 @@ def _death_signal_setter():
     return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def interesting_lines(text: str) -> list[str]:
-    """Triton's error lines from a slice of its log, without the CPU-only noise."""
+def error_lines(log_text: str, already_said: str = "") -> list[str]:
+    """Triton's error lines from a slice of its log, minus CPU-only noise and what `already_said` holds."""
     lines = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or any(h in stripped for h in _HARMLESS):
+    for line in log_text.splitlines():
+        line = line.strip()
+        if not line.startswith(_ERROR_PREFIXES) or any(h in line for h in _HARMLESS):
             continue
-        if stripped.startswith(_ERROR_MARKERS) or "Error parsing" in stripped or "failed to" in stripped:
-            lines.append(stripped)
+        # Triton quotes the message after the source location; skip it when the caller has it already.
+        message = line.partition('] "')[2].rstrip('"').replace("\\n", "\n")
+        tail = message.strip().splitlines()[0][-60:] if message.strip() else ""
+        if tail and tail in already_said:
+            continue
+        lines.append(line.replace("\\n", " | ")[:600])
     return lines
 
 
@@ -162,7 +168,9 @@ class TritonServer:
         self.startup_timeout_s = startup_timeout_s
         self.exit_timeout_s = exit_timeout_s
         self.restart_enabled = restart
-        log_directory = Path(log_directory or os.environ.get("MESHSERVE_LOG_DIR") or
+        from meshserve.settings import get_settings
+
+        log_directory = Path(log_directory or get_settings().triton_log_dir or
                              Path(tempfile.gettempdir()) / "meshserve-triton")
         log_directory.mkdir(parents=True, exist_ok=True)
         self.log_path = log_directory / f"{label}-{os.getpid()}.log"
@@ -258,7 +266,7 @@ class TritonServer:
         while True:
             if self.process.returncode is not None:
                 await self._drop_client()
-                lines = interesting_lines(self.log_since(offset)) or ["(no error lines; see the log)"]
+                lines = error_lines(self.log_since(offset)) or ["(no error lines; see the log)"]
                 raise TritonStartError(
                     f"tritonserver exited with code {self.process.returncode} while starting "
                     f"(repository {self.model_repository}):\n  " + "\n  ".join(lines[-8:]) + f"\nFull log: {self.log_path}")
@@ -289,10 +297,10 @@ class TritonServer:
             await self.client.load_model(name, config=config_json, client_timeout=timeout_s)
         except InferenceServerException as exc:
             await asyncio.sleep(0.05)  # let Triton finish writing the lines that explain the failure
-            details = interesting_lines(self.log_since(offset))
             text = f"Triton could not load model '{name}' from {self.model_repository / name}: {exc.message().strip()}"
+            details = error_lines(self.log_since(offset), already_said=text)
             if details:
-                text += "\nTriton's log says:\n  " + "\n  ".join(d[:600] for d in details[-8:])
+                text += "\nTriton's log says:\n  " + "\n  ".join(details[-8:])
             text += f"\nFull log: {self.log_path}"
             raise TritonLoadError(text) from None
 

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     python_threads: int = Field(
         4, description="Threads that run Python models' predict, so a slow one does not stall the server."
     )
+    triton_log_dir: str | None = Field(
+        None, description="Folder for the logs of the tritonserver processes meshserve starts (default: the temp folder)."
+    )
+    triton_backends_dir: str | None = Field(
+        None, description="Folder prepared with Triton's Python backend for this Python (default: inside the venv)."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -191,6 +191,9 @@ def _fallback_cluster(model: str, version: str, fallback: str, deployment: Model
         "name": fallback_cluster(model, version),
         "connect_timeout": _duration(deployment.timeouts.connect_s),
         "lb_policy": "CLUSTER_PROVIDED",
+        # Retries are counted against this cluster: without room for them, the retry that
+        # would move to the fallback overflows (Envoy's default allows 3 at a time).
+        "circuit_breakers": _circuit_breakers(),
         "cluster_type": {
             "name": "envoy.clusters.aggregate",
             "typed_config": {"@type": _AGGREGATE,

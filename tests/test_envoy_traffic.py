@@ -90,6 +90,7 @@ class Mesh:
         self.spec = parse_spec(SPEC, "meshserve.yaml")
         self.adapters: dict[tuple[str, str], list[RunningProcess]] = {}
         self.loop = asyncio.new_event_loop()
+        self.channel = None
         self.spy = SpyAdapter()
 
     def start(self):
@@ -122,13 +123,20 @@ class Mesh:
         render(self.layout, self.spec, upstreams).write(self.layout)
         self.rollouts = LiveRollouts(self.spec, self.layout)
         self.envoy = EnvoyProcess(self.layout).start()
-        self.channel = grpc.aio.insecure_channel(self.layout.mesh)
-        self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
+
+        async def connect():
+            # A grpc.aio channel belongs to the loop it is created on.
+            self.channel = grpc.aio.insecure_channel(self.layout.mesh)
+            self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
+        self.loop.run_until_complete(connect())
 
     def stop(self):
-        self.loop.run_until_complete(self.channel.close())
-        self.loop.run_until_complete(self.spy.server.stop(0))
-        self.envoy.stop()
+        if self.channel is not None:
+            self.loop.run_until_complete(self.channel.close())
+        if self.spy.server is not None:
+            self.loop.run_until_complete(self.spy.server.stop(0))
+        if getattr(self, "envoy", None) is not None:
+            self.envoy.stop()
         for processes in self.adapters.values():
             for process in processes:
                 process.stop()

@@ -43,7 +43,7 @@ public final class WekaTimingLoop {
         long start = System.nanoTime();
         for (int t = 0; t < threads; t++) {
             final int id = t;
-            final long[] mine = new long[5_000_000];
+            final long[] mine = new long[2_000_000];
             latencies.add(mine);
             new Thread(() -> {
                 try {
