@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import math
 import os
@@ -317,6 +318,23 @@ def verify_jars(package: ModelPackage) -> None:
             )
 
 
+def check_java_version(package: ModelPackage) -> None:
+    """Compare the running Java with the one `meshserve package` recorded: a warning, or a refusal
+    when the environment is strict. Call after the JVM started."""
+    import jpype
+
+    env = package.manifest.environment or {}
+    recorded = (env.get("java") or {}).get("version")
+    running = str(jpype.JClass("java.lang.System").getProperty("java.runtime.version"))
+    if not recorded or str(recorded) == running:
+        return
+    if env.get("strict"):
+        raise ManifestError(str(package.manifest_path), "environment.java.version",
+                            f"the model was packaged with Java {recorded} but this JVM is {running}",
+                            "run the adapter with that Java (JAVA_HOME), or re-run `meshserve package` after testing")
+    log.warning("model packaged with Java %s, running on %s", recorded, running)
+
+
 # --------------------------------------------------------------------------------------------
 # The JVM: once per process
 # --------------------------------------------------------------------------------------------
@@ -427,6 +445,10 @@ def _java_to_numpy(value: Any) -> np.ndarray:
     if value is None:
         raise ModelFailed("Java model returned null")
     if isinstance(value, jpype.JArray):
+        try:  # primitive arrays expose their memory: one copy, no per-element calls
+            return np.array(memoryview(value))
+        except (TypeError, BufferError):
+            pass
         component = value.getClass().getComponentType()
         if component.isPrimitive():
             return np.array(value)  # buffer protocol: one copy
@@ -548,9 +570,16 @@ class LegacyModel:
         assert options.legacy is not None
         for name, spec in options.legacy.objects.items():
             self._objects[name] = self._compile(spec)(_Request({}))
-        self._calls = [(call, self._compile_call(call), package.manifest.signature.output(call.output))
-                       for call in options.legacy.calls]
         self._first_input = package.manifest.signature.inputs[0].name
+        signature = package.manifest.signature
+        per_row = [c for c in options.legacy.calls if c.each_row]
+        # Per-row calls run in one Java loop per request when their arguments allow it (the
+        # common case); otherwise each row is one round of calls from Python.
+        self._row_loop = _JavaRowLoop.build(self, per_row) if per_row else None
+        in_java = self._row_loop.calls if self._row_loop else []
+        self._calls = [(call, self._compile_call(call), signature.output(call.output))
+                       for call in options.legacy.calls if not any(call is c for c in in_java)]
+        self._row_loop_specs = [signature.output(c.output) for c in in_java]
 
     def _class(self, name: str):
         return self._jpype.JClass(name, loader=self._loader)
@@ -605,14 +634,14 @@ class LegacyModel:
         if kind == "row":
             datatype = self._datatypes[arg]
             tail = np.array(spec.get("append", []) or [], dtype=float)
-            jtype = getattr(jp, _JAVA_ARRAYS[datatype][1])
+            array_type = jp.JArray(getattr(jp, _JAVA_ARRAYS[datatype][1]))
             dtype = _JAVA_ARRAYS[datatype][0]
 
             def row(req: _Request):
                 values = req.inputs[arg][req.row].reshape(-1)
                 if tail.size:
                     values = np.concatenate([values, tail])
-                return jp.JArray(jtype)(np.ascontiguousarray(values, dtype=dtype))
+                return array_type(np.ascontiguousarray(values, dtype=dtype))
             return row
         args = [self._compile(a) for a in spec.get("args", []) or []]
         if kind == "new":
@@ -634,6 +663,9 @@ class LegacyModel:
         req = _Request(inputs)
         rows = inputs[self._first_input].shape[0] if inputs[self._first_input].ndim else 1
         outputs = {}
+        if self._row_loop is not None:
+            for spec, array in zip(self._row_loop_specs, self._row_loop.run(inputs, rows)):
+                outputs[spec.name] = fit_shape(array, spec, rows)
         for call, invoke, spec in self._calls:
             if call.each_row:
                 results = []
@@ -648,6 +680,108 @@ class LegacyModel:
 
     def close(self) -> None:
         self._objects.clear()
+
+
+class _JavaRowLoop:
+    """The per-row calls of a legacy model as one io.meshserve.legacy.RowLoop: a request of N rows
+    is one call into Java, and an argument spec shared by several calls (Weka's Instance) is built
+    once per row."""
+
+    def __init__(self, loop, input_names: list[str], datatypes: dict[str, str], calls: list[LegacyCall]):
+        import jpype
+
+        self.calls = calls
+        self._loop = loop
+        self._input_names = input_names
+        self._datatypes = datatypes
+        self._object_array = jpype.JArray(jpype.JObject)
+        self._int_array = jpype.JArray(jpype.JInt)
+
+    @classmethod
+    def build(cls, model: "LegacyModel", calls: list[LegacyCall]) -> "_JavaRowLoop | None":
+        import jpype
+
+        row_loop = jpype.JClass("io.meshserve.legacy.RowLoop")
+        arg_type = jpype.JClass("io.meshserve.legacy.RowLoop$Arg")
+        slots: dict[str, int] = {}
+        inputs: list[str] = []
+
+        def slot(spec: dict) -> int:
+            return slots.setdefault(json.dumps(spec, sort_keys=True), len(slots))
+
+        def arg(spec: Any):
+            if spec is None or isinstance(spec, (bool, int, float, str)):
+                return row_loop.constant(_boxed(jpype, spec))
+            kind = next(k for k in _VALUE_KINDS if k in spec)
+            if kind in ("input", "matrix", "rows"):
+                raise _NotInJava(kind)
+            if kind == "row":
+                name = spec["row"]
+                if spec.get("append") and model._datatypes[name] != "FP64":
+                    raise _NotInJava("append to a non-FP64 row")
+                if model._datatypes[name] == "BYTES":
+                    raise _NotInJava("BYTES row")
+                if name not in inputs:
+                    inputs.append(name)
+                append = spec.get("append") or None
+                return row_loop.row(slot(spec), inputs.index(name),
+                                    None if append is None else jpype.JArray(jpype.JDouble)([float(v) for v in append]))
+            if kind == "new":
+                then = spec.get("then", []) or []
+                return row_loop.construct(
+                    slot(spec), model._class(str(spec["new"])).class_, args(spec.get("args")),
+                    jpype.JArray(jpype.JString)([step["method"] for step in then]),
+                    jpype.JArray(arg_type, 2)([args(step.get("args")) for step in then]))
+            if kind == "static":
+                cls_name, _, method = str(spec["static"]).rpartition(".")
+                return row_loop.invokeStatic(slot(spec), model._class(cls_name).class_, method, args(spec.get("args")))
+            return row_loop.constant(_boxed(jpype, model._compile(spec)(_Request({}))))
+
+        def args(specs: list[Any] | None):
+            return jpype.JArray(arg_type)([arg(a) for a in specs or []])
+
+        in_java, call_args = [], []
+        for call in calls:
+            try:
+                call_args.append(args(call.args))
+                in_java.append(call)
+            except _NotInJava as reason:
+                log.info("output '%s' is scored row by row from Python (the Java row loop cannot pass %s)",
+                         call.output, reason)
+        if not in_java:
+            return None
+        calls = in_java
+        targets = [model._class(c.static.rpartition(".")[0]).class_ if c.static else model._objects[c.target]
+                   for c in calls]
+        methods = [c.static.rpartition(".")[2] if c.static else c.method for c in calls]
+        loop = row_loop(jpype.JArray(jpype.JObject)(targets), jpype.JArray(jpype.JString)(methods),
+                        jpype.JArray(arg_type, 2)(call_args), len(slots))
+        return cls(loop, inputs, model._datatypes, calls)
+
+    def run(self, inputs: Tensors, rows: int) -> list[np.ndarray]:
+        arrays = [to_java_array(name, inputs[name], self._datatypes[name]) for name in self._input_names]
+        widths = [int(np.prod(inputs[name].shape[1:], dtype=np.int64)) for name in self._input_names]
+        results = self._loop.run(self._object_array(arrays), self._int_array(widths), rows)
+        return [_java_to_numpy(r) for r in results]
+
+
+class _NotInJava(Exception):
+    """An argument the Java row loop cannot build; those calls run row by row from Python."""
+
+
+def _boxed(jpype, value: Any):
+    """A Python or JPype scalar as the Java object a reflective call receives."""
+    if value is None or isinstance(value, jpype.JObject):
+        return value
+    boxes = [(jpype.JBoolean, "java.lang.Boolean"), (jpype.JDouble, "java.lang.Double"),
+             (jpype.JFloat, "java.lang.Float"), (jpype.JLong, "java.lang.Long"), (jpype.JInt, "java.lang.Integer"),
+             (bool, "java.lang.Boolean"), (int, "java.lang.Integer"), (float, "java.lang.Double")]
+    for kind, box in boxes:
+        if isinstance(value, kind):
+            return jpype.JObject(value, box)
+    if isinstance(value, str):
+        return jpype.JString(value)
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -672,6 +806,7 @@ class JavaRuntime(Runtime):
         start_jvm(options)
         import jpype
 
+        check_java_version(package)
         loader = self._class_loader(package, options)
         thread = jpype.JClass("java.lang.Thread")
         thread.currentThread().setContextClassLoader(loader)

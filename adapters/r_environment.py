@@ -17,8 +17,9 @@ from meshserve.model_package import ModelPackage
 R_VERSIONS = r"""
 function(names) {
   vapply(names, function(p) {
-    v <- tryCatch(as.character(utils::packageVersion(p)), error = function(e) NA_character_)
-    if (is.na(v)) "not installed" else v
+    # The version exactly as the package's DESCRIPTION writes it (4.7-1.1, not 4.7.1.1).
+    v <- suppressWarnings(utils::packageDescription(p, fields = "Version"))
+    if (is.na(v)) "not installed" else as.character(v)
   }, character(1))
 }
 """

@@ -17,8 +17,11 @@ from meshserve.model_package import ModelPackage
 from .r_columns import ColumnPlan, FrameParts
 
 # Helpers evaluated once per process into their own R environment.
+INVALID_INPUT_MARK = "[invalid input] "
+
 R_SUPPORT = r"""
 local({
+  INVALID_INPUT_MARK <- "@INVALID_INPUT_MARK@"
   frame_builder <- function(names, storage, slots, levels) {
     force(names); force(storage); force(slots); force(levels)
     function(n, num, int, lgl, chr) {
@@ -57,13 +60,20 @@ local({
     lapply(cols, function(v) if (is.factor(v)) as.character(v) else as.vector(v))
   }
 
-  make_scorer <- function(model, predict_model, extra, build) {
-    force(model); force(predict_model); force(extra); force(build)
+  # The model is read here and stays in R: converting it to Python and back would strip its class.
+  make_scorer <- function(model_file, predict_model, extra, build) {
+    model <- readRDS(model_file)
+    force(predict_model); force(extra); force(build)
     function(n, num, int, lgl, chr) {
       newdata <- build(n, num, int, lgl, chr)
       # Called by name so an R error reads "Error in predict_model(model, newdata)",
       # not a deparsed copy of the model.
-      result_columns(do.call("predict_model", c(list(quote(model), quote(newdata)), extra)))
+      result <- tryCatch(
+        do.call("predict_model", c(list(quote(model), quote(newdata)), extra)),
+        # The model's own way to say the input is at fault:
+        # stop(errorCondition("why", class = "invalid_input"))
+        invalid_input = function(e) stop(paste0(INVALID_INPUT_MARK, conditionMessage(e)), call. = FALSE))
+      result_columns(result)
     }
   }
 
@@ -82,7 +92,7 @@ local({
 
   environment()
 })
-"""
+""".replace("@INVALID_INPUT_MARK@", INVALID_INPUT_MARK)
 
 _support: Any = None
 
@@ -115,11 +125,6 @@ class RModel:
             except RRuntimeError as exc:
                 raise ManifestError(where, "r.packages", f"R cannot load package '{name}': {str(exc).strip()}",
                                     "install it (scripts/setup.sh, or apt-get install r-cran-<name>)") from exc
-        try:
-            model = ro.r["readRDS"](str(package.path(options.model)))
-        except RRuntimeError as exc:
-            raise ManifestError(where, "r.model", f"R cannot read {options.model}: {str(exc).strip()}",
-                                "save the model with saveRDS()") from exc
         if options.predict_file:
             try:
                 predict_model = support["load_predict_function"](
@@ -138,16 +143,24 @@ class RModel:
             ro.IntVector([s.slot for s in plan.sources]),
             _levels_list(plan),
         )
-        return cls(support["make_scorer"](model, predict_model, extra, build))
+        try:
+            scorer = support["make_scorer"](str(package.path(options.model)), predict_model, extra, build)
+        except RRuntimeError as exc:
+            raise ManifestError(where, "r.model", f"R cannot read {options.model}: {str(exc).strip()}",
+                                "save the model with saveRDS()") from exc
+        return cls(scorer)
 
     def score(self, parts: FrameParts) -> dict[str, np.ndarray]:
         import rpy2.rinterface as ri
+        from rpy2.robjects.conversion import get_conversion
 
-        result = self._scorer(
-            parts.rows,
-            *(ri.NULL if m is None else m for m in (parts.num, parts.int, parts.lgl, parts.chr)),
-        )
-        return {name: _as_numpy(values) for name, values in result.items()}
+        # Called at the rinterface level with explicit conversions: robjects' generic argument
+        # and result conversion costs about a third of a single-row prediction.
+        convert = get_conversion()
+        args = [ri.IntSexpVector([parts.rows])]
+        args += [ri.NULL if m is None else convert.py2rpy(m) for m in (parts.num, parts.int, parts.lgl, parts.chr)]
+        result = ri.SexpClosure.__call__(self._scorer, *args)
+        return {name: _as_numpy(convert.rpy2py(values)) for name, values in zip(result.names, result)}
 
     def release(self) -> None:
         self._scorer = None

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from meshserve.errors import ManifestError, MeshError, ModelFailed, ModelUnavailable
+from meshserve.errors import InvalidInput, ManifestError, MeshError, ModelFailed, ModelUnavailable
 from meshserve.model_package import ModelPackage
 
 from .runtime import Runtime, Tensors
@@ -175,10 +175,16 @@ class RRuntime(Runtime):
 
 
 def _r_error(exc: Exception) -> MeshError:
-    """R's own message, without rpy2's wrapping, as INTERNAL."""
+    """R's own message, without rpy2's wrapping: INVALID_ARGUMENT where the model's code said the
+    input is at fault (an `invalid_input` condition), INTERNAL otherwise."""
+    from .r_model import INVALID_INPUT_MARK
+
     message = str(exc).strip()
-    if message.startswith("Error in "):
-        message = message[len("Error in "):]
+    if INVALID_INPUT_MARK in message:
+        return InvalidInput(None, message.split(INVALID_INPUT_MARK, 1)[1].strip())
+    for prefix in ("Error in ", "Error: "):
+        if message.startswith(prefix):
+            message = message[len(prefix):]
     return ModelFailed(f"R error: {message}")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ctypes
+import logging
 import queue
 import signal
 import threading
@@ -89,6 +90,8 @@ class RSession:
 def _start_r_on_this_thread() -> None:
     import warnings
 
+    logging.getLogger("rpy2").setLevel(logging.WARNING)  # its start-up chatter is not news
+
     with warnings.catch_warnings():
         # rpy2 warns that R was not started on the main thread; that is the point here,
         # and the main thread's SIGINT handler is put back by _restore_python_sigint.
@@ -97,7 +100,18 @@ def _start_r_on_this_thread() -> None:
 
         rinterface.initr_simple()
         import rpy2.robjects  # noqa: F401  (sets up robjects on this thread)
+    _send_r_console_to_logging()
     _point_r_stack_check_at_this_thread()
+
+
+def _send_r_console_to_logging() -> None:
+    # R prints warnings and errors to its console; errors also reach the caller as exceptions,
+    # so the console goes to a logger instead of interleaving with the adapter's output.
+    from rpy2.rinterface_lib import callbacks
+
+    console = logging.getLogger("meshserve.adapters.r.console")
+    callbacks.consolewrite_print = lambda text: console.info("%s", text.rstrip())
+    callbacks.consolewrite_warnerror = lambda text: console.info("%s", text.rstrip())
 
 
 def _point_r_stack_check_at_this_thread() -> None:

@@ -17,6 +17,7 @@ importing this module (to check a manifest, say) starts nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -293,6 +294,11 @@ class TritonRuntime(Runtime):
                                         outputs=self._requested_outputs, client_timeout=timeout)
         except InferenceServerException as exc:
             raise mesh_error(exc, options.model_name) from None
+        except asyncio.CancelledError:
+            # Our request was not cancelled: the channel to Triton was closed under it (Triton went away).
+            if asyncio.current_task().cancelling():
+                raise
+            raise ModelUnavailable(f"Triton for {options.model_name} went away during the request; retry") from None
         return {name: result.as_numpy(name) for name in self._outputs}
 
     async def ready(self) -> bool:

@@ -321,7 +321,10 @@ class TritonServer:
             self._available.clear()
             self.last_exit = f"tritonserver (pid {process.pid}) exited with code {code}"
             log.error("%s; see %s", self.last_exit, self.log_path)
-            await self._drop_client()
+            # Closing the channel now would cancel calls still in flight on it, and a cancelled call
+            # leaves its caller without an answer; let them fail UNAVAILABLE first, then close it.
+            retired, self.client = self.client, None
+            asyncio.get_running_loop().create_task(self._close_later(retired, delay_s=10.0))
             await self._kill_process_group(process)  # its Python stubs may still be running
             if not self.restart_enabled:
                 return
@@ -374,6 +377,13 @@ class TritonServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(process.wait(), timeout=5)
 
+    @staticmethod
+    async def _close_later(client, delay_s: float) -> None:
+        if client is not None:
+            await asyncio.sleep(delay_s)
+            with contextlib.suppress(Exception):
+                await client.close()
+
     async def _drop_client(self) -> None:
         client, self.client = self.client, None
         if client is not None:
@@ -381,15 +391,37 @@ class TritonServer:
                 await client.close()
 
 
+def missing_libraries(installation: TritonInstallation, backends: Path) -> list[str]:
+    """Shared libraries the binary, the Python backend or its stub cannot find here (empty when all load)."""
+    import subprocess
+
+    if shutil.which("ldd") is None:
+        return []
+    missing = []
+    for program in (installation.binary, backends / "python" / BACKEND_FILES[0], backends / "python" / STUB_NAME):
+        result = subprocess.run(["ldd", str(program)], capture_output=True, text=True, env=installation.environment())
+        missing += [f"{line.split()[0]} (needed by {program.name})"
+                    for line in result.stdout.splitlines() if "not found" in line]
+    return missing
+
+
 def main() -> None:
-    """`python -m meshserve.adapters.triton_server --prepare`: prepare the backend folder (used by set-up)."""
+    """Prepare and check the bundled Triton: `python -m meshserve.adapters.triton_server --prepare --check`."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--prepare", action="store_true", help="prepare the Python backend folder and exit")
+    parser.add_argument("--prepare", action="store_true", help="prepare the Python backend folder")
+    parser.add_argument("--check", action="store_true", help="check every shared library the binary needs is found")
     args = parser.parse_args()
+    installation = TritonInstallation.locate()
+    backends = prepare_backend_directory(installation)
     if args.prepare:
-        print(prepare_backend_directory(TritonInstallation.locate()))
+        print(f"Triton backends ready in {backends}")
+    if args.check:
+        missing = missing_libraries(installation, backends)
+        if missing:
+            raise SystemExit("tritonserver cannot start here; missing libraries: " + ", ".join(missing))
+        print(f"tritonserver at {installation.binary} finds all its libraries")
 
 
 if __name__ == "__main__":

@@ -132,11 +132,11 @@ def conversion_cost() -> str:
 
 def table(rows: list[Row]) -> str:
     base = {r.concurrency: r for r in rows if r.label == BASELINE}
-    out = [f"{'target':<26}{'conc':>5}{'median us':>11}{'p99 us':>10}{'req/s':>10}{'median x':>10}{'req/s x':>9}"]
+    out = [f"{'target':<26}{'conc':>5}{'median us':>11}{'p99 us':>10}{'req/s':>10}{'median x':>11}{'req/s x':>10}"]
     for r in sorted(rows, key=lambda r: r.concurrency):
         b = base[r.concurrency]
-        out.append(f"{r.label:<26}{r.concurrency:>5}{r.median_us:>11.1f}{r.p99_us:>10.1f}{r.throughput:>10.0f}"
-                   f"{r.median_us / b.median_us:>10.1f}{r.throughput / b.throughput:>9.2f}")
+        out.append(f"{r.label:<26}{r.concurrency:>5}{r.median_us:>11.2f}{r.p99_us:>10.1f}{r.throughput:>10.0f}"
+                   f"{r.median_us / b.median_us:>11.4g}{r.throughput / b.throughput:>10.3g}")
     return "\n".join(out)
 
 

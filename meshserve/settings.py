@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(
         5.0, description="How long in-flight requests may finish after SIGTERM before processes are killed."
     )
+    envoy_concurrency: int = Field(
+        1, ge=1, description="Envoy worker threads (`meshserve up`); one suits a 2-core machine where "
+        "the Python router and adapters need the CPU (see docs/operator-guide.md).",
+    )
     python_threads: int = Field(
         4, description="Threads that run Python models' predict, so a slow one does not stall the server."
     )

@@ -33,6 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from meshserve.errors import ManifestError
+from meshserve.router.model_table import newest
 
 SPEC_NAME = "meshserve.yaml"
 
@@ -273,8 +274,8 @@ def resolve_spec(spec: DeploymentSpec, available: dict[str, set[str]], path: str
     """Check the spec against the model packages on disk and fill in defaults for unlisted models.
 
     `available` maps model name -> its package versions. A listed model or version without a
-    package is refused; an unlisted model with one version gets that version at weight 100;
-    an unlisted model with several versions must say how to split its traffic.
+    package is refused; an unlisted model gets its newest version at weight 100 (its other
+    versions run at weight 0).
     """
     for model, deployment in spec.models.items():
         if model not in available:
@@ -289,12 +290,11 @@ def resolve_spec(spec: DeploymentSpec, available: dict[str, set[str]], path: str
     for model, versions in sorted(available.items()):
         if model in models:
             continue
-        if len(versions) > 1:
-            raise ManifestError(path, f"models.{model}",
-                                f"model '{model}' has versions {', '.join(sorted(versions))} but no entry saying how to split traffic",
-                                f"add `models: {{{model}: {{variants: [{{version: ..., weight: 100}}]}}}}` to {SPEC_NAME}")
-        (only,) = versions
-        models[model] = ModelDeployment(variants=[Variant(version=only, weight=100)])
+        # No entry: the newest version takes all traffic (as the router's default version);
+        # the others still run, reachable by naming their version, ready for a rollout.
+        default = newest(list(versions))
+        models[model] = ModelDeployment(variants=[Variant(version=default, weight=100)] + [
+            Variant(version=v, weight=0) for v in sorted(versions) if v != default])
     return DeploymentSpec(models=models)
 
 

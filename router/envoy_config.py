@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment, Rollout
+from meshserve.settings import get_settings
 
 MODEL_HEADER = "x-meshserve-model"
 VERSION_HEADER = "x-meshserve-version"
@@ -40,12 +41,16 @@ BOOTSTRAP_FILE = "bootstrap.yaml"
 ROUTES_DIR, ROUTES_FILE = "routes", "routes.yaml"
 CLUSTERS_DIR, CLUSTERS_FILE = "clusters", "clusters.yaml"
 
-# Retries and mirrors replay a request from Envoy's buffer: room for gRPC's default 4 MiB
-# message plus headroom. This is a high-water mark, not memory taken per connection.
-BUFFER_LIMIT_BYTES = 16 * 1024 * 1024
-# Retry only what never reached a model (connect failure, refused stream) or what the
-# adapter itself called UNAVAILABLE (a runtime restarting): an inference is safe to repeat then.
-RETRY_ON = "connect-failure,refused-stream,unavailable"
+# Retries and mirrors replay a request from Envoy's buffer: room for the largest message
+# the mesh accepts. This is a high-water mark, not memory taken per connection.
+def _buffer_limit_bytes() -> int:
+    return get_settings().max_message_bytes + 1024 * 1024
+
+# Retry what failed because an adapter is gone: a refused connection or stream, a connection
+# that died before any answer (a replica killed with requests on its connection), or the
+# adapter's own UNAVAILABLE (a runtime restarting). Envoy never retries once response headers
+# arrived, and a model's predict is a pure function of its inputs, so a repeat is safe.
+RETRY_ON = "connect-failure,refused-stream,reset,unavailable"
 
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 _ROUTER_FILTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
@@ -362,7 +367,7 @@ def _listener(name: str, address: str, manager: dict[str, Any]) -> dict[str, Any
     return {
         "name": name,
         "address": _socket_address(address),
-        "per_connection_buffer_limit_bytes": BUFFER_LIMIT_BYTES,
+        "per_connection_buffer_limit_bytes": _buffer_limit_bytes(),
         "filter_chains": [{"filters": [manager]}],
     }
 

@@ -5,12 +5,15 @@ Envoy is started once per mesh and never restarted: rollouts replace the files i
 
 from __future__ import annotations
 
+import argparse
+import ctypes
 import importlib.util
 import json
 import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -19,13 +22,23 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from meshserve.router.envoy_config import MESH_ROUTES, EnvoyLayout, to_yaml
+from meshserve.router.envoy_config import BOOTSTRAP_FILE, MESH_ROUTES, EnvoyLayout, to_yaml
 
 # One worker thread. On a 2-core machine Envoy shares the CPUs with the router and the
 # adapters, which are the real bottleneck (Python); one Envoy worker forwards tens of
 # thousands of requests a second, more workers only add context switches and spread
 # HTTP/2 connections (one pool per worker) thinner. See docs/operator-guide.md.
 DEFAULT_CONCURRENCY = 1
+READY_LINE = "meshserve envoy ready"
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Envoy must not outlive the process that started it (even one killed with SIGKILL).
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
 
 
 class EnvoyError(RuntimeError):
@@ -98,43 +111,47 @@ class EnvoyAdmin:
 
 
 class EnvoyProcess:
-    """One Envoy serving the bootstrap under `layout.run_dir`."""
+    """One Envoy serving RUN_DIR/bootstrap.yaml, whose admin interface listens on ADMIN."""
 
-    def __init__(self, layout: EnvoyLayout, concurrency: int = DEFAULT_CONCURRENCY, log_level: str = "warning"):
-        self.layout = layout
+    def __init__(self, run_dir: Path, admin: str, concurrency: int = DEFAULT_CONCURRENCY, log_level: str = "warning"):
+        self.run_dir = Path(run_dir)
         self.concurrency = concurrency
         self.log_level = log_level
-        self.admin = EnvoyAdmin(layout.admin)
+        self.admin = EnvoyAdmin(admin)
         self.proc: subprocess.Popen | None = None
         self._stderr = None
 
+    @classmethod
+    def for_layout(cls, layout: EnvoyLayout, **options: Any) -> "EnvoyProcess":
+        return cls(layout.run_dir, layout.admin, **options)
+
     @property
     def log_path(self) -> Path:
-        return self.layout.run_dir / "envoy.log"
+        return self.run_dir / "envoy.log"
 
     def command(self) -> list[str]:
         return [
             str(envoy_binary()),
-            "-c", str(self.layout.bootstrap_path),
+            "-c", str(self.run_dir / BOOTSTRAP_FILE),
             "--concurrency", str(self.concurrency),
             # Each Envoy on the machine needs its own base id (its shared-memory name); letting
             # Envoy pick a free one avoids clashes with other meshes and test runs.
-            "--use-dynamic-base-id", "--base-id-path", str(self.layout.run_dir / "envoy.base-id"),
+            "--use-dynamic-base-id", "--base-id-path", str(self.run_dir / "envoy.base-id"),
             # A typo in a watched file is refused, not silently ignored.
             "--reject-unknown-dynamic-fields",
             "-l", self.log_level, "--log-path", str(self.log_path),
         ]
 
     def start(self, timeout: float = 20.0) -> "EnvoyProcess":
-        self.layout.run_dir.mkdir(parents=True, exist_ok=True)
-        self._stderr = open(self.layout.run_dir / "envoy.stderr", "wb")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._stderr = open(self.run_dir / "envoy.stderr", "wb")
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self._stderr,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise EnvoyError(f"Envoy exited with code {self.proc.returncode}: {self._log_tail()}")
+                raise EnvoyError(f"Envoy exited with code {self.proc.returncode}: {self.log_tail()}")
             try:
                 if self.admin.get("/ready", timeout=0.5).strip() == "LIVE":
                     return self
@@ -142,11 +159,11 @@ class EnvoyProcess:
                 pass
             time.sleep(0.05)
         self.stop()
-        raise EnvoyError(f"Envoy was not ready within {timeout:.0f} s: {self._log_tail()}")
+        raise EnvoyError(f"Envoy was not ready within {timeout:.0f} s: {self.log_tail()}")
 
-    def _log_tail(self) -> str:
+    def log_tail(self) -> str:
         text = ""
-        for path in (self.layout.run_dir / "envoy.stderr", self.log_path):
+        for path in (self.run_dir / "envoy.stderr", self.log_path):
             if path.exists():
                 text += path.read_text(errors="replace")
         return text[-2000:] or "(no log output)"
@@ -171,3 +188,41 @@ class EnvoyProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run Envoy as a supervised child of `meshserve up`: print a ready line, exit when Envoy does.
+
+        python -m meshserve.router.envoy_process RUN_DIR --admin 127.0.0.1:PORT
+    """
+    parser = argparse.ArgumentParser(prog="meshserve envoy-process", description=main.__doc__)
+    parser.add_argument("run_dir", help="folder holding bootstrap.yaml and the watched route and cluster files")
+    parser.add_argument("--admin", required=True, help="host:port of Envoy's admin interface (as in the bootstrap)")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="Envoy worker threads")
+    args = parser.parse_args(argv)
+    envoy = EnvoyProcess(Path(args.run_dir), args.admin, concurrency=args.concurrency)
+    stop_requested: list[float] = []
+
+    def request_stop(signum, frame):
+        # Only note it here: waiting on the child inside a signal handler can deadlock.
+        stop_requested.append(time.monotonic())
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        envoy.start()
+    except EnvoyError as exc:
+        print(f"meshserve envoy: {exc}", flush=True)
+        return 1
+    print(f"{READY_LINE} (admin http://{args.admin}, log {envoy.log_path})", flush=True)
+    while envoy.proc.poll() is None and not stop_requested:
+        time.sleep(0.2)
+    if stop_requested:
+        envoy.stop()
+        return 0
+    print(f"meshserve envoy: Envoy exited with code {envoy.proc.returncode}: {envoy.log_tail()}", flush=True)
+    return envoy.proc.returncode or 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,23 +8,55 @@ on the route they started with, so nothing is dropped, and Envoy never restarts.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 
-from meshserve.errors import ModelNotFound
+from meshserve.errors import ManifestError, ModelNotFound
 from meshserve.router.deployment_spec import DeploymentSpec, Rollout
 from meshserve.router.envoy_config import EnvoyLayout, render_routes, write_watched
 
 
 class LiveRollouts:
-    """The live split of every model in the mesh, and the route file that carries it."""
+    """The live split of every model in the mesh, and the route file that carries it.
 
-    def __init__(self, spec: DeploymentSpec, layout: EnvoyLayout, first_version: int = 1):
+    With STATE_PATH, every applied rollout is saved there and read back on start, so a
+    restarted router agrees with the route file Envoy is still serving.
+    """
+
+    def __init__(self, spec: DeploymentSpec, layout: EnvoyLayout, state_path: Path | None = None):
         self.spec = spec
         self.layout = layout
+        self.state_path = state_path
         self._rollouts = {model: d.initial_rollout() for model, d in spec.models.items()}
-        self._version = first_version
+        self._version = 1
         self._lock = threading.Lock()
+        if state_path is not None and state_path.exists():
+            self._load_state(state_path)
+
+    def _load_state(self, path: Path) -> None:
+        state = json.loads(path.read_text())
+        self._version = int(state["version"])
+        for model, saved in state["rollouts"].items():
+            if model not in self.spec.models:
+                continue
+            rollout = Rollout.model_validate(saved)
+            try:
+                rollout.check_against(model, self.spec.models[model], str(path))
+            except ManifestError:
+                continue  # the spec changed under a reused run directory: its own split wins
+            self._rollouts[model] = rollout
+
+    def _save_state(self) -> None:
+        if self.state_path is None:
+            return
+        state = {"version": self._version,
+                 "rollouts": {m: r.model_dump() for m, r in sorted(self._rollouts.items())}}
+        temporary = self.state_path.with_name(f".{self.state_path.name}.tmp")
+        temporary.write_text(json.dumps(state, indent=2))
+        os.replace(temporary, self.state_path)
 
     @property
     def version_info(self) -> str:
@@ -67,6 +99,7 @@ class LiveRollouts:
             self._version += 1
             try:
                 write_watched(self.layout.routes_path, self.routes())
+                self._save_state()
             except BaseException:
                 self._rollouts[model] = before
                 self._version -= 1

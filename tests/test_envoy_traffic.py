@@ -8,8 +8,6 @@ per served call to a file, so the counts below are taken at the adapters themsel
 
 from __future__ import annotations
 
-import asyncio
-import math
 import signal
 import time
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 import pytest
 from conftest import RunningProcess, free_port, meshserve_argv
 from models.variant_packages import write_variant_packages
+from models.variant_traffic import TrafficClient, versions_of, within_binomial_interval
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
@@ -45,13 +44,6 @@ SPEC = {
         },
     }
 }
-Z_999 = 3.2905  # two-sided 99.9% normal quantile
-
-
-def within_binomial_interval(observed: int, n: int, p: float) -> bool:
-    return abs(observed - n * p) <= Z_999 * math.sqrt(n * p * (1 - p)) + 1
-
-
 class SpyAdapter:
     """An in-process Open Inference Protocol server that records the metadata of each call.
 
@@ -59,25 +51,23 @@ class SpyAdapter:
     """
 
     def __init__(self):
-        self.metadata: list[dict[str, str]] = []
-        self.server: grpc.aio.Server | None = None
-        self.address = f"127.0.0.1:{free_port()}"
-
-    async def start(self):
-        spy = self
-
-        class Servicer(pb_grpc.GRPCInferenceServiceServicer):
-            async def ModelInfer(self, request, context):
-                spy.metadata.append(dict(context.invocation_metadata()))
-                return pb.ModelInferResponse(model_name=request.model_name, model_version="spy")
+        from concurrent.futures import ThreadPoolExecutor
 
         from grpc_health.v1 import health, health_pb2_grpc
 
-        self.server = grpc.aio.server()
+        spy = self
+        self.metadata: list[dict[str, str]] = []
+
+        class Servicer(pb_grpc.GRPCInferenceServiceServicer):
+            def ModelInfer(self, request, context):
+                spy.metadata.append(dict(context.invocation_metadata()))
+                return pb.ModelInferResponse(model_name=request.model_name, model_version="spy")
+
+        self.server = grpc.server(ThreadPoolExecutor(4))
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(Servicer(), self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), self.server)
-        self.server.add_insecure_port(self.address)
-        await self.server.start()
+        health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), self.server)
+        self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
 
 
 class Mesh:
@@ -89,9 +79,8 @@ class Mesh:
         self.count_dir.mkdir()
         self.spec = parse_spec(SPEC, "meshserve.yaml")
         self.adapters: dict[tuple[str, str], list[RunningProcess]] = {}
-        self.loop = asyncio.new_event_loop()
-        self.channel = None
-        self.spy = SpyAdapter()
+        self.client = None
+        self.spy: SpyAdapter | None = None
 
     def start(self):
         packages = self.root / "packages"
@@ -112,7 +101,7 @@ class Mesh:
                     processes.append(process)
                 self.adapters[(model, version)] = processes
                 variants[(model, version)] = [p.address for p in processes]
-        self.loop.run_until_complete(self.spy.start())
+        self.spy = SpyAdapter()
         variants[("canary", "spy")] = [self.spy.address]
         for processes in self.adapters.values():
             for process in processes:
@@ -122,25 +111,19 @@ class Mesh:
         upstreams = Upstreams(router=[f"127.0.0.1:{free_port()}"], variants=variants)
         render(self.layout, self.spec, upstreams).write(self.layout)
         self.rollouts = LiveRollouts(self.spec, self.layout)
-        self.envoy = EnvoyProcess(self.layout).start()
-
-        async def connect():
-            # A grpc.aio channel belongs to the loop it is created on.
-            self.channel = grpc.aio.insecure_channel(self.layout.mesh)
-            self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
-        self.loop.run_until_complete(connect())
+        self.envoy = EnvoyProcess.for_layout(self.layout).start()
+        self.client = TrafficClient(self.layout.mesh, as_router=True)
 
     def stop(self):
-        if self.channel is not None:
-            self.loop.run_until_complete(self.channel.close())
-        if self.spy.server is not None:
-            self.loop.run_until_complete(self.spy.server.stop(0))
+        if self.client is not None:
+            self.client.close()
+        if self.spy is not None:
+            self.spy.server.stop(0)
         if getattr(self, "envoy", None) is not None:
             self.envoy.stop()
         for processes in self.adapters.values():
             for process in processes:
                 process.stop()
-        self.loop.close()
 
     # -- traffic --------------------------------------------------------------------------
 
@@ -148,33 +131,8 @@ class Mesh:
         self.rollouts.apply(model, weights, shadows)
         self.envoy.admin.wait_for_routes(self.rollouts.version_info)
 
-    async def infer(self, model: str, version: str | None = None, key: str | None = None,
-                    timeout: float = 10.0) -> pb.ModelInferResponse:
-        metadata = [("x-meshserve-model", model)]
-        if version:
-            metadata.append(("x-meshserve-version", version))
-        if key:
-            metadata.append(("x-user-id", key))
-        request = pb.ModelInferRequest(model_name=model, model_version=version or "")
-        tensor = request.inputs.add(name="x", datatype="FP32", shape=[1, 1])
-        tensor.contents.fp32_contents.append(1.5)
-        return await self.stub.ModelInfer(request, metadata=metadata, timeout=timeout)
-
     def send(self, count: int, concurrency: int = 16, **kwargs) -> list:
-        """COUNT requests with CONCURRENCY in flight; each result is a response or the RpcError."""
-        async def run():
-            results: list = [None] * count
-            next_index = iter(range(count))
-
-            async def worker():
-                for i in next_index:
-                    try:
-                        results[i] = await self.infer(**kwargs)
-                    except grpc.RpcError as exc:
-                        results[i] = exc
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return results
-        return self.loop.run_until_complete(run())
+        return self.client.send(count, concurrency, **kwargs)
 
     def calls(self, version: str) -> int:
         path = self.count_dir / f"{version}.calls"
@@ -196,14 +154,6 @@ def mesh(tmp_path_factory):
         yield mesh
     finally:
         mesh.stop()
-
-
-def versions_of(results) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for result in results:
-        assert isinstance(result, pb.ModelInferResponse), f"request failed: {result}"
-        counts[result.model_version] = counts.get(result.model_version, 0) + 1
-    return counts
 
 
 def test_a_90_10_canary_split_lands_within_the_binomial_interval_and_each_response_names_its_variant(mesh):
@@ -231,41 +181,8 @@ def test_a_request_naming_a_version_goes_to_that_variant_only_even_at_weight_zer
 
 def test_a_model_the_mesh_does_not_serve_gets_not_found(mesh):
     with pytest.raises(grpc.RpcError) as caught:
-        mesh.loop.run_until_complete(mesh.infer("no-such-model"))
+        mesh.client.run(mesh.client.infer("no-such-model"))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-
-
-def test_twenty_live_weight_changes_under_sixteen_requests_in_flight_fail_nothing(mesh):
-    weight_plan = [{"1": w, "2": 100 - w} for w in (10, 50, 0, 100, 30, 70, 90, 20, 60, 40,
-                                                     80, 0, 100, 25, 75, 5, 95, 45, 55, 30)]
-    assert len(weight_plan) == 20
-    duration = 20.0
-
-    async def load():
-        stop = time.monotonic() + duration
-        outcomes = {"ok": 0, "failed": []}
-
-        async def client():
-            while time.monotonic() < stop:
-                try:
-                    await mesh.infer("canary")
-                    outcomes["ok"] += 1
-                except grpc.RpcError as exc:
-                    outcomes["failed"].append(f"{exc.code()}: {exc.details()}")
-
-        async def operator():
-            for weights in weight_plan:
-                await asyncio.sleep(duration / (len(weight_plan) + 1))
-                await asyncio.to_thread(mesh.rollout, "canary", weights)
-
-        await asyncio.gather(operator(), *(client() for _ in range(16)))
-        return outcomes
-
-    outcomes = mesh.loop.run_until_complete(load())
-    assert outcomes["failed"] == [], outcomes["failed"][:5]
-    assert outcomes["ok"] > 100
-    counts = versions_of(mesh.send(1000, model="canary"))
-    assert within_binomial_interval(counts.get("1", 0), 1000, 0.30), counts
 
 
 def test_a_shadow_at_fraction_one_receives_every_request(mesh):
@@ -290,7 +207,7 @@ def test_mirrored_requests_are_marked_as_shadow_and_primaries_are_not(mesh):
     assert set(versions_of(results)) <= {"1", "2"}
     deadline = time.monotonic() + 5
     while len(mesh.spy.metadata) < 40 and time.monotonic() < deadline:
-        mesh.loop.run_until_complete(asyncio.sleep(0.05))
+        time.sleep(0.05)
     assert len(mesh.spy.metadata) == 40
     assert {m.get("x-meshserve-role") for m in mesh.spy.metadata} == {"shadow"}
     # The copy carries the primary's request id, so records of both can be joined.
@@ -311,28 +228,6 @@ def test_a_shadow_that_fails_every_request_does_not_fail_the_primary(mesh):
     before = mesh.calls("broken")
     assert versions_of(mesh.send(200, model="canary")) == {"1": 200}
     assert mesh.wait_for_calls("broken", before + 200) - before == 200
-
-
-def test_the_same_routing_key_always_lands_on_the_same_variant(mesh):
-    mesh.rollout("canary", {"1": 50, "2": 50}, {})
-    keys = [f"user-{i}" for i in range(1000)]
-
-    async def run():
-        assignment: dict[str, set[str]] = {k: set() for k in keys}
-        semaphore = asyncio.Semaphore(16)
-
-        async def one(key):
-            async with semaphore:
-                response = await mesh.infer("canary", key=key)
-                assignment[key].add(response.model_version)
-        await asyncio.gather(*(one(k) for _ in range(5) for k in keys))
-        return assignment
-
-    assignment = mesh.loop.run_until_complete(run())
-    assert all(len(variants) == 1 for variants in assignment.values()), \
-        [k for k, v in assignment.items() if len(v) > 1][:5]
-    on_two = sum(1 for variants in assignment.values() if variants == {"2"})
-    assert within_binomial_interval(on_two, 1000, 0.5), on_two
 
 
 def test_a_variant_with_all_replicas_killed_falls_back_then_fails_fast_with_unavailable(mesh):

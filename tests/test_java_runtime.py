@@ -122,6 +122,7 @@ TEST_JAVA = {
                 if (row.length != w.length) throw new IllegalArgumentException("expected " + w.length + " values, got " + row.length);
                 double s = 0; for (int c = 0; c < w.length; c++) s += w[c] * row[c]; return s;
             }
+            public double scaledRow(double[] row, int n) { return scoreRow(row) * n; }
             public static String[] labels(double[] x, int rows) {
                 String[] out = new String[rows];
                 for (int r = 0; r < rows; r++) out[r] = x[r * 3] > 0 ? "positive" : "not positive";
@@ -222,13 +223,16 @@ def test_concurrent_requests_from_many_threads_all_get_their_own_answer(weka):
 
 
 def test_legacy_code_takes_a_flat_array_a_matrix_or_one_row_per_call(tmp_path, test_jar):
-    outputs = [{"name": n, "datatype": "FP64", "shape": [-1]} for n in ("flat", "matrix", "per_row")]
+    outputs = [{"name": n, "datatype": "FP64", "shape": [-1]} for n in ("flat", "matrix", "per_row", "scaled")]
     outputs.append({"name": "label", "datatype": "BYTES", "shape": [-1]})
     calls = [
         {"output": "flat", "target": "scorer", "method": "scoreFlat", "args": [{"input": "x"}, {"rows": "x"}]},
         {"output": "matrix", "target": "scorer", "method": "scoreMatrix", "args": [{"matrix": "x"}]},
         {"output": "per_row", "target": "scorer", "method": "scoreRow", "each_row": True, "args": [{"row": "x"}]},
         {"output": "label", "static": "com.acme.LegacyScorer.labels", "args": [{"input": "x"}, {"rows": "x"}]},
+        # needs the batch size in each row's call: runs row by row from Python, same answers
+        {"output": "scaled", "target": "scorer", "method": "scaledRow", "each_row": True,
+         "args": [{"row": "x"}, {"rows": "x"}]},
     ]
     pkg = write_package(tmp_path / "acme", legacy_manifest(test_jar, calls, outputs))
     (pkg / "weights.csv").write_text("0.5,-1,2\n")
@@ -239,6 +243,7 @@ def test_legacy_code_takes_a_flat_array_a_matrix_or_one_row_per_call(tmp_path, t
     expected = x @ np.array([0.5, -1, 2])
     for name in ("flat", "matrix", "per_row"):
         np.testing.assert_allclose(out[name], expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out["scaled"], expected * 2, rtol=0, atol=1e-12)
     assert list(out["label"]) == [b"positive", b"not positive"]
 
 
@@ -315,3 +320,20 @@ def test_java_exceptions_become_statuses_and_the_jvm_keeps_serving(tmp_path, tes
     out = run(runtime.predict({"x": np.array([5.0, 6.0])}))
     np.testing.assert_array_equal(out["y"], [10.0, 12.0])
     assert run(runtime.ready())
+
+
+def test_a_strict_package_refuses_another_java_version(tmp_path):
+    pkg = tmp_path / "loan"
+    shutil.copytree(LOAN_DIR, pkg)
+    manifest = yaml.safe_load((pkg / "model.yaml").read_text())
+    manifest["environment"] = capture_environment(load_package(pkg))
+    manifest["environment"]["java"]["version"] = "11.0.2+9"
+    manifest["environment"]["strict"] = True
+    (pkg / "model.yaml").write_text(yaml.safe_dump(manifest))
+    with pytest.raises(ManifestError, match=r"packaged with Java 11\.0\.2\+9"):
+        run(JavaRuntime().load(load_package(pkg)))
+    manifest["environment"]["strict"] = False  # not strict: a warning, and the model serves
+    (pkg / "model.yaml").write_text(yaml.safe_dump(manifest))
+    runtime = JavaRuntime()
+    run(runtime.load(load_package(pkg)))
+    assert run(runtime.predict({"applicant": loan_rows(3)}))["risk_band"].shape == (3,)

@@ -28,13 +28,13 @@ public final class WekaTimingLoop {
             v[header.numAttributes() - 1] = Instance.missingValue();
             rows.add(v);
         }
-        run(tree, header, rows, Math.min(1.0, seconds), 1); // warm up the JIT
+        run(tree, header, rows, Math.min(1.0, seconds), 1, false); // warm up the JIT
         for (int a = 4; a < args.length; a++) {
-            run(tree, header, rows, seconds, Integer.parseInt(args[a]));
+            run(tree, header, rows, seconds, Integer.parseInt(args[a]), true);
         }
     }
 
-    static void run(Classifier tree, Instances header, List<double[]> rows, double seconds, int threads)
+    static void run(Classifier tree, Instances header, List<double[]> rows, double seconds, int threads, boolean report)
             throws Exception {
         long end = System.nanoTime() + (long) (seconds * 1e9);
         List<long[]> latencies = new ArrayList<>();
@@ -78,8 +78,11 @@ public final class WekaTimingLoop {
             at += counts[t];
         }
         Arrays.sort(all);
+        if (!report) {
+            return;
+        }
         System.out.printf("{\"concurrency\": %d, \"requests\": %d, \"seconds\": %.3f, \"throughput\": %.1f, "
-                + "\"p50_us\": %.2f, \"p99_us\": %.2f}%n", threads, total, elapsed, total / elapsed,
+                + "\"p50_us\": %.3f, \"p99_us\": %.3f}%n", threads, total, elapsed, total / elapsed,
                 all[total / 2] / 1e3, all[(int) (total * 0.99)] / 1e3);
     }
 }
