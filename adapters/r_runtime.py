@@ -6,7 +6,8 @@ columns of the data.frame R's predict expects (name, type, factor levels, missin
 
 Requests are checked in Python against those column types before R sees them (R models
 often return wrong numbers rather than an error for a wrongly typed column), packed into
-one numpy matrix per R type, and scored on the process's single R thread (r_session.py).
+one numpy matrix per R type, and scored on the process's single R thread (r_session.py), or
+by R worker processes forked after the model loads (r_workers.py, `r.workers: N`).
 Importing this module does not start R; `load()` does.
 """
 
@@ -92,6 +93,11 @@ class ROptions(BaseModel):
         "else the column named like the output, else the whole result.",
     )
     nan: NanPolicy = Field(default="reject", description="Default NaN policy of numeric columns.")
+    workers: int = Field(
+        default=0, ge=0, le=64,
+        description="0: score on the adapter's own R thread. N: fork N R worker processes after the model "
+        "loads; N requests score at once, and an R crash costs one request, not the adapter.",
+    )
     strict_environment: bool = Field(
         default=False,
         description="Refuse to load when the running R or package versions differ from the recorded ones.",
@@ -126,13 +132,14 @@ class ROptions(BaseModel):
 
 
 class RRuntime(Runtime):
-    """One R model on the process's R thread."""
+    """One R model: scored on the process's R thread, or by forked R workers."""
 
     def __init__(self) -> None:
         self._model: Any = None  # r_model.RModel, created on the R thread
         self._plan: Any = None
         self._outputs: Any = None
         self._session: Any = None
+        self._workers: Any = None  # r_workers.RWorkerPool when r.workers > 0
 
     async def load(self, package: ModelPackage) -> None:
         from .r_columns import ColumnPlan
@@ -150,6 +157,11 @@ class RRuntime(Runtime):
         for warning in await self._session.call(check_environment, package, options):
             log.warning("%s", warning)
         self._model = await self._session.call(RModel.load, package, options, self._plan)
+        if options.workers:
+            from .r_workers import RWorkerPool
+
+            self._workers = RWorkerPool(self._session, self._model, options.workers)
+            await self._workers.start()
 
     async def predict(self, inputs: Tensors) -> Tensors:
         if self._model is None:
@@ -158,7 +170,10 @@ class RRuntime(Runtime):
         if frame_parts.rows == 0:
             return self._outputs.empty()
         try:
-            columns = await self._session.call(self._model.score, frame_parts)
+            if self._workers is not None:
+                columns = await self._workers.score(frame_parts)
+            else:
+                columns = await self._session.call(self._model.score, frame_parts)
         except MeshError:
             raise
         except Exception as exc:
@@ -169,6 +184,9 @@ class RRuntime(Runtime):
         return self._model is not None
 
     async def close(self) -> None:
+        if self._workers is not None:
+            workers, self._workers = self._workers, None
+            await workers.close()
         if self._model is not None:
             model, self._model = self._model, None
             await self._session.call(model.release)

@@ -139,7 +139,8 @@ def _dims(shape: list[Any]) -> list[int]:
     return [int(d) for d in shape]
 
 
-def signature_problems(signature: Signature, metadata: dict[str, Any]) -> list[tuple[str, str]]:
+def signature_problems(signature: Signature, metadata: dict[str, Any],
+                       optional_inputs: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
     """(field, problem) for each way Triton's metadata and the manifest disagree; empty when they agree.
 
     A manifest dimension may be fixed where Triton's is variable (the manifest is stricter), but not
@@ -169,9 +170,9 @@ def signature_problems(signature: Signature, metadata: dict[str, Any]) -> list[t
         compare("outputs", spec, triton_outputs.get(spec.name))
     declared = {s.name for s in signature.inputs}
     for name, tensor in triton_inputs.items():
-        if name not in declared and not tensor.get("optional", False):
-            problems.append((f"signature.inputs", f"Triton's model requires input '{name}' that model.yaml "
-                                                  f"does not declare ({tensor['datatype']} {_dims(tensor['shape'])})"))
+        if name not in declared and name not in optional_inputs:
+            problems.append(("signature.inputs", f"Triton's model requires input '{name}' that model.yaml "
+                                                 f"does not declare ({tensor['datatype']} {_dims(tensor['shape'])})"))
     return problems
 
 
@@ -183,7 +184,9 @@ class TritonRuntime(Runtime):
         self._external_client = None
         self._options: TritonOptions | None = None
         self._outputs: list[str] = []
+        self._input_datatypes: dict[str, str] = {}
         self._requested_outputs: list = []
+        self._infer_input = self._triton_error = None  # tritonclient classes, imported at load
 
     @property
     def client(self):
@@ -219,17 +222,21 @@ class TritonRuntime(Runtime):
             await self.close()
             raise
         import tritonclient.grpc.aio as triton_grpc
+        from tritonclient.utils import InferenceServerException
 
+        self._infer_input, self._triton_error = triton_grpc.InferInput, InferenceServerException
+        self._input_datatypes = {spec.name: spec.datatype for spec in package.manifest.signature.inputs}
         self._requested_outputs = [triton_grpc.InferRequestedOutput(name) for name in self._outputs]
         where = self.server.address if self.server else options.server
         log.info("Triton model %s (version %s) live on %s", options.model_name, options.model_version or "latest", where)
 
     async def _connect_external(self, options: TritonOptions) -> None:
-        import tritonclient.grpc.aio as triton_grpc
         from tritonclient.utils import InferenceServerException
 
+        from meshserve.adapters.triton_server import triton_client
+
         manifest = str(self.package.manifest_path)
-        self._external_client = triton_grpc.InferenceServerClient(options.server)
+        self._external_client = triton_client(options.server)
         try:
             live = await self._external_client.is_server_live(client_timeout=5.0)
         except InferenceServerException as exc:
@@ -256,15 +263,20 @@ class TritonRuntime(Runtime):
             ready = await self.client.is_model_ready(options.model_name, options.model_version, client_timeout=10.0)
             metadata = await self.client.get_model_metadata(
                 options.model_name, options.model_version, as_json=True, client_timeout=10.0) if ready else None
+            # Metadata does not say which inputs are optional; the model's configuration does.
+            config = (await self.client.get_model_config(
+                options.model_name, options.model_version, as_json=True, client_timeout=10.0))["config"] \
+                if ready else {}
         except InferenceServerException as exc:
-            ready, metadata = False, exc.message()
+            ready, metadata, config = False, exc.message(), {}
         if not ready:
             raise ManifestError(str(package.manifest_path), "triton.model_name",
                                 f"{where} does not have model '{options.model_name}' version "
                                 f"'{options.model_version or 'latest'}' ready"
                                 + (f" ({metadata})" if isinstance(metadata, str) else ""),
                                 "load the model in that Triton or correct triton.model_name / model_version")
-        problems = signature_problems(package.manifest.signature, metadata)
+        optional = frozenset(i["name"] for i in config.get("input", []) if i.get("optional"))
+        problems = signature_problems(package.manifest.signature, metadata, optional)
         if problems:
             field, _ = problems[0]
             raise SignatureMismatch(
@@ -273,18 +285,14 @@ class TritonRuntime(Runtime):
                 f"make the signature in model.yaml agree with {options.model_name}'s config.pbtxt")
 
     async def predict(self, inputs: Tensors) -> Tensors:
-        import tritonclient.grpc.aio as triton_grpc
-        from tritonclient.utils import InferenceServerException
-
         options = self._options
         client = self.client
         if client is None or (self.server is not None and not self.server.available):
             reason = self.server.last_exit if self.server is not None and self.server.last_exit else "not running"
             raise ModelUnavailable(f"Triton for {options.model_name} is restarting ({reason}); retry shortly")
         triton_inputs = []
-        for spec in self.package.manifest.signature.inputs:
-            array = inputs[spec.name]
-            tensor = triton_grpc.InferInput(spec.name, list(array.shape), spec.datatype)
+        for name, array in inputs.items():
+            tensor = self._infer_input(name, list(array.shape), self._input_datatypes[name])
             tensor.set_data_from_numpy(array)
             triton_inputs.append(tensor)
         deadline = request_deadline.get()
@@ -292,7 +300,7 @@ class TritonRuntime(Runtime):
         try:
             result = await client.infer(options.model_name, triton_inputs, model_version=options.model_version,
                                         outputs=self._requested_outputs, client_timeout=timeout)
-        except InferenceServerException as exc:
+        except self._triton_error as exc:
             raise mesh_error(exc, options.model_name) from None
         except asyncio.CancelledError:
             # Our request was not cancelled: the channel to Triton was closed under it (Triton went away).

@@ -124,6 +124,15 @@ def prepare_backend_directory(installation: TritonInstallation, target: Path | N
     return target
 
 
+def triton_client(address: str):
+    """tritonclient's asyncio gRPC client with meshserve's message limits and quick reconnects."""
+    import tritonclient.grpc.aio as triton_grpc
+
+    from meshserve.grpc_server import channel_options
+
+    return triton_grpc.InferenceServerClient(address, channel_args=channel_options())
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -238,8 +247,6 @@ class TritonServer:
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise(installation, backends))
 
     async def _launch(self, installation: TritonInstallation, backends: Path) -> None:
-        import tritonclient.grpc.aio as triton_grpc
-
         self.grpc_port, self.metrics_port = free_port(), free_port()
         args = [
             str(installation.binary),
@@ -262,7 +269,7 @@ class TritonServer:
                 *args, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
                 env=installation.environment(), start_new_session=True, preexec_fn=_death_signal_setter())
         started = time.monotonic()
-        self.client = triton_grpc.InferenceServerClient(self.address)
+        self.client = triton_client(self.address)
         while True:
             if self.process.returncode is not None:
                 await self._drop_client()

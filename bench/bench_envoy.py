@@ -1,9 +1,9 @@
 """Envoy's cost on the request path: client -> Envoy -> router -> Envoy -> adapter, against the
 same model called at its adapter and through the router without Envoy, at concurrency 1 and 16,
 in one run. Ratios are against the direct adapter call. The full path is measured with Envoy
-on one worker thread (the default) and on two, to show why one suits a 2-core machine.
+on one worker thread and on two (the default), the choice for a 2-core machine.
 
-    .venv/bin/python bench/bench_envoy.py [--seconds 5]
+    .venv/bin/python bench/bench_envoy.py [--seconds 6] [--rounds 6]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from conftest import RunningProcess, free_port, meshserve_argv, start_mesh  # noqa: E402
-from load import measure, table  # noqa: E402
+from load import Result, measure, table  # noqa: E402
 
 MODEL_DIR = ROOT / "examples" / "breast_cancer"
 
@@ -34,28 +34,45 @@ def one_row_request() -> pb.ModelInferRequest:
     return request
 
 
-async def run(seconds: float) -> None:
+async def run(seconds: float, rounds: int) -> None:
     request = one_row_request()
     adapter_address = f"127.0.0.1:{free_port()}"
-    targets = [
+    starters = [
         ("direct adapter", lambda: _adapter(adapter_address)),
         ("router (no Envoy)", lambda: start_mesh(MODEL_DIR, "--no-envoy")),
         ("Envoy>router>Envoy (1 wkr)", lambda: start_mesh(MODEL_DIR, env={"MESHSERVE_ENVOY_CONCURRENCY": "1"})),
         ("Envoy>router>Envoy (2 wkr)", lambda: start_mesh(MODEL_DIR, env={"MESHSERVE_ENVOY_CONCURRENCY": "2"})),
     ]
-    results = []
-    # One target at a time: on 2 cores an idle mesh beside the measured one would skew it.
-    for label, start in targets:
-        process = start()
-        try:
+    processes = {}
+    merged: dict[tuple[str, int], Result] = {}
+    try:
+        for label, start in starters:
+            processes[label] = start()
+        # Short slices in rotating order, so a burst of load from elsewhere on a shared machine
+        # spreads over every target instead of landing on one.
+        for round_number in range(rounds):
+            order = list(processes)
+            order = order[round_number % len(order):] + order[:round_number % len(order)]
             for concurrency in (1, 16):
-                print(f"measuring {label} at concurrency {concurrency} for {seconds:.0f} s ...", flush=True)
-                results.append(await measure(label, process.address, request, concurrency, seconds))
-        finally:
+                for label in order:
+                    print(f"round {round_number + 1}/{rounds}: {label} at concurrency {concurrency}", flush=True)
+                    part = await measure(label, processes[label].address, request, concurrency,
+                                         seconds / rounds, warmup_s=0.3)
+                    merged[(label, concurrency)] = _merge(merged.get((label, concurrency)), part)
+    finally:
+        for process in processes.values():
             process.stop()
     print()
-    print("breast-cancer, one row per request (ratios against the direct adapter call)")
-    print(table(sorted(results, key=lambda r: r.concurrency), "direct adapter"))
+    print(f"breast-cancer, one row per request, {seconds:.0f} s per target in {rounds} slices "
+          "(ratios against the direct adapter call)")
+    print(table([merged[(label, c)] for c in (1, 16) for label, _ in starters], "direct adapter"))
+
+
+def _merge(total: Result | None, part: Result) -> Result:
+    if total is None:
+        return part
+    return Result(part.label, part.concurrency, total.requests + part.requests, total.errors + part.errors,
+                  total.seconds + part.seconds, total.latencies_ms + part.latencies_ms)
 
 
 def _adapter(address: str) -> RunningProcess:
@@ -67,8 +84,10 @@ def _adapter(address: str) -> RunningProcess:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per target and concurrency")
-    asyncio.run(run(parser.parse_args().seconds))
+    parser.add_argument("--seconds", type=float, default=6.0, help="measuring time per target and concurrency")
+    parser.add_argument("--rounds", type=int, default=6, help="slices the measuring time is cut into")
+    args = parser.parse_args()
+    asyncio.run(run(args.seconds, args.rounds))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """The iris randomForest served by plumber (what an R team would otherwise use) versus meshserve.
 
 Targets, all on this machine in the same run, all single-row requests:
-  plumber HTTP          bench/plumber_iris.R over HTTP/1.1, JSON (the baseline)
-  adapter, no batching  `meshserve adapter` over gRPC, micro-batching off
-  adapter, batching     `meshserve adapter` over gRPC, micro-batching on (max 64 rows, 500 us)
-  mesh, batching        `meshserve up`: Envoy -> router -> Envoy -> adapter, batching on
+  plumber HTTP                  bench/plumber_iris.R over HTTP/1.1, JSON (the baseline)
+  adapter, no batching          `meshserve adapter` over gRPC, R on the adapter's R thread
+  adapter, batching             the same with micro-batching on (max 64 rows, 500 us)
+  adapter, 2 workers            two forked R workers (r.workers: 2), batching off
+  adapter, 2 workers, batching  both
+  meshserve up, batching        the whole mesh: Envoy -> router -> Envoy -> adapter, batching on
 Latency (median, p99) at concurrency 1, throughput at 8 and 32; ratios against plumber.
 
     .venv/bin/python bench/bench_r.py [--seconds 3] [--only plumber,adapter]
@@ -73,11 +75,12 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def package_copy(folder: Path, name: str, max_batch_size: int) -> Path:
+def package_copy(folder: Path, name: str, max_batch_size: int, workers: int) -> Path:
     target = folder / name
     shutil.copytree(IRIS, target)
     manifest = yaml.safe_load((target / "model.yaml").read_text())
     manifest["batching"] = {"max_batch_size": max_batch_size, "max_wait_us": 500}
+    manifest["r"]["workers"] = workers
     (target / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     return target
 
@@ -144,7 +147,8 @@ async def run_target(label: str, address: str | None, http_port: int | None, sec
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per point (after 1 s warm-up)")
-    parser.add_argument("--only", default="plumber,adapter,batching,mesh", help="targets to run")
+    parser.add_argument("--only", default="plumber,adapter,batching,workers,workers+batching,mesh",
+                        help="targets to run (comma-separated)")
     args = parser.parse_args()
     if not (IRIS / "model.rds").exists():
         raise SystemExit("examples/r_iris_randomforest/model.rds is missing: run scripts/setup.sh")
@@ -153,17 +157,19 @@ def main() -> None:
     py = [sys.executable, "-m", "meshserve.cli"]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        def adapter(name: str, batch: int, workers: int):
+            return lambda port: [*py, "adapter", str(package_copy(folder, name, batch, workers)),
+                                 "--listen", f"127.0.0.1:{port}"]
+
         targets = [
             ("plumber", BASELINE, lambda port: ["Rscript", "--vanilla", "bench/plumber_iris.R", str(IRIS), str(port)],
              "plumber ready"),
-            ("adapter", "meshserve adapter, no batching",
-             lambda port: [*py, "adapter", str(package_copy(folder, "unbatched", 1)), "--listen", f"127.0.0.1:{port}"],
-             "meshserve adapter ready"),
-            ("batching", "meshserve adapter, batching",
-             lambda port: [*py, "adapter", str(package_copy(folder, "batched", 64)), "--listen", f"127.0.0.1:{port}"],
-             "meshserve adapter ready"),
+            ("adapter", "adapter, no batching", adapter("plain", 1, 0), "meshserve adapter ready"),
+            ("batching", "adapter, batching", adapter("batched", 64, 0), "meshserve adapter ready"),
+            ("workers", "adapter, 2 workers", adapter("workers", 1, 2), "meshserve adapter ready"),
+            ("workers+batching", "adapter, 2 workers, batching", adapter("both", 64, 2), "meshserve adapter ready"),
             ("mesh", "meshserve up, batching",
-             lambda port: [*py, "up", str(package_copy(folder / "mesh", "iris", 64).parent), "--listen",
+             lambda port: [*py, "up", str(package_copy(folder / "mesh", "iris", 64, 0).parent), "--listen",
                            f"127.0.0.1:{port}"],
              "clients connect to"),
         ]

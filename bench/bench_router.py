@@ -34,7 +34,7 @@ async def run(seconds: float) -> None:
     adapter_address = f"127.0.0.1:{free_port()}"
     adapter = RunningProcess(meshserve_argv("adapter", str(ROOT / "examples" / "breast_cancer"), "--listen", adapter_address))
     adapter.wait_for_line("meshserve adapter ready", 60)
-    mesh = start_mesh(ROOT / "examples" / "breast_cancer")
+    mesh = start_mesh(ROOT / "examples" / "breast_cancer", "--no-envoy")
     request = one_row_request()
     results = []
     try:

@@ -30,8 +30,8 @@ class Settings(BaseSettings):
         5.0, description="How long in-flight requests may finish after SIGTERM before processes are killed."
     )
     envoy_concurrency: int = Field(
-        1, ge=1, description="Envoy worker threads (`meshserve up`); one suits a 2-core machine where "
-        "the Python router and adapters need the CPU (see docs/operator-guide.md).",
+        2, ge=1, description="Envoy worker threads (`meshserve up`): one per core; on 2 cores two beat one "
+        "because each request crosses Envoy twice (see docs/operator-guide.md and bench/bench_envoy.py).",
     )
     python_threads: int = Field(
         4, description="Threads that run Python models' predict, so a slow one does not stall the server."

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 from conftest import RunningProcess, free_port, meshserve_argv
 from models.variant_packages import write_variant_packages
@@ -35,7 +34,7 @@ SPEC = {
             "shadows": [{"version": "3", "fraction": 0.0}, {"version": "slow", "fraction": 0.0},
                         {"version": "broken", "fraction": 0.0}, {"version": "spy", "fraction": 0.0}],
             "routing_key_header": "x-user-id",
-            "timeouts": {"request_s": 10},
+            "timeouts": {"request_s": 1},
         },
         # Variant 1 falls back to 2 when it has no healthy replica.
         "fragile": {
@@ -177,6 +176,12 @@ def test_a_request_naming_a_version_goes_to_that_variant_only_even_at_weight_zer
     mesh.rollout("canary", {"1": 100, "2": 0}, {})
     assert versions_of(mesh.send(50, model="canary", version="2")) == {"2": 50}
     assert versions_of(mesh.send(20, model="canary", version="3")) == {"3": 20}
+
+
+def test_a_variant_slower_than_the_spec_timeout_gets_deadline_exceeded_not_a_hang(mesh):
+    # The spec gives canary 1 s; version "slow" takes 2 s; the client would wait 10 s.
+    (result,) = mesh.send(1, concurrency=1, model="canary", version="slow", timeout=10.0)
+    assert isinstance(result, grpc.RpcError) and result.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 def test_a_model_the_mesh_does_not_serve_gets_not_found(mesh):

@@ -262,3 +262,26 @@ def _package_with_column(tmp_path: Path, column_type: str, datatype: str, levels
     manifest["r"]["columns"] = [column]
     (folder / "model.yaml").write_text(yaml.safe_dump(manifest))
     return load_package(folder)
+
+
+def test_forked_r_workers_score_concurrently_and_survive_a_crash_of_one(faulty_package, tmp_path):
+    from meshserve.adapters.r_runtime import RRuntime
+
+    folder = _copy_package(faulty_package, tmp_path)
+    manifest = yaml.safe_load((folder / "model.yaml").read_text())
+    manifest["r"]["workers"] = 2
+    (folder / "model.yaml").write_text(yaml.safe_dump(manifest))
+    runtime = RRuntime()
+    run(runtime.load(load_package(folder)))
+    try:
+        async def many():
+            return await asyncio.gather(*(runtime.predict({"x": np.array([float(i)])}) for i in range(10, 30)))
+
+        assert [float(r["y"][0]) for r in run(many())] == [2.0 * i for i in range(10, 30)]
+        with pytest.raises(ModelFailed, match=r"R crashed while scoring this request \(killed by SIGSEGV\)"):
+            run(runtime.predict({"x": np.array([3.0])}))
+        with pytest.raises(ModelFailed, match="x = 1 is refused"):
+            run(runtime.predict({"x": np.array([1.0])}))
+        assert [float(r["y"][0]) for r in run(many())] == [2.0 * i for i in range(10, 30)]
+    finally:
+        run(runtime.close())

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+import yaml
 from tritonclient.utils import InferenceServerException
 
 from conftest import start_mesh
@@ -36,13 +37,17 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def r_mesh(tmp_path_factory):
-    """One mesh serving both R examples and the deliberately faulty R model."""
+    """One mesh serving both R examples and the deliberately faulty R model, without and with workers."""
     models = tmp_path_factory.mktemp("r-models")
     (models / "r_iris_randomforest").symlink_to(IRIS, target_is_directory=True)
     (models / "r_infert_glm").symlink_to(INFERT, target_is_directory=True)
-    shutil.copytree(FAULTY, models / "r_faulty_model")
-    subprocess.run(["Rscript", "--vanilla", "-e",
-                    f"saveRDS(list(scale = 2), {str(models / 'r_faulty_model' / 'model.rds')!r})"], check=True)
+    for folder, name, workers in (("r_faulty_model", "r-faulty", 0), ("r_faulty_workers", "r-faulty-workers", 2)):
+        shutil.copytree(FAULTY, models / folder)
+        manifest = yaml.safe_load((models / folder / "model.yaml").read_text())
+        manifest["name"], manifest["r"]["workers"] = name, workers
+        (models / folder / "model.yaml").write_text(yaml.safe_dump(manifest))
+        subprocess.run(["Rscript", "--vanilla", "-e",
+                        f"saveRDS(list(scale = 2), {str(models / folder / 'model.rds')!r})"], check=True)
     process = start_mesh(models)
     yield process
     process.stop()
@@ -77,8 +82,8 @@ def infert_request(rows: list[dict[str, str]]) -> list[grpcclient.InferInput]:
     ]
 
 
-def faulty(mesh, x: float):
-    return client(mesh).infer("r-faulty", [tensor("x", np.array([x]), "FP64")]).as_numpy("y")
+def faulty(mesh, x: float, model: str = "r-faulty"):
+    return client(mesh).infer(model, [tensor("x", np.array([x]), "FP64")]).as_numpy("y")
 
 
 def refusal(call) -> InferenceServerException:
@@ -194,3 +199,13 @@ def test_a_crash_of_r_is_unavailable_and_the_mesh_restarts_only_that_adapter(r_m
     assert ok.as_numpy("species")[0].decode() == species[0]
     r_mesh.wait_for_line(r"r-faulty:1 is back", timeout=120)
     assert list(faulty(r_mesh, 7.0)) == [14.0]
+
+
+def test_with_r_workers_a_crash_costs_only_the_request_that_caused_it(r_mesh):
+    error = refusal(lambda: faulty(r_mesh, 3.0, "r-faulty-workers"))
+    # INTERNAL, not UNAVAILABLE: the mesh retries UNAVAILABLE elsewhere, and this request would
+    # crash every R it reached.
+    assert error.status() == "StatusCode.INTERNAL"
+    assert "R crashed while scoring this request (killed by SIGSEGV)" in error.message()
+    assert [list(faulty(r_mesh, x, "r-faulty-workers")) for x in (5.0, 6.0, 7.0)] == [[10.0], [12.0], [14.0]]
+    assert "r-faulty-workers:1 exited" not in r_mesh.output

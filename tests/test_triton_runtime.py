@@ -205,3 +205,36 @@ def test_an_external_triton_that_does_not_answer_is_refused_naming_the_address(l
     package_copy.edit_manifest(lambda m: m.update(triton={"server": "127.0.0.1:9", "model_name": MODEL}))
     message = load_refusal(loop, package_copy.path)
     assert "triton.server" in message and "127.0.0.1:9" in message
+
+
+def test_an_input_triton_requires_but_model_yaml_omits_is_a_mismatch_unless_optional():
+    from meshserve.adapters.triton_runtime import signature_problems
+    from meshserve.model_package import Signature
+
+    signature = Signature.model_validate({
+        "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 64]}],
+        "outputs": [{"name": "digit", "datatype": "INT64", "shape": [-1, 1]}]})
+    metadata = {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": ["-1", "64"]},
+                           {"name": "temperature", "datatype": "FP32", "shape": ["-1", "1"]}],
+                "outputs": [{"name": "digit", "datatype": "INT64", "shape": ["-1", "1"]}]}
+    problems = signature_problems(signature, metadata)
+    assert problems == [("signature.inputs", "Triton's model requires input 'temperature' that model.yaml "
+                                             "does not declare (FP32 [-1, 1])")]
+    assert signature_problems(signature, metadata, optional_inputs=frozenset({"temperature"})) == []
+
+
+def test_a_fixed_dimension_in_model_yaml_may_narrow_a_variable_one_in_triton_but_not_widen_it():
+    from meshserve.adapters.triton_runtime import signature_problems
+    from meshserve.model_package import Signature
+
+    def problems(ours, theirs):
+        signature = Signature.model_validate({
+            "inputs": [{"name": "pixels", "datatype": "FP32", "shape": ours}],
+            "outputs": [{"name": "digit", "datatype": "INT64", "shape": [-1, 1]}]})
+        return signature_problems(signature, {
+            "inputs": [{"name": "pixels", "datatype": "FP32", "shape": theirs}],
+            "outputs": [{"name": "digit", "datatype": "INT64", "shape": [-1, 1]}]})
+
+    assert problems([-1, 64], [-1, -1]) == []
+    assert problems([-1, -1], [-1, 64])[0][0] == "signature.inputs.pixels"
+    assert problems([-1, 64], [-1, 64, 1])[0][0] == "signature.inputs.pixels"

@@ -9,10 +9,15 @@ def register(subparsers) -> None:
 
 def _check(args) -> int:
     from meshserve.model_package import discover_packages
+    from meshserve.router.deployment_spec import deployment_for, spec_path_for
 
-    for package in discover_packages(args.models):
+    packages = discover_packages(args.models)
+    deployment_for(args.models, packages)  # raises, naming file, field and fix, on a bad meshserve.yaml
+    for package in packages:
         signature = package.manifest.signature
         inputs = ", ".join(f"{s.name} {s.datatype}{s.shape}" for s in signature.inputs)
         outputs = ", ".join(f"{s.name} {s.datatype}{s.shape}" for s in signature.outputs)
         print(f"ok  {package.name}:{package.version} ({package.manifest.runtime})  {inputs} -> {outputs}")
+    spec = spec_path_for(args.models)
+    print(f"ok  {spec}" if spec.exists() else f"(no {spec.name}: each model's newest version takes all traffic)")
     return 0
