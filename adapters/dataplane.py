@@ -6,6 +6,8 @@ messages and turns errors into status codes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from tritonclient.grpc import service_pb2 as pb
 
 from meshserve.adapters.batching import MicroBatcher
@@ -14,6 +16,14 @@ from meshserve.adapters.tensor_codec import as_datatype, decode_tensor, encode_t
 from meshserve.errors import MeshError, ModelFailed
 from meshserve.model_package import ModelPackage
 from meshserve.signature_check import check_request
+
+
+@dataclass(frozen=True)
+class Call:
+    """What the adapter knows of one inference besides its tensors."""
+
+    request_id: str
+    role: str  # primary | canary | shadow: which traffic this is, for records and answers
 
 
 class ModelService:
@@ -40,7 +50,7 @@ class ModelService:
     def serves(self, name: str, version: str) -> bool:
         return name == self.package.name and version in ("", self.package.version)
 
-    async def infer(self, request: pb.ModelInferRequest, request_id: str) -> pb.ModelInferResponse:
+    async def infer(self, request: pb.ModelInferRequest, call: Call) -> pb.ModelInferResponse:
         check_request(request, self.signature)
         raw = request.raw_input_contents
         inputs = {
@@ -50,7 +60,8 @@ class ModelService:
         outputs = await self._predict(inputs)
         wanted = [o.name for o in request.outputs] or [o.name for o in self.signature.outputs]
         response = pb.ModelInferResponse(model_name=self.package.name, model_version=self.package.version,
-                                         id=request_id)
+                                         id=call.request_id)
+        response.parameters["meshserve_role"].string_param = call.role
         as_raw = bool(raw) or not request.inputs
         for name in wanted:
             spec = self.signature.output(name)

@@ -21,7 +21,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 import meshserve
-from meshserve.adapters.dataplane import ModelService
+from meshserve.adapters.dataplane import Call, ModelService
 from meshserve.adapters.runtime import request_deadline
 from meshserve.errors import ManifestError, MeshError, ModelNotFound, abort
 from meshserve.grpc_server import add_health_and_reflection, create_server, serve_until_stopped
@@ -31,9 +31,15 @@ log = logging.getLogger("meshserve.adapter")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 
 
-def request_id_of(context: grpc.aio.ServicerContext, request: pb.ModelInferRequest) -> str:
+ROLES = ("primary", "canary", "shadow")
+
+
+def call_of(context: grpc.aio.ServicerContext, request: pb.ModelInferRequest) -> Call:
+    """Who is asking: the request id and the traffic role Envoy stamped (direct calls are primary)."""
     metadata = dict(context.invocation_metadata() or ())
-    return metadata.get("x-request-id") or request.id or uuid.uuid4().hex
+    role = metadata.get("x-meshserve-role", "primary")
+    return Call(request_id=metadata.get("x-request-id") or request.id or uuid.uuid4().hex,
+                role=role if role in ROLES else "primary")
 
 
 class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -65,7 +71,7 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         try:
             if not self.service.serves(request.model_name, request.model_version):
                 raise self._not_found(request.model_name, request.model_version)
-            return await self.service.infer(request, request_id_of(context, request))
+            return await self.service.infer(request, call_of(context, request))
         except Exception as exc:
             await abort(context, exc)
 
@@ -74,7 +80,7 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             try:
                 if not self.service.serves(request.model_name, request.model_version):
                     raise self._not_found(request.model_name, request.model_version)
-                response = await self.service.infer(request, request.id or uuid.uuid4().hex)
+                response = await self.service.infer(request, Call(request.id or uuid.uuid4().hex, "primary"))
                 yield pb.ModelStreamInferResponse(infer_response=response)
             except MeshError as exc:
                 yield pb.ModelStreamInferResponse(error_message=exc.message)

@@ -145,3 +145,22 @@ def test_the_control_api_lists_models_and_their_signatures(python_mesh):
     assert model.versions[0].ready and model.versions[0].runtime == "python"
     assert model.versions[0].inputs[0].features[0] == "mean radius"
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_answers_say_which_traffic_role_they_served(stub):
+    request = pb.ModelInferRequest(model_name="breast-cancer",
+                                   raw_input_contents=[load_breast_cancer().data[:1].tobytes()])
+    request.inputs.add(name="features", datatype="FP64", shape=[1, 30])
+    assert stub.ModelInfer(request).parameters["meshserve_role"].string_param == "primary"
+
+
+def test_an_adapter_knows_a_mirrored_request_is_a_shadow(adapter_factory):
+    adapter = adapter_factory(EXAMPLES / "iris_species")
+    request = pb.ModelInferRequest(model_name="iris-species", raw_input_contents=[np.ones((1, 4), np.float32).tobytes()])
+    request.inputs.add(name="measurements", datatype="FP32", shape=[1, 4])
+    with grpc.insecure_channel(adapter.address) as channel:
+        direct = pb_grpc.GRPCInferenceServiceStub(channel)
+        shadow = direct.ModelInfer(request, metadata=[("x-meshserve-role", "shadow")])
+        forged = direct.ModelInfer(request, metadata=[("x-meshserve-role", "admin")])
+    assert shadow.parameters["meshserve_role"].string_param == "shadow"
+    assert forged.parameters["meshserve_role"].string_param == "primary"
