@@ -3,3 +3,4 @@
 set -euo pipefail
 [ -f examples/breast_cancer/model.joblib ] || "$PY" examples/breast_cancer/train.py
 [ -f examples/iris_species/centroids.npz ] || "$PY" examples/iris_species/train.py
+[ -f examples/breast_cancer_v2/model.joblib ] || "$PY" examples/breast_cancer_v2/train.py
