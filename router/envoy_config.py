@@ -46,11 +46,12 @@ CLUSTERS_DIR, CLUSTERS_FILE = "clusters", "clusters.yaml"
 def _buffer_limit_bytes() -> int:
     return get_settings().max_message_bytes + 1024 * 1024
 
-# Retry what failed because an adapter is gone: a refused connection or stream, a connection
-# that died before any answer (a replica killed with requests on its connection), or the
-# adapter's own UNAVAILABLE (a runtime restarting). Envoy never retries once response headers
-# arrived, and a model's predict is a pure function of its inputs, so a repeat is safe.
-RETRY_ON = "connect-failure,refused-stream,reset,unavailable"
+# Retry what failed because an adapter is gone before it took the request: a refused
+# connection or stream, or the adapter's own UNAVAILABLE (a runtime restarting). Not `reset`:
+# a connection that dies mid-request may be the request's own doing (input that crashes R
+# or the JVM), and replaying it would take down every replica in turn. Those requests fail
+# fast with UNAVAILABLE instead.
+RETRY_ON = "connect-failure,refused-stream,reset-before-request,unavailable"
 
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 _ROUTER_FILTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
@@ -356,6 +357,8 @@ def _connection_manager(stat_prefix: str, codec: str, routing: dict[str, Any]) -
             "@type": _HCM,
             "stat_prefix": stat_prefix,
             "codec_type": codec,
+            # The router decides the request id: the client's header, else the request's id field.
+            "generate_request_id": False,
             "http2_protocol_options": {"max_concurrent_streams": 1024},
             "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER_FILTER}}],
             **routing,

@@ -20,6 +20,8 @@ from conftest import meshserve_argv, start_mesh
 from models.variant_packages import write_spec, write_variant_packages
 from models.variant_traffic import TrafficClient, versions_of, within_binomial_interval
 
+from tritonclient.grpc import service_pb2 as pb
+
 from meshserve.v1 import control_pb2 as cpb
 from meshserve.v1 import control_pb2_grpc as cpb_grpc
 
@@ -182,7 +184,13 @@ def test_killing_every_replica_of_a_variant_falls_back_without_a_failed_or_hangi
     assert len(pids) == 1
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    # Until the mesh restarts it, variant 2's traffic goes to the spec's fallback, variant 1.
+    # A request already on the dead replica's connection fails fast with UNAVAILABLE (it is not
+    # replayed: it may be what crashed the replica); then the spec's fallback, variant 1, takes
+    # variant 2's traffic until the mesh restarts it.
+    first = mesh.client.send(20, concurrency=4, model="canary", timeout=10)
+    failed = [r for r in first if not isinstance(r, pb.ModelInferResponse)]
+    assert all(r.code() == grpc.StatusCode.UNAVAILABLE for r in failed), failed
+    assert len(failed) <= 4, f"{len(failed)} requests failed after the kill, not only those in flight"
     results = mesh.client.send(100, concurrency=4, model="canary", timeout=10)
     assert set(versions_of(results)) <= {"1", "2"} and "1" in versions_of(results)
 
