@@ -1,10 +1,12 @@
 """Micro-batching: coalesce concurrent requests to one model into one predict call.
 
 Runtimes with a high fixed cost per call (R, Java) serve spikes far better when many
-small requests share a call. Requests wait at most `max_wait_us` for company, a batch
-holds at most `max_batch_size` rows, and one batch runs at a time. Answers are split
-back by row counts. If a coalesced call fails, each request is retried alone so an
-error is reported only to the request that caused it.
+small requests share a call. A lone request on an idle model is served at once, so
+batching costs nothing at low load; once requests queue up, a batch waits at most
+`max_wait_us` to fill, holds at most `max_batch_size` rows, and at most `concurrency`
+batches run at once (more than one only helps a runtime with parallel workers). Answers
+are split back by row counts. If a coalesced call fails, each request is retried alone so
+an error is reported only to the request that caused it.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ class _Pending:
 
 
 class MicroBatcher:
-    def __init__(self, predict: Predict, max_batch_size: int, max_wait_us: int):
+    def __init__(self, predict: Predict, max_batch_size: int, max_wait_us: int, concurrency: int = 1):
         self._predict = predict
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_us / 1e6
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running = 0
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task | None = None
@@ -59,15 +63,28 @@ class MicroBatcher:
             self._worker = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             if not self._queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            if self.max_wait_s and self._queued_rows() < self.max_batch_size:
+            await self._slots.acquire()
+            lone_request_on_idle_model = self._running == 0 and len(self._queue) == 1
+            if not lone_request_on_idle_model and self.max_wait_s and self._queued_rows() < self.max_batch_size:
                 await self._gather_for(self.max_wait_s)
             batch = self._take_batch()
-            if batch:
-                await self._serve(batch)
+            if not batch:
+                self._slots.release()
+                continue
+            self._running += 1
+            loop.create_task(self._serve_and_release(batch))
+
+    async def _serve_and_release(self, batch: list[_Pending]) -> None:
+        try:
+            await self._serve(batch)
+        finally:
+            self._running -= 1
+            self._slots.release()
 
     def _queued_rows(self) -> int:
         return sum(p.rows for p in self._queue)

@@ -31,7 +31,8 @@ class ModelService:
         self.package = package
         self.runtime = runtime
         batching = package.manifest.batching
-        self.batcher = (MicroBatcher(runtime.predict, batching.max_batch_size, batching.max_wait_us)
+        self.batcher = (MicroBatcher(runtime.predict, batching.max_batch_size, batching.max_wait_us,
+                                     batching.concurrency)
                         if batching.max_batch_size > 1 else None)
 
     @classmethod

@@ -97,7 +97,8 @@ class Batching(_Strict):
     """Micro-batching of concurrent requests into one predict call (off when max_batch_size is 1)."""
 
     max_batch_size: int = Field(default=1, ge=1, description="Most rows in one coalesced call.")
-    max_wait_us: int = Field(default=0, ge=0, description="Longest a request waits for company.")
+    max_wait_us: int = Field(default=0, ge=0, description="Longest a queued request waits for a batch to fill.")
+    concurrency: int = Field(default=1, ge=1, description="Batches that may run at once (for runtimes with workers).")
 
 
 class Manifest(_Strict):

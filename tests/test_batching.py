@@ -91,3 +91,36 @@ def test_a_request_as_large_as_the_cap_goes_straight_through(rows):
 
     model, answer = run(scenario())
     assert model.calls == [rows] and answer["y"].shape == (rows, 1)
+
+
+def test_a_lone_request_on_an_idle_model_does_not_wait_for_company():
+    async def scenario():
+        model = CountingModel()
+        batcher = MicroBatcher(model.predict, max_batch_size=64, max_wait_us=30_000_000)
+        answer = await asyncio.wait_for(batcher.predict({"x": np.ones((1, 1))}), 5.0)
+        await batcher.close()
+        return answer
+
+    assert run(scenario())["y"].tolist() == [[2.0]]
+
+
+def test_with_concurrency_two_batches_run_at_once():
+    class SlowModel:
+        running = peak = 0
+
+        async def predict(self, inputs):
+            SlowModel.running += 1
+            SlowModel.peak = max(SlowModel.peak, SlowModel.running)
+            await asyncio.sleep(0.05)
+            SlowModel.running -= 1
+            return {"y": inputs["x"]}
+
+    async def scenario(concurrency):
+        SlowModel.running = SlowModel.peak = 0
+        batcher = MicroBatcher(SlowModel().predict, max_batch_size=2, max_wait_us=0, concurrency=concurrency)
+        await asyncio.gather(*(batcher.predict({"x": np.ones((1, 1))}) for _ in range(12)))
+        await batcher.close()
+        return SlowModel.peak
+
+    assert run(scenario(1)) == 1
+    assert run(scenario(2)) == 2
