@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import ctypes
 import logging
+import os
 import queue
 import signal
 import threading
@@ -98,7 +99,15 @@ def _start_r_on_this_thread() -> None:
         warnings.simplefilter("ignore")
         import rpy2.rinterface as rinterface
 
+        # R puts its own and the system's library folders first on LD_LIBRARY_PATH. This
+        # process has loaded its libraries already, but any Python started from it later
+        # would pick up the system's libraries before its own (its ssl module then fails).
+        library_path = os.environ.get("LD_LIBRARY_PATH")
         rinterface.initr_simple()
+        if library_path is None:
+            os.environ.pop("LD_LIBRARY_PATH", None)
+        else:
+            os.environ["LD_LIBRARY_PATH"] = library_path
         import rpy2.robjects  # noqa: F401  (sets up robjects on this thread)
     _send_r_console_to_logging()
     _point_r_stack_check_at_this_thread()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ctypes
 import faulthandler
 import logging
 import os
@@ -29,10 +28,10 @@ from multiprocessing.reduction import recv_handle, send_handle
 from typing import Any
 
 from meshserve.errors import ModelFailed
+from meshserve.parent_death import die_with_parent
 
 from .r_columns import FrameParts
 
-_PR_SET_PDEATHSIG = 1
 log = logging.getLogger("meshserve.adapters.r")
 
 
@@ -219,7 +218,4 @@ def _detach_from_parent() -> None:
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
+    die_with_parent(signal.SIGKILL)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
@@ -29,6 +28,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from meshserve.parent_death import die_with_parent
 
 log = logging.getLogger("meshserve.triton")
 
@@ -137,18 +138,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _death_signal_setter():
-    """A function to run in the child before exec so it gets SIGTERM when the adapter dies (even by SIGKILL).
-
-    libc is resolved here, before the fork: the child of a threaded process must not load libraries.
-    """
-    try:
-        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except OSError:
-        return None
-    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def error_lines(log_text: str, already_said: str = "") -> list[str]:
@@ -267,7 +256,7 @@ class TritonServer:
             # back (the adapter stops it); the death signal covers an adapter killed outright.
             self.process = await asyncio.create_subprocess_exec(
                 *args, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
-                env=installation.environment(), start_new_session=True, preexec_fn=_death_signal_setter())
+                env=installation.environment(), start_new_session=True, preexec_fn=die_with_parent)
         started = time.monotonic()
         self.client = triton_client(self.address)
         while True:

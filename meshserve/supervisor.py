@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
 import os
 import signal
 import sys
 from dataclasses import dataclass, field
 
+from meshserve.parent_death import die_with_parent
 from meshserve.settings import get_settings
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # If `meshserve up` itself is killed, its children get SIGTERM instead of living on.
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
-
 
 @dataclass
 class ChildSpec:
@@ -66,7 +55,7 @@ class Supervisor:
         env = {**os.environ, **(child.spec.env or {}), "PYTHONUNBUFFERED": "1"}
         child.process = await asyncio.create_subprocess_exec(
             *child.spec.argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+            stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True, preexec_fn=die_with_parent)
         asyncio.get_running_loop().create_task(self._pump(child, child.process))
 
     async def _pump(self, child: Child, process: asyncio.subprocess.Process) -> None:

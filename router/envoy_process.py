@@ -6,7 +6,6 @@ Envoy is started once per mesh and never restarted: rollouts replace the files i
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib.util
 import json
 import os
@@ -22,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from meshserve.parent_death import die_with_parent
 from meshserve.router.envoy_config import BOOTSTRAP_FILE, MESH_ROUTES, EnvoyLayout, to_yaml
 
 # Two worker threads, one per core of the 2-core target machine. Every request crosses Envoy
@@ -33,15 +33,6 @@ from meshserve.router.envoy_config import BOOTSTRAP_FILE, MESH_ROUTES, EnvoyLayo
 # add context switches.
 DEFAULT_CONCURRENCY = 2
 READY_LINE = "meshserve envoy ready"
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # Envoy must not outlive the process that started it (even one killed with SIGKILL).
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 class EnvoyError(RuntimeError):
@@ -153,7 +144,7 @@ class EnvoyProcess:
         self._stderr = open(self.run_dir / "envoy.stderr", "wb")
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self._stderr,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

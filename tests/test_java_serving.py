@@ -16,11 +16,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 import yaml
-from tritonclient.grpc import InferenceServerClient, InferenceServerException, InferInput, InferRequestedOutput
+from tritonclient.grpc import InferenceServerClient, InferenceServerException, InferInput
 
 from conftest import ROOT, start_mesh
 

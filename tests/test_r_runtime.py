@@ -30,8 +30,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+# One loop for the whole module: a runtime's coroutines must all run on the loop it was loaded on.
+LOOP = asyncio.new_event_loop()
+
+
 def run(coro):
-    return asyncio.get_event_loop_policy().get_event_loop().run_until_complete(coro)
+    return LOOP.run_until_complete(coro)
 
 
 def loaded(package_dir: Path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import uuid
 
 import grpc
 from tritonclient.grpc import service_pb2 as pb
@@ -53,6 +54,7 @@ class TrafficClient:
         metadata = []
         if self.as_router:
             metadata.append(("x-meshserve-model", model))
+            metadata.append(("x-request-id", uuid.uuid4().hex))
             if version:
                 metadata.append(("x-meshserve-version", version))
         if key:
