@@ -29,7 +29,7 @@ import grpc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from meshserve.adapters.runtime import Runtime, Tensors, request_deadline
-from meshserve.errors import InvalidInput, ManifestError, MeshError, ModelFailed, ModelUnavailable
+from meshserve.errors import DeadlineExceeded, InvalidInput, ManifestError, MeshError, ModelFailed, ModelUnavailable
 from meshserve.model_package import ModelPackage, Signature, TensorSpec
 
 log = logging.getLogger("meshserve.triton")
@@ -296,7 +296,9 @@ class TritonRuntime(Runtime):
             tensor.set_data_from_numpy(array)
             triton_inputs.append(tensor)
         deadline = request_deadline.get()
-        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+        timeout = None if deadline is None else deadline - time.monotonic()
+        if timeout is not None and timeout <= 0:
+            raise DeadlineExceeded(f"the caller's deadline passed before Triton ({options.model_name}) was asked")
         try:
             result = await client.infer(options.model_name, triton_inputs, model_version=options.model_version,
                                         outputs=self._requested_outputs, client_timeout=timeout)

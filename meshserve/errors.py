@@ -40,6 +40,12 @@ class ModelUnavailable(MeshError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class DeadlineExceeded(MeshError):
+    """The caller's deadline passed; no more work is done for the request."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 class ModelFailed(MeshError):
     """The model's own code raised: INTERNAL with the exception's type and message."""
 
