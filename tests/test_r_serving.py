@@ -5,6 +5,7 @@ crash of R costing only that model's adapter, which the mesh restarts."""
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import subprocess
 import threading
@@ -48,6 +49,9 @@ def r_mesh(tmp_path_factory):
         (models / folder / "model.yaml").write_text(yaml.safe_dump(manifest))
         subprocess.run(["Rscript", "--vanilla", "-e",
                         f"saveRDS(list(scale = 2), {str(models / folder / 'model.rds')!r})"], check=True)
+    # Two replicas of the model without workers: a request that crashes R must cost one of them only.
+    (models / "meshserve.yaml").write_text(yaml.safe_dump(
+        {"models": {"r-faulty": {"variants": [{"version": "1", "weight": 100, "replicas": 2}]}}}))
     process = start_mesh(models)
     yield process
     process.stop()
@@ -187,17 +191,20 @@ def test_runaway_recursion_in_r_is_an_error_and_the_same_adapter_serves_on(r_mes
     assert error.status() == "StatusCode.INTERNAL"
     assert "stack" in error.message()
     assert list(faulty(r_mesh, 6.0)) == [12.0]
-    assert "r-faulty:1 exited" not in r_mesh.output
+    assert not re.search(r"r-faulty:1(#\d)? exited", r_mesh.output)
 
 
 def test_a_crash_of_r_is_unavailable_and_the_mesh_restarts_only_that_adapter(r_mesh, iris_oracle):
     features, species, _ = iris_oracle
     error = refusal(lambda: faulty(r_mesh, 3.0))  # R kills its own process with SIGSEGV
     assert error.status() == "StatusCode.UNAVAILABLE"
+    # The other replica of the same model serves on: the crashing request was not replayed to it.
+    assert [list(faulty(r_mesh, x)) for x in (5.0, 6.0, 8.0)] == [[10.0], [12.0], [16.0]]
+    assert len(re.findall(r"r-faulty:1#\d exited", r_mesh.output)) == 1
     # The other R models keep serving while the crashed adapter restarts.
     ok = client(r_mesh).infer("iris-randomforest", [tensor("measurements", features[:1], "FP64")])
     assert ok.as_numpy("species")[0].decode() == species[0]
-    r_mesh.wait_for_line(r"r-faulty:1 is back", timeout=120)
+    r_mesh.wait_for_line(r"r-faulty:1#\d is back", timeout=120)
     assert list(faulty(r_mesh, 7.0)) == [14.0]
 
 
