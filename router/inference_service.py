@@ -116,13 +116,25 @@ class RouterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         model = self.table.models.get(name)
         if model is None or (version and version not in model.versions):
             return False
-        entry = model.version(version)
-        try:
-            answer = await self.upstreams.stub(entry.address).ModelReady(
-                pb.ModelReadyRequest(name=name, version=entry.package.version), timeout=READY_TIMEOUT_S)
-        except grpc.aio.AioRpcError:
-            return False
-        return answer.ready
+        if self.table.mesh_address:
+            # Through Envoy, as inferences go: ready means a healthy replica can answer.
+            address, request = self.table.mesh_address, pb.ModelReadyRequest(name=name, version=version)
+            headers = [("x-meshserve-model", name)] + ([("x-meshserve-version", version)] if version else [])
+        else:
+            entry = model.version(version)
+            address, headers = entry.address, []
+            request = pb.ModelReadyRequest(name=name, version=entry.package.version)
+        stub = self.upstreams.stub(address)
+        for _ in range(2):
+            try:
+                answer = await stub.ModelReady(request, timeout=READY_TIMEOUT_S, metadata=headers)
+                return answer.ready
+            except grpc.aio.AioRpcError as exc:
+                # Asking again is safe (no model code runs) and reaches another replica when the
+                # one asked died with the question on its connection.
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    return False
+        return False
 
 
 class UpstreamError(MeshError):

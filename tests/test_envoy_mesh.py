@@ -177,6 +177,19 @@ def adapter_pids(mesh, package_name: str) -> list[int]:
     return pids
 
 
+def test_a_version_stays_ready_while_one_of_its_replicas_is_down(mesh):
+    import tritonclient.grpc as triton
+
+    client = triton.InferenceServerClient(mesh.address)
+    assert client.is_model_ready("canary", "1") and client.is_model_ready("canary")
+    pids = adapter_pids(mesh, "canary-1")
+    assert len(pids) == 2
+    os.kill(pids[0], signal.SIGKILL)
+    # Readiness is asked through Envoy, like inferences: the surviving replica answers.
+    assert all(client.is_model_ready("canary", "1") for _ in range(10))
+    assert not client.is_model_ready("canary", "9")
+
+
 def test_killing_every_replica_of_a_variant_falls_back_without_a_failed_or_hanging_request(mesh):
     set_rollout(mesh, {"1": 0, "2": 100})
     assert versions_of(mesh.client.send(20, model="canary")) == {"2": 20}
