@@ -35,8 +35,23 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def resolve_listen(listen: str) -> str:
+    """HOST:PORT clients will use; port 0 picks a free one, a busy port is refused up front."""
     host, _, port = listen.rpartition(":")
-    return f"{host}:{free_port(host) if port == '0' else port}"
+    if not host or not port.isdigit():
+        raise ListenError(f"--listen {listen!r} is not HOST:PORT; write for example 127.0.0.1:8001")
+    if port == "0":
+        return f"{host}:{free_port(host)}"
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, int(port)))
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {listen} ({exc.strerror}): another mesh or server may be "
+                              "using it; stop it, or pass --listen HOST:PORT (port 0 picks a free one)") from exc
+    return listen
+
+
+class ListenError(ValueError):
+    pass
 
 
 def log(message: str) -> None:
@@ -139,7 +154,11 @@ class Mesh:
 
 
 async def run_mesh(models_dir: str, listen: str, run_dir: str | None, envoy: bool = True) -> int:
-    mesh = Mesh(models_dir, listen, run_dir, envoy=envoy)
+    try:
+        mesh = Mesh(models_dir, listen, run_dir, envoy=envoy)
+    except ListenError as exc:
+        print(f"meshserve: {exc}", file=sys.stderr, flush=True)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -370,6 +370,9 @@ def _listener(name: str, address: str, manager: dict[str, Any]) -> dict[str, Any
     return {
         "name": name,
         "address": _socket_address(address),
+        # Envoy shares ports by default (SO_REUSEPORT): a second mesh on the same address would
+        # silently take half of the first one's clients. Refuse a busy port instead.
+        "enable_reuse_port": False,
         "per_connection_buffer_limit_bytes": _buffer_limit_bytes(),
         "filter_chains": [{"filters": [manager]}],
     }

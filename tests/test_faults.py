@@ -148,3 +148,15 @@ def test_children_do_not_outlive_a_killed_mesh(models):
     while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
+
+
+def test_a_second_mesh_on_a_busy_address_is_refused_not_shared(mesh, models):
+    import subprocess
+
+    from conftest import meshserve_argv
+
+    result = subprocess.run(meshserve_argv("up", str(models), "--listen", mesh.address),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"cannot listen on {mesh.address}" in result.stderr and "--listen" in result.stderr
+    assert "adapter ready" not in result.stdout
