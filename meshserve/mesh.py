@@ -147,10 +147,12 @@ class Mesh:
             "control API meshserve.v1.Control); Ctrl-C stops the mesh")
 
     async def stop(self) -> None:
+        started = bool(self.supervisor.children)
         await self.supervisor.stop()
         if self._own_run_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
-        log("meshserve: stopped")
+        if started:
+            log("meshserve: stopped")
 
 
 async def run_mesh(models_dir: str, listen: str, run_dir: str | None, envoy: bool = True) -> int:
