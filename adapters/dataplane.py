@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 
 from meshserve.adapters.batching import MicroBatcher
@@ -106,3 +107,21 @@ def model_metadata(package: ModelPackage, versions: list[str]) -> pb.ModelMetada
         inputs=[tensor(name=s.name, datatype=s.datatype, shape=s.shape) for s in signature.inputs],
         outputs=[tensor(name=s.name, datatype=s.datatype, shape=s.shape) for s in signature.outputs],
     )
+
+
+def model_config(package: ModelPackage) -> pb.ModelConfigResponse:
+    """The model as Triton's ModelConfig describes one, for Triton's own tools (perf_analyzer).
+
+    max_batch_size 0 tells them the dims are the full shapes, batch dimension (-1) included.
+    """
+    signature = package.manifest.signature
+
+    def tensor(kind, spec):
+        data_type = "TYPE_STRING" if spec.datatype == "BYTES" else f"TYPE_{spec.datatype}"
+        return kind(name=spec.name, data_type=mc.DataType.Value(data_type), dims=spec.shape)
+
+    config = mc.ModelConfig(
+        name=package.name, platform=f"meshserve_{package.manifest.runtime}", max_batch_size=0,
+        input=[tensor(mc.ModelInput, s) for s in signature.inputs],
+        output=[tensor(mc.ModelOutput, s) for s in signature.outputs])
+    return pb.ModelConfigResponse(config=config)

@@ -21,7 +21,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 import meshserve
-from meshserve.adapters.dataplane import Call, ModelService
+from meshserve.adapters.dataplane import Call, ModelService, model_config
 from meshserve.adapters.runtime import request_deadline
 from meshserve.errors import ManifestError, MeshError, ModelNotFound, abort
 from meshserve.grpc_server import add_health_and_reflection, create_server, serve_until_stopped
@@ -63,6 +63,11 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         if not self.service.serves(request.name, request.version):
             await abort(context, self._not_found(request.name, request.version))
         return self.service.metadata()
+
+    async def ModelConfig(self, request, context):
+        if not self.service.serves(request.name, request.version):
+            await abort(context, self._not_found(request.name, request.version))
+        return model_config(self.service.package)
 
     async def ModelInfer(self, request, context):
         remaining = context.time_remaining()

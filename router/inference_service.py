@@ -15,7 +15,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 import meshserve
-from meshserve.adapters.dataplane import model_metadata
+from meshserve.adapters.dataplane import model_config, model_metadata
 from meshserve.errors import MeshError, ModelUnavailable, abort
 from meshserve.grpc_server import channel_options
 from meshserve.router.model_table import ModelTable
@@ -71,6 +71,12 @@ class RouterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             await abort(context, exc)
         versions = [request.version] if request.version else list(model.versions)
         return model_metadata(entry.package, versions)
+
+    async def ModelConfig(self, request, context):
+        try:
+            return model_config(self.table.model(request.name).version(request.version).package)
+        except MeshError as exc:
+            await abort(context, exc)
 
     async def ModelInfer(self, request, context):
         request_id = request_id_of(context, request)
