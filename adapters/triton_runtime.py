@@ -29,10 +29,14 @@ import grpc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from meshserve.adapters.runtime import Runtime, Tensors, request_deadline
+from meshserve.adapters.triton_environment import capture_environment, check_environment
 from meshserve.errors import DeadlineExceeded, InvalidInput, ManifestError, MeshError, ModelFailed, ModelUnavailable
 from meshserve.model_package import ModelPackage, Signature, TensorSpec
 
 log = logging.getLogger("meshserve.triton")
+
+# `meshserve package` calls this module's capture_environment (adapters/triton_environment.py).
+__all__ = ["TritonOptions", "TritonRuntime", "capture_environment"]
 
 
 class TritonOptions(BaseModel):
@@ -206,6 +210,9 @@ class TritonRuntime(Runtime):
         self._outputs = [o.name for o in package.manifest.signature.outputs]
         try:
             if options.model_repository is not None:
+                # Digests first: a strict refusal starts no Triton.
+                for warning in check_environment(package):
+                    log.warning("%s", warning)
                 repository = package.path(options.model_repository)
                 self.server = TritonServer(repository, label=f"triton-{package.name}",
                                            startup_timeout_s=options.startup_timeout_s)
@@ -217,6 +224,8 @@ class TritonRuntime(Runtime):
                                         "correct the model files or config.pbtxt named in Triton's message") from None
             else:
                 await self._connect_external(options)
+                for warning in check_environment(package, await self._external_version()):
+                    log.warning("%s", warning)
             await self._check_ready_and_signature(package, options)
         except BaseException:
             await self.close()
@@ -254,6 +263,14 @@ class TritonRuntime(Runtime):
                                     f"'{options.model_name}': {exc.message().strip()}",
                                     "fix the model in that Triton's repository (or set load: false if it is "
                                     "loaded by other means)") from None
+
+    async def _external_version(self) -> str | None:
+        """The external Triton's version string (server metadata), or None if it will not say."""
+        try:
+            metadata = await self._external_client.get_server_metadata(as_json=True, client_timeout=5.0)
+        except Exception:
+            return None
+        return str(metadata.get("version") or "") or None
 
     async def _check_ready_and_signature(self, package: ModelPackage, options: TritonOptions) -> None:
         from tritonclient.utils import InferenceServerException

@@ -238,3 +238,79 @@ def test_a_fixed_dimension_in_model_yaml_may_narrow_a_variable_one_in_triton_but
     assert problems([-1, 64], [-1, -1]) == []
     assert problems([-1, -1], [-1, 64])[0][0] == "signature.inputs.pixels"
     assert problems([-1, 64], [-1, 64, 1])[0][0] == "signature.inputs.pixels"
+
+
+# --- `meshserve package`: the recorded Triton environment and the digest check at load ---------------
+
+def package_it(directory: Path, *flags: str) -> str:
+    """Run the real `meshserve package DIR` command; return what it printed."""
+    done = subprocess.run([sys.executable, "-m", "meshserve.cli", "package", str(directory), *flags],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_meshserve_package_records_the_wheel_and_a_digest_of_every_model_file(package_copy):
+    import importlib.metadata
+
+    (package_copy.repository_model / "1" / "__pycache__").mkdir(exist_ok=True)
+    (package_copy.repository_model / "1" / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"cache")
+    printed = package_it(package_copy.path)
+    assert f"Triton from nvidia-pytriton {importlib.metadata.version('nvidia-pytriton')}: model digits_mlp " \
+           "with 3 file digests" in printed
+    manifest = yaml.safe_load((package_copy.path / "model.yaml").read_text())
+    recorded = manifest["environment"]["triton"]
+    model = package_copy.repository_model
+    assert recorded["files"] == {"config.pbtxt": sha256(model / "config.pbtxt"),
+                                 "1/model.py": sha256(model / "1" / "model.py"),
+                                 "1/weights.npz": sha256(model / "1" / "weights.npz")}  # byte-code caches left out
+    assert recorded["wheel"] == {"name": "nvidia-pytriton", "version": importlib.metadata.version("nvidia-pytriton")}
+    assert recorded["model_name"] == MODEL and recorded["source"] == "model_repository"
+    assert manifest["environment"]["strict"] is False
+    assert manifest["triton"] == {"model_repository": "model_repository", "model_name": MODEL}  # the rest is kept
+
+
+def test_an_external_triton_is_recorded_by_address_and_model_without_digests(package_copy):
+    from meshserve.adapters.triton_runtime import capture_environment
+    from meshserve.commands.package import summary
+
+    package_copy.edit_manifest(lambda m: m.update(triton={"server": "127.0.0.1:9", "model_name": MODEL,
+                                                          "model_version": "1"}))
+    recorded = capture_environment(load_package(package_copy.path))
+    assert recorded == {"triton": {"source": "server", "server": "127.0.0.1:9", "version": "unknown",
+                                   "model_name": MODEL, "model_version": "1"}}
+    assert summary(recorded) == ["Triton unknown at 127.0.0.1:9: model digits_mlp version 1"]
+
+
+def test_a_model_file_changed_after_packaging_is_warned_about_at_load_naming_it_and_both_digests(
+        loop, package_copy, caplog):
+    package_it(package_copy.path)
+    model_py = package_copy.repository_model / "1" / "model.py"
+    before = sha256(model_py)
+    model_py.write_text(model_py.read_text() + "\n# edited after packaging\n")
+    runtime = TritonRuntime()
+    with caplog.at_level("WARNING", logger="meshserve.triton"):
+        loop.run(runtime.load(load_package(package_copy.path)))
+    try:
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any(str(model_py) in w and before in w and sha256(model_py) in w for w in warnings), warnings
+        assert loop.run(runtime.ready()), "a warning must not stop the model from serving"
+    finally:
+        loop.run(runtime.close())
+
+
+def test_a_model_file_changed_after_strict_packaging_is_refused_naming_file_field_and_fix(loop, package_copy):
+    package_it(package_copy.path, "--strict")
+    model_py = package_copy.repository_model / "1" / "model.py"
+    before = sha256(model_py)
+    model_py.write_text(model_py.read_text() + "\n# edited after packaging\n")
+    message = load_refusal(loop, package_copy.path)
+    assert "field 'environment.triton.files.1/model.py'" in message
+    assert str(model_py) in message and before in message and sha256(model_py) in message
+    assert "re-run `meshserve package`" in message

@@ -96,6 +96,15 @@ def summary(environment: dict[str, Any]) -> list[str]:
     if "java" in environment:
         java = environment["java"]
         lines.append(f"Java {java.get('version')} ({java.get('vm')}) with {len(java.get('jars', {}))} jar digests")
-    for key in sorted(set(environment) - {"r", "python", "java", "strict", "captured_at"}):
+    if "triton" in environment:
+        triton = environment["triton"]
+        if triton.get("source") == "server":
+            lines.append(f"Triton {triton.get('version')} at {triton.get('server')}: model {triton.get('model_name')} "
+                         f"version {triton.get('model_version')}")
+        else:
+            wheel = triton.get("wheel") or {}
+            lines.append(f"Triton from {wheel.get('name')} {wheel.get('version')}: model {triton.get('model_name')} "
+                         f"with {len(triton.get('files') or {})} file digests")
+    for key in sorted(set(environment) - {"r", "python", "java", "triton", "strict", "captured_at"}):
         lines.append(f"{key}: recorded")
     return lines
