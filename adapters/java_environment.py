@@ -3,7 +3,6 @@ digests) and the checks at load that the jars and the running Java still match i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -12,18 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from meshserve.errors import ManifestError
-from meshserve.model_package import ModelPackage
+from meshserve.model_package import ModelPackage, sha256_of
 from meshserve.adapters.java_options import JavaOptions, jar_path
 
 log = logging.getLogger("meshserve.adapters.java")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def java_home() -> Path:

@@ -16,14 +16,13 @@ imports tritonclient at import time.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 from pathlib import Path
 from typing import Any
 
 from meshserve.errors import ManifestError
-from meshserve.model_package import ModelPackage
+from meshserve.model_package import ModelPackage, sha256_of
 
 WHEEL = "nvidia-pytriton"
 _SKIPPED_DIRS = {"__pycache__"}
@@ -31,14 +30,6 @@ _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 _FIX_FILES = "restore the files the model was packaged with, or re-run `meshserve package` if the change is intended"
 _FIX_OTHER = ("serve the model with the Triton and model version model.yaml records, or re-run `meshserve package` "
               "if the change is intended")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_files(model_dir: Path) -> dict[str, str]:

@@ -6,6 +6,7 @@ naming the file, the field and the fix, before any process starts.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 from pathlib import Path
@@ -168,6 +169,12 @@ def _first_error(path: Path, exc: ValidationError, prefix: str = "") -> Manifest
     field = prefix + ".".join(str(p) for p in err["loc"]) if err["loc"] else prefix.rstrip(".") or "(top level)"
     fix = _FIXES.get(err["type"], "correct the value as described (see docs/model-package.md)")
     return ManifestError(str(path), field, err["msg"], fix.format(file=path.name))
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file: what `meshserve package` records for model files and jars."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def runtime_options_class(runtime: str) -> type[BaseModel]:

@@ -22,7 +22,7 @@ from meshserve.errors import InvalidInput, ManifestError, ModelFailed
 from meshserve.model_package import load_package
 
 jpype = pytest.importorskip("jpype", reason="jpype1 is not installed (pip install -e .[java])")
-from meshserve.adapters.java_environment import sha256_of  # noqa: E402
+from meshserve.model_package import sha256_of  # noqa: E402
 from meshserve.adapters.java_runtime import JavaRuntime, capture_environment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
