@@ -10,6 +10,12 @@ import tempfile
 from pathlib import Path
 
 ORACLE_SCRIPT = Path(__file__).with_name("r_oracle.R")
+ROOT = Path(__file__).resolve().parents[1]
+IRIS = ROOT / "examples" / "r_iris_randomforest"
+INFERT = ROOT / "examples" / "r_infert_glm"
+FAULTY = Path(__file__).with_name("r_faulty_model")
+IRIS_FEATURES = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width"]
+INFERT_COLUMNS = ["education", "age", "parity", "induced", "spontaneous"]
 
 
 def rscript_available() -> bool:

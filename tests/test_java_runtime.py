@@ -24,19 +24,13 @@ from meshserve.model_package import load_package
 jpype = pytest.importorskip("jpype", reason="jpype1 is not installed (pip install -e .[java])")
 from meshserve.model_package import sha256_of  # noqa: E402
 from meshserve.adapters.java_runtime import JavaRuntime, capture_environment  # noqa: E402
+from java_oracle import (API_JAR, LOAN_DIR, NOT_BUILT, WEKA_DIR, WEKA_JAR, java_examples_built,  # noqa: E402
+                         loan_oracle)
+from java_oracle import iris_rows as shared_iris_rows  # noqa: E402
+from java_oracle import loan_rows as shared_loan_rows  # noqa: E402
+from java_oracle import weka_oracle as shared_weka_oracle  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-WEKA_JAR = Path("/usr/share/java/weka.jar")
-WEKA_DIR = ROOT / "examples" / "java_weka_j48"
-LOAN_DIR = ROOT / "examples" / "java_loan_default"
-API_JAR = ROOT / "adapters" / "java" / "build" / "meshserve-model-api.jar"
-NEEDED = [WEKA_JAR, WEKA_DIR / "j48.model", WEKA_DIR / "build" / "weka-iris-tools.jar",
-          LOAN_DIR / "build" / "loan-default.jar", API_JAR]
-
-pytestmark = pytest.mark.skipif(
-    not all(p.exists() for p in NEEDED) or shutil.which("javac") is None,
-    reason="Java examples not built: run scripts/setup.sh (needs JDK 17 and Debian's weka)",
-)
+pytestmark = pytest.mark.skipif(not java_examples_built() or shutil.which("javac") is None, reason=NOT_BUILT)
 
 
 def run(coro):
@@ -44,40 +38,16 @@ def run(coro):
 
 
 def iris_rows() -> np.ndarray:
-    """Every iris flower, plus nudged copies that land near the tree's split points."""
-    lines = (WEKA_DIR / "data" / "iris.arff").read_text().split("@data", 1)[1].split()
-    rows = np.array([[float(v) for v in line.split(",")[:4]] for line in lines])
-    rng = np.random.default_rng(7)
-    return np.vstack([rows, rows[::3] + rng.normal(0, 0.3, rows[::3].shape)])
-
-
-def java_csv(rows: np.ndarray) -> str:
-    return "".join(",".join(repr(float(v)) for v in row) + "\n" for row in rows)
+    return shared_iris_rows(seed=7, noise=0.3, every=3)
 
 
 def weka_oracle(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The same rows scored by Weka in its own `java` process (examples/java_weka_j48/train/ScoreJ48.java)."""
-    out = subprocess.run(
-        ["java", "-cp", f"{WEKA_JAR}:{WEKA_DIR / 'build' / 'weka-iris-tools.jar'}", "ScoreJ48",
-         str(WEKA_DIR / "j48.model"), str(WEKA_DIR / "header.model")],
-        input=java_csv(rows), capture_output=True, text=True, check=True, timeout=120).stdout
-    table = np.array([[float(v) for v in line.split(",")] for line in out.split()])
+    table = shared_weka_oracle(rows)
     return table[:, :3], table[:, 3].astype(int)
 
 
-def interface_oracle(rows: np.ndarray) -> np.ndarray:
-    """The loan model scored by meshserve's plain-Java ScoreCsv tool in its own process."""
-    out = subprocess.run(
-        ["java", "-cp", f"{API_JAR}:{LOAN_DIR / 'build' / 'loan-default.jar'}", "io.meshserve.tools.ScoreCsv",
-         "com.example.credit.LoanDefaultModel", str(LOAN_DIR), "applicant"],
-        input=java_csv(rows), capture_output=True, text=True, check=True, timeout=120).stdout
-    return np.array([[float(v) for v in line.split(",")] for line in out.split()])
-
-
 def loan_rows(n: int = 200) -> np.ndarray:
-    rng = np.random.default_rng(11)
-    return np.column_stack([rng.uniform(5, 200, n), rng.uniform(0, 1.5, n),
-                            rng.integers(18, 90, n), rng.integers(0, 8, n)]).astype(float)
+    return shared_loan_rows(n, seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +174,7 @@ def test_weka_j48_served_as_is_gives_the_numbers_weka_gives(weka):
 def test_interface_model_gives_the_numbers_plain_java_gives(loan):
     rows = loan_rows()
     out = run(loan.predict({"applicant": rows}))
-    oracle = interface_oracle(rows)
+    oracle = loan_oracle(rows)
     np.testing.assert_array_equal(out["default_probability"], oracle[:, 0])
     np.testing.assert_array_equal(out["risk_band"], oracle[:, 1].astype(np.int32))
 

@@ -21,22 +21,18 @@ import pytest
 import yaml
 from tritonclient.grpc import InferenceServerClient, InferenceServerException, InferInput
 
-from conftest import ROOT, start_mesh
+from conftest import start_mesh
+from java_oracle import API_JAR, LOAN_DIR, NOT_BUILT, WEKA_DIR, java_examples_built, loan_oracle, weka_oracle
+from java_oracle import iris_rows as shared_iris_rows
+from java_oracle import loan_rows as shared_loan_rows
 
 pytest.importorskip("jpype", reason="jpype1 is not installed (pip install -e .[java])")
 
-WEKA_JAR = Path("/usr/share/java/weka.jar")
-WEKA_DIR = ROOT / "examples" / "java_weka_j48"
-LOAN_DIR = ROOT / "examples" / "java_loan_default"
-API_JAR = ROOT / "adapters" / "java" / "build" / "meshserve-model-api.jar"
-NEEDED = [WEKA_JAR, WEKA_DIR / "j48.model", WEKA_DIR / "build" / "weka-iris-tools.jar",
-          LOAN_DIR / "build" / "loan-default.jar", API_JAR]
 SOAK_SECONDS = float(os.environ.get("MESHSERVE_JAVA_SOAK_S", "10"))
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not all(p.exists() for p in NEEDED),
-                       reason="Java examples not built: run scripts/setup.sh (needs JDK 17 and Debian's weka)"),
+    pytest.mark.skipif(not java_examples_built(), reason=NOT_BUILT),
 ]
 
 MISBEHAVING_JAVA = """
@@ -92,38 +88,12 @@ def client(mesh):
         yield c
 
 
-def java_csv(rows: np.ndarray) -> str:
-    return "".join(",".join(repr(float(v)) for v in row) + "\n" for row in rows)
-
-
 def iris_rows() -> np.ndarray:
-    lines = (WEKA_DIR / "data" / "iris.arff").read_text().split("@data", 1)[1].split()
-    rows = np.array([[float(v) for v in line.split(",")[:4]] for line in lines])
-    rng = np.random.default_rng(3)
-    return np.vstack([rows, rows + rng.normal(0, 0.25, rows.shape)])
-
-
-def weka_oracle(rows: np.ndarray) -> np.ndarray:
-    """Probabilities then class index per row, from Weka in a separate `java` process."""
-    out = subprocess.run(
-        ["java", "-cp", f"{WEKA_JAR}:{WEKA_DIR / 'build' / 'weka-iris-tools.jar'}", "ScoreJ48",
-         str(WEKA_DIR / "j48.model"), str(WEKA_DIR / "header.model")],
-        input=java_csv(rows), capture_output=True, text=True, check=True, timeout=120).stdout
-    return np.array([[float(v) for v in line.split(",")] for line in out.split()])
+    return shared_iris_rows(seed=3, noise=0.25)
 
 
 def loan_rows(n: int = 300) -> np.ndarray:
-    rng = np.random.default_rng(5)
-    return np.column_stack([rng.uniform(5, 200, n), rng.uniform(0, 1.5, n),
-                            rng.integers(18, 90, n), rng.integers(0, 8, n)]).astype(float)
-
-
-def loan_oracle(rows: np.ndarray) -> np.ndarray:
-    out = subprocess.run(
-        ["java", "-cp", f"{API_JAR}:{LOAN_DIR / 'build' / 'loan-default.jar'}", "io.meshserve.tools.ScoreCsv",
-         "com.example.credit.LoanDefaultModel", str(LOAN_DIR), "applicant"],
-        input=java_csv(rows), capture_output=True, text=True, check=True, timeout=120).stdout
-    return np.array([[float(v) for v in line.split(",")] for line in out.split()])
+    return shared_loan_rows(n, seed=5)
 
 
 def infer(client: InferenceServerClient, model: str, name: str, rows: np.ndarray, datatype: str = "FP64",

@@ -15,14 +15,9 @@ import yaml
 
 from meshserve.errors import InvalidInput, ManifestError, ModelFailed
 from meshserve.model_package import load_package
-from r_oracle import oracle_scores, r_dataset, rscript_available
+from r_oracle import (FAULTY, INFERT, INFERT_COLUMNS, IRIS, IRIS_FEATURES, oracle_scores, r_dataset,
+                      rscript_available)
 
-ROOT = Path(__file__).resolve().parents[1]
-IRIS = ROOT / "examples" / "r_iris_randomforest"
-INFERT = ROOT / "examples" / "r_infert_glm"
-FAULTY = Path(__file__).with_name("r_faulty_model")
-IRIS_FEATURES = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width"]
-INFERT_COLUMNS = ["education", "age", "parity", "induced", "spontaneous"]
 
 pytestmark = pytest.mark.skipif(
     not rscript_available() or not (IRIS / "model.rds").exists(),

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,14 +18,9 @@ import yaml
 from tritonclient.utils import InferenceServerException
 
 from conftest import start_mesh
-from r_oracle import oracle_scores, r_dataset, rscript_available
+from r_oracle import (FAULTY, INFERT, INFERT_COLUMNS, IRIS, IRIS_FEATURES, oracle_scores, r_dataset,
+                      rscript_available)
 
-ROOT = Path(__file__).resolve().parents[1]
-IRIS = ROOT / "examples" / "r_iris_randomforest"
-INFERT = ROOT / "examples" / "r_infert_glm"
-FAULTY = Path(__file__).with_name("r_faulty_model")
-IRIS_FEATURES = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width"]
-INFERT_COLUMNS = ["education", "age", "parity", "induced", "spontaneous"]
 CLASSES = ("setosa", "versicolor", "virginica")
 
 pytestmark = [
