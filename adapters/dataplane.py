@@ -12,7 +12,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 
 from meshserve.adapters.batching import MicroBatcher
-from meshserve.adapters.runtime import Runtime, Tensors, create_runtime
+from meshserve.adapters.runtime import Runtime, Tensors, create_runtime, request_deadline
 from meshserve.adapters.tensor_codec import as_datatype, decode_tensor, encode_tensor
 from meshserve.errors import MeshError, ModelFailed
 from meshserve.model_package import ModelPackage
@@ -25,6 +25,7 @@ class Call:
 
     request_id: str
     role: str  # primary | canary | shadow: which traffic this is, for records and answers
+    deadline: float | None = None  # time.monotonic() by which the caller wants the answer
 
 
 class ModelService:
@@ -59,6 +60,10 @@ class ModelService:
             t.name: decode_tensor(t.name, t.datatype, t.shape, t.contents, raw[i] if raw else None)
             for i, t in enumerate(request.inputs)
         }
+        if call.deadline is not None:
+            # Each RPC runs in its own task, so this stays this request's; runtimes that call
+            # another server (Triton) pass it on.
+            request_deadline.set(call.deadline)
         outputs = await self._predict(inputs)
         wanted = [o.name for o in request.outputs] or [o.name for o in self.signature.outputs]
         response = pb.ModelInferResponse(model_name=self.package.name, model_version=self.package.version,

@@ -22,7 +22,6 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 import meshserve
 from meshserve.adapters.dataplane import Call, ModelService, model_config
-from meshserve.adapters.runtime import request_deadline
 from meshserve.errors import ManifestError, MeshError, ModelNotFound, abort
 from meshserve.grpc_server import add_health_and_reflection, create_server, serve_until_stopped
 from meshserve.model_package import load_package
@@ -35,11 +34,14 @@ ROLES = ("primary", "canary", "shadow")
 
 
 def call_of(context: grpc.aio.ServicerContext, request: pb.ModelInferRequest) -> Call:
-    """Who is asking: the request id and the traffic role Envoy stamped (direct calls are primary)."""
+    """Who is asking: the request id, the traffic role Envoy stamped (direct calls are primary),
+    and the caller's deadline."""
     metadata = dict(context.invocation_metadata() or ())
     role = metadata.get("x-meshserve-role", "primary")
+    remaining = context.time_remaining()
     return Call(request_id=metadata.get("x-request-id") or request.id or uuid.uuid4().hex,
-                role=role if role in ROLES else "primary")
+                role=role if role in ROLES else "primary",
+                deadline=None if remaining is None else time.monotonic() + remaining)
 
 
 class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -70,9 +72,6 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return model_config(self.service.package)
 
     async def ModelInfer(self, request, context):
-        remaining = context.time_remaining()
-        if remaining is not None:  # each RPC runs in its own task, so this is this request's deadline
-            request_deadline.set(time.monotonic() + remaining)
         try:
             if not self.service.serves(request.model_name, request.model_version):
                 raise self._not_found(request.model_name, request.model_version)
