@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from conftest import RunningProcess, free_port, meshserve_argv, start_mesh  # noqa: E402
-from load import measure  # noqa: E402
+from load import closed_loop, measure  # noqa: E402
 
 WEKA_JAR = "/usr/share/java/weka.jar"
 WEKA_DIR = ROOT / "examples" / "java_weka_j48"
@@ -88,25 +88,14 @@ async def runtime_in_process(concurrency: int, seconds: float) -> Row:
     runtime = JavaRuntime()
     await runtime.load(load_package(WEKA_DIR))
     inputs = {"measurements": np.array([[6.3, 2.8, 4.9, 1.6]])}
-    latencies: list[float] = []
-    measuring = False
-    stop_at = time.perf_counter() + 1.0 + seconds
 
-    async def caller() -> None:
-        while time.perf_counter() < stop_at:
-            started = time.perf_counter()
-            await runtime.predict(inputs)
-            if measuring:
-                latencies.append((time.perf_counter() - started) * 1e6)
+    async def call() -> bool:
+        await runtime.predict(inputs)
+        return True
 
-    tasks = [asyncio.create_task(caller()) for _ in range(concurrency)]
-    await asyncio.sleep(1.0)
-    measuring, began = True, time.perf_counter()
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - began
-    latencies.sort()
-    return Row("JavaRuntime in Python", concurrency, len(latencies), elapsed, statistics.median(latencies),
-               latencies[int(len(latencies) * 0.99)])
+    result = await closed_loop("JavaRuntime in Python", call, concurrency, seconds)
+    return Row(result.label, concurrency, result.requests, result.seconds, result.median_ms * 1000,
+               result.p99_ms * 1000)
 
 
 def conversion_cost() -> str:

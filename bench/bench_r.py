@@ -31,7 +31,7 @@ import yaml
 from tritonclient.grpc import service_pb2 as pb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import Result, measure, table  # noqa: E402
+from load import Result, closed_loop, measure, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 IRIS = ROOT / "examples" / "r_iris_randomforest"
@@ -101,35 +101,16 @@ async def measure_http(label: str, port: int, body: bytes, concurrency: int, sec
     around every read), while a fresh connection costs well under a millisecond on loopback."""
     request = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
                f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
-    latencies: list[float] = []
-    errors = 0
-    measuring = False
-    stop_at = time.perf_counter() + warmup_s + seconds
 
-    async def caller() -> None:
-        nonlocal errors
-        while time.perf_counter() < stop_at:
-            started = time.perf_counter()
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                writer.write(request)
-                response = await reader.read()  # until the server closes
-                writer.close()
-            except OSError:
-                errors += 1
-                continue
-            if b" 200 " not in response.split(b"\r\n", 1)[0] or b"species" not in response:
-                errors += 1
-                continue
-            if measuring:
-                latencies.append((time.perf_counter() - started) * 1000)
+    async def call() -> bool:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        writer.write(request)
+        response = await reader.read()  # until the server closes
+        writer.close()
+        return b" 200 " in response.split(b"\r\n", 1)[0] and b"species" in response
 
-    tasks = [asyncio.create_task(caller()) for _ in range(concurrency)]
-    await asyncio.sleep(warmup_s)
-    measuring, began = True, time.perf_counter()
-    await asyncio.gather(*tasks)
-    return Result(label, concurrency, len(latencies), errors, time.perf_counter() - began, latencies)
+    return await closed_loop(label, call, concurrency, seconds, warmup_s)
 
 
 async def run_target(label: str, address: str | None, http_port: int | None, seconds: float) -> list[Result]:

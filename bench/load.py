@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -38,33 +39,46 @@ class Result:
         return self.requests / self.seconds
 
 
+async def closed_loop(label: str, call: Callable[[], Awaitable[bool]], concurrency: int, seconds: float,
+                      warmup_s: float = 1.0) -> Result:
+    """CONCURRENCY callers, each awaiting CALL again as soon as it returns, for SECONDS after a
+    warm-up. CALL returns whether the answer was right; a wrong answer or an error counts as an error."""
+    latencies: list[float] = []
+    errors = 0
+    measuring = False
+    stop_at = time.perf_counter() + warmup_s + seconds
+
+    async def caller() -> None:
+        nonlocal errors
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            try:
+                ok = await call()
+            except (grpc.aio.AioRpcError, OSError):
+                ok = False
+            if not ok:
+                errors += 1
+            elif measuring:
+                latencies.append((time.perf_counter() - started) * 1000)
+
+    tasks = [asyncio.create_task(caller()) for _ in range(concurrency)]
+    await asyncio.sleep(warmup_s)
+    measuring, began = True, time.perf_counter()
+    await asyncio.gather(*tasks)
+    return Result(label, concurrency, len(latencies), errors, time.perf_counter() - began, latencies)
+
+
 async def measure(label: str, address: str, request, concurrency: int, seconds: float,
                   warmup_s: float = 1.0, metadata=None) -> Result:
+    """ModelInfer against an Open Inference Protocol server, in a closed loop."""
     async with grpc.aio.insecure_channel(address) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
-        latencies: list[float] = []
-        errors = 0
-        measuring = False
-        stop_at = time.perf_counter() + warmup_s + seconds
 
-        async def caller() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop_at:
-                started = time.perf_counter()
-                try:
-                    await stub.ModelInfer(request, timeout=30, metadata=metadata)
-                except grpc.aio.AioRpcError:
-                    errors += 1
-                    continue
-                if measuring:
-                    latencies.append((time.perf_counter() - started) * 1000)
+        async def call() -> bool:
+            await stub.ModelInfer(request, timeout=30, metadata=metadata)
+            return True
 
-        tasks = [asyncio.create_task(caller()) for _ in range(concurrency)]
-        await asyncio.sleep(warmup_s)
-        measuring, began = True, time.perf_counter()
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - began
-    return Result(label, concurrency, len(latencies), errors, elapsed, latencies)
+        return await closed_loop(label, call, concurrency, seconds, warmup_s)
 
 
 def table(results: list[Result], baseline_label: str) -> str:
