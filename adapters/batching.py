@@ -7,16 +7,24 @@ batching costs nothing at low load; once requests queue up, a batch waits at mos
 batches run at once (more than one only helps a runtime with parallel workers). Answers
 are split back by row counts. If a coalesced call fails, each request is retried alone so
 an error is reported only to the request that caused it.
+
+Each batch runs under the earliest deadline of its own requests (`request_deadline`), never
+under that of whichever request happened to start the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from meshserve.adapters.runtime import request_deadline
+from meshserve.core.observers import InferenceEvent
 
 Tensors = dict[str, np.ndarray]
 Predict = Callable[[Tensors], Awaitable[Tensors]]
@@ -27,6 +35,14 @@ class _Pending:
     inputs: Tensors
     rows: int
     future: asyncio.Future = field(repr=False)
+    deadline: float | None = None  # the caller's, as request_deadline holds it
+    event: InferenceEvent | None = field(default=None, repr=False)  # where queue wait and batch size go
+    queued_at: float = field(default_factory=time.perf_counter)
+
+    def started(self, batch_size: int) -> None:
+        if self.event is not None:
+            self.event.timings["queue"] = time.perf_counter() - self.queued_at
+            self.event.batch_size = batch_size
 
     @property
     def layout(self) -> tuple:
@@ -46,13 +62,15 @@ class MicroBatcher:
         self.batches = 0  # how many coalesced calls ran, for metrics and tests
         self.batched_requests = 0
 
-    async def predict(self, inputs: Tensors) -> Tensors:
+    async def predict(self, inputs: Tensors, event: InferenceEvent | None = None) -> Tensors:
         rows = next(iter(inputs.values())).shape[0] if inputs else 1
         if rows >= self.max_batch_size:
             return await self._predict(inputs)
         if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._run())
-        pending = _Pending(inputs, rows, asyncio.get_running_loop().create_future())
+            # A fresh context: the worker must not carry the first caller's request_deadline.
+            self._worker = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
+        pending = _Pending(inputs, rows, asyncio.get_running_loop().create_future(),
+                           deadline=request_deadline.get(), event=event)
         self._queue.append(pending)
         self._wakeup.set()
         return await pending.future
@@ -122,6 +140,11 @@ class MicroBatcher:
         if len(batch) == 1:
             await self._serve_alone(batch[0])
             return
+        # This runs in the batch's own task, so setting the deadline here touches no other batch.
+        deadlines = [p.deadline for p in batch if p.deadline is not None]
+        request_deadline.set(min(deadlines) if deadlines else None)
+        for pending in batch:
+            pending.started(len(batch))
         names = list(batch[0].inputs)
         joined = {name: np.concatenate([p.inputs[name] for p in batch]) for name in names}
         try:
@@ -145,6 +168,8 @@ class MicroBatcher:
                 pending.future.set_result({name: split[i] for name, split in parts.items()})
 
     async def _serve_alone(self, pending: _Pending) -> None:
+        request_deadline.set(pending.deadline)
+        pending.started(1)
         try:
             result = await self._predict(pending.inputs)
         except Exception as exc:  # delivered to the caller, who maps it to a status

@@ -1,47 +1,41 @@
 """What an adapter does with an inference, free of gRPC: check, decode, predict, encode.
 
 `ModelService` owns one loaded runtime. The gRPC servicer in server.py only moves
-messages and turns errors into status codes.
+messages and turns errors into status codes. Every inference, answered or refused, is
+handed to the service's observers with its decoded tensors and per-stage timings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
 
-from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 
 from meshserve.adapters.batching import MicroBatcher
 from meshserve.adapters.runtime import Runtime, Tensors, create_runtime, request_deadline
 from meshserve.adapters.tensor_codec import as_datatype, decode_tensor, encode_tensor
-from meshserve.errors import MeshError, ModelFailed
-from meshserve.model_package import ModelPackage
-from meshserve.signature_check import check_request
-
-
-@dataclass(frozen=True)
-class Call:
-    """What the adapter knows of one inference besides its tensors."""
-
-    request_id: str
-    role: str  # primary | canary | shadow: which traffic this is, for records and answers
-    deadline: float | None = None  # time.monotonic() by which the caller wants the answer
+from meshserve.core.errors import MeshError, ModelFailed
+from meshserve.core.mesh_protocol import ROLE_PARAMETER, CallInfo, model_metadata
+from meshserve.core.model_package import ModelPackage
+from meshserve.core.observers import InferenceEvent, Observers
+from meshserve.core.signature_check import check_request
 
 
 class ModelService:
-    def __init__(self, package: ModelPackage, runtime: Runtime):
+    def __init__(self, package: ModelPackage, runtime: Runtime, observers: Observers | None = None):
         self.package = package
         self.runtime = runtime
+        self.observers = observers or Observers()
         batching = package.manifest.batching
         self.batcher = (MicroBatcher(runtime.predict, batching.max_batch_size, batching.max_wait_us,
                                      batching.concurrency)
                         if batching.max_batch_size > 1 else None)
 
     @classmethod
-    async def start(cls, package: ModelPackage) -> "ModelService":
+    async def start(cls, package: ModelPackage, observers: Observers | None = None) -> "ModelService":
         runtime = create_runtime(package)
         await runtime.load(package)
-        return cls(package, runtime)
+        return cls(package, runtime, observers)
 
     @property
     def signature(self):
@@ -53,22 +47,35 @@ class ModelService:
     def serves(self, name: str, version: str) -> bool:
         return name == self.package.name and version in ("", self.package.version)
 
-    async def infer(self, request: pb.ModelInferRequest, call: Call) -> pb.ModelInferResponse:
+    async def infer(self, request: pb.ModelInferRequest, call: CallInfo) -> pb.ModelInferResponse:
+        event = InferenceEvent(side="adapter", call=call, model=self.package.name, version=self.package.version)
+        async with self.observers.observing(event):
+            return await self._infer(request, call, event)
+
+    async def _infer(self, request: pb.ModelInferRequest, call: CallInfo, event: InferenceEvent) -> pb.ModelInferResponse:
+        timings = event.timings
+        mark = time.perf_counter()
         check_request(request, self.signature)
         raw = request.raw_input_contents
         inputs = {
             t.name: decode_tensor(t.name, t.datatype, t.shape, t.contents, raw[i] if raw else None)
             for i, t in enumerate(request.inputs)
         }
+        event.inputs = inputs
+        now = time.perf_counter()
+        timings["decode"], mark = now - mark, now
         if call.deadline is not None:
             # Each RPC runs in its own task, so this stays this request's; runtimes that call
-            # another server (Triton) pass it on.
+            # another server (Triton) pass it on, and the batcher gives each batch its own.
             request_deadline.set(call.deadline)
-        outputs = await self._predict(inputs)
+        outputs = await self._predict(inputs, event)
+        event.outputs = outputs
+        now = time.perf_counter()
+        timings["predict"], mark = now - mark - timings.get("queue", 0.0), now
         wanted = [o.name for o in request.outputs] or [o.name for o in self.signature.outputs]
         response = pb.ModelInferResponse(model_name=self.package.name, model_version=self.package.version,
                                          id=call.request_id)
-        response.parameters["meshserve_role"].string_param = call.role
+        response.parameters[ROLE_PARAMETER].string_param = call.role
         as_raw = bool(raw) or not request.inputs
         for name in wanted:
             spec = self.signature.output(name)
@@ -84,12 +91,13 @@ class ModelService:
             data = encode_tensor(array, spec.datatype, response.outputs.add(name=name), raw=as_raw)
             if data is not None:
                 response.raw_output_contents.append(data)
+        timings["encode"] = time.perf_counter() - mark
         return response
 
-    async def _predict(self, inputs: Tensors) -> Tensors:
+    async def _predict(self, inputs: Tensors, event: InferenceEvent) -> Tensors:
         try:
             if self.batcher is not None:
-                return await self.batcher.predict(inputs)
+                return await self.batcher.predict(inputs, event)
             return await self.runtime.predict(inputs)
         except MeshError:
             raise
@@ -100,33 +108,3 @@ class ModelService:
         if self.batcher is not None:
             await self.batcher.close()
         await self.runtime.close()
-
-
-def model_metadata(package: ModelPackage, versions: list[str]) -> pb.ModelMetadataResponse:
-    signature = package.manifest.signature
-    tensor = pb.ModelMetadataResponse.TensorMetadata
-    return pb.ModelMetadataResponse(
-        name=package.name,
-        versions=versions,
-        platform=f"meshserve_{package.manifest.runtime}",
-        inputs=[tensor(name=s.name, datatype=s.datatype, shape=s.shape) for s in signature.inputs],
-        outputs=[tensor(name=s.name, datatype=s.datatype, shape=s.shape) for s in signature.outputs],
-    )
-
-
-def model_config(package: ModelPackage) -> pb.ModelConfigResponse:
-    """The model as Triton's ModelConfig describes one, for Triton's own tools (perf_analyzer).
-
-    max_batch_size 0 tells them the dims are the full shapes, batch dimension (-1) included.
-    """
-    signature = package.manifest.signature
-
-    def tensor(kind, spec):
-        data_type = "TYPE_STRING" if spec.datatype == "BYTES" else f"TYPE_{spec.datatype}"
-        return kind(name=spec.name, data_type=mc.DataType.Value(data_type), dims=spec.shape)
-
-    config = mc.ModelConfig(
-        name=package.name, platform=f"meshserve_{package.manifest.runtime}", max_batch_size=0,
-        input=[tensor(mc.ModelInput, s) for s in signature.inputs],
-        output=[tensor(mc.ModelOutput, s) for s in signature.outputs])
-    return pb.ModelConfigResponse(config=config)

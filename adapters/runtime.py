@@ -1,10 +1,11 @@
 """The Runtime interface every model world implements (python, r, java, triton).
 
 A runtime is small: load a package, turn named numpy arrays into named numpy arrays,
-close. Everything else (gRPC, codecs, validation, batching, health) is the adapter
-server's job, so a new world only has to write these three methods.
+close. Everything else (gRPC, codecs, validation, batching, health, observers) is the
+adapter server's job, so a new world only has to write these methods and its options class,
+and add one line to `runtimes.py`.
 
-Errors: raise `meshserve.errors.InvalidInput` for input the model cannot take (it becomes
+Errors: raise `meshserve.core.errors.InvalidInput` for input the model cannot take (it becomes
 INVALID_ARGUMENT naming the input), `ModelUnavailable` when the runtime is gone; any other
 exception becomes INTERNAL with its type and message.
 """
@@ -13,17 +14,28 @@ from __future__ import annotations
 
 import abc
 import contextvars
-import importlib
+import platform
+import subprocess
+import sys
+from typing import Any
 
 import numpy as np
 
-from meshserve.model_package import ModelPackage
+from meshserve.core.model_package import ModelPackage
+from meshserve.core.strict_model import StrictModel
 
 Tensors = dict[str, np.ndarray]
 
 # When the current request must be answered by (time.monotonic() seconds), from the caller's gRPC
 # deadline; None when the caller set none. Runtimes that call another server pass it on.
 request_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("request_deadline", default=None)
+
+
+class RuntimeOptions(StrictModel):
+    """A runtime's own section of model.yaml (`python:`, `r:`, ...), checked before anything starts."""
+
+    def check_package(self, package: ModelPackage) -> None:
+        """Check the package's files against these options; raise ManifestError naming the fix."""
 
 
 class Runtime(abc.ABC):
@@ -46,15 +58,19 @@ class Runtime(abc.ABC):
     async def close(self) -> None:
         """Release the model and whatever the runtime started."""
 
+    @classmethod
+    def capture_environment(cls, package: ModelPackage) -> dict[str, Any]:
+        """What `meshserve package` records: by default the Python version and `pip freeze`."""
+        return python_environment()
 
-_RUNTIMES = {
-    "python": "meshserve.adapters.python_runtime:PythonRuntime",
-    "r": "meshserve.adapters.r_runtime:RRuntime",
-    "java": "meshserve.adapters.java_runtime:JavaRuntime",
-    "triton": "meshserve.adapters.triton_runtime:TritonRuntime",
-}
+
+def python_environment() -> dict[str, Any]:
+    freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+                            capture_output=True, text=True, check=False).stdout.split()
+    return {"python": {"version": platform.python_version(), "packages": freeze}}
 
 
 def create_runtime(package: ModelPackage) -> Runtime:
-    module_name, _, attr = _RUNTIMES[package.manifest.runtime].partition(":")
-    return getattr(importlib.import_module(module_name), attr)()
+    from meshserve.adapters.runtimes import runtime_entry
+
+    return runtime_entry(package.manifest.runtime).runtime_class()()

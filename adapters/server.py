@@ -9,39 +9,33 @@ docs/architecture.md for why the project's own .proto is not compiled for Python
 from __future__ import annotations
 
 import argparse
-import asyncio
+import dataclasses
 import logging
 import sys
-import time
-import uuid
 
 import grpc
-from grpc_health.v1 import health_pb2
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 import meshserve
-from meshserve.adapters.dataplane import Call, ModelService, model_config
-from meshserve.errors import ManifestError, MeshError, ModelNotFound, abort
-from meshserve.grpc_server import add_health_and_reflection, create_server, serve_until_stopped
-from meshserve.model_package import load_package
+from meshserve.adapters.dataplane import ModelService
+from meshserve.core.errors import MeshError, ModelNotFound, abort
+from meshserve.core.grpc_server import (
+    add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
+from meshserve.core.mesh_protocol import CallInfo, adapter_ready_line, model_config
+from meshserve.core.model_package import load_package
+from meshserve.core.observers import Observer, Observers
 
 log = logging.getLogger("meshserve.adapter")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 
 
-ROLES = ("primary", "canary", "shadow")
-
-
-def call_of(context: grpc.aio.ServicerContext, request: pb.ModelInferRequest) -> Call:
+def call_of(context: grpc.aio.ServicerContext, request: pb.ModelInferRequest, streamed: bool = False) -> CallInfo:
     """Who is asking: the request id, the traffic role Envoy stamped (direct calls are primary),
-    and the caller's deadline."""
-    metadata = dict(context.invocation_metadata() or ())
-    role = metadata.get("x-meshserve-role", "primary")
-    remaining = context.time_remaining()
-    return Call(request_id=metadata.get("x-request-id") or request.id or uuid.uuid4().hex,
-                role=role if role in ROLES else "primary",
-                deadline=None if remaining is None else time.monotonic() + remaining)
+    and the caller's deadline (a stream's, for each message of the stream). The messages of a
+    stream share one set of headers, so there each message's own id comes first."""
+    call = CallInfo.from_metadata(context.invocation_metadata(), request.id, context.time_remaining())
+    return dataclasses.replace(call, request_id=request.id) if streamed and request.id else call
 
 
 class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -84,7 +78,7 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             try:
                 if not self.service.serves(request.model_name, request.model_version):
                     raise self._not_found(request.model_name, request.model_version)
-                response = await self.service.infer(request, Call(request.id or uuid.uuid4().hex, "primary"))
+                response = await self.service.infer(request, call_of(context, request, streamed=True))
                 yield pb.ModelStreamInferResponse(infer_response=response)
             except MeshError as exc:
                 yield pb.ModelStreamInferResponse(error_message=exc.message)
@@ -95,18 +89,15 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                              f"not {name}{' version ' + version if version else ''}")
 
 
-async def serve(package_dir: str, listen: str) -> None:
+async def serve(package_dir: str, listen: str, observers: list[Observer] | None = None,
+                interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
     package = load_package(package_dir)
-    service = await ModelService.start(package)
-    server = create_server()
+    service = await ModelService.start(package, Observers(observers or ()))
+    server = create_server(interceptors)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(AdapterInferenceServicer(service), server)
     health = add_health_and_reflection(server, [SERVICE_NAME])
-    if server.add_insecure_port(listen) == 0:
-        raise SystemExit(f"meshserve adapter: cannot listen on {listen} (address in use?)")
-    await server.start()
-    for name in ("", package.name, SERVICE_NAME):
-        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    print(f"meshserve adapter ready: {package.name}:{package.version} on {listen}", flush=True)
+    await start_serving(server, listen, "adapter", health, [package.name, SERVICE_NAME])
+    print(adapter_ready_line(package.name, package.version, listen), flush=True)
     await serve_until_stopped(server, health, on_stop=service.close)
 
 
@@ -122,13 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        asyncio.run(serve(args.package, args.listen))
-    except ManifestError as exc:
-        print(f"meshserve adapter: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_server("adapter", serve(args.package, args.listen))
 
 
 if __name__ == "__main__":

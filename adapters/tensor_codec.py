@@ -12,15 +12,8 @@ import struct
 
 import numpy as np
 
-from meshserve.errors import InvalidInput
-
-NUMPY_DTYPES: dict[str, np.dtype] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype("<u1"), "UINT16": np.dtype("<u2"), "UINT32": np.dtype("<u4"), "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("<i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
-    "BYTES": np.dtype(object),
-}
+from meshserve.core.datatypes import NUMPY_DTYPES
+from meshserve.core.errors import InvalidInput
 
 # Which typed field carries each datatype. The specification gives FP16 no typed field;
 # we accept and emit it in fp32_contents so clients without raw support can still use it.

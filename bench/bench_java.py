@@ -82,8 +82,8 @@ async def grpc_target(label: str, address: str, concurrency: int, seconds: float
 async def runtime_in_process(concurrency: int, seconds: float) -> Row:
     """JavaRuntime.predict called from asyncio in this process: JPype and thread-pool cost, no gRPC.
     Runs after every process is started: this process must not fork once its JVM runs."""
-    from meshserve.adapters.java_runtime import JavaRuntime
-    from meshserve.model_package import load_package
+    from meshserve.adapters.java.runtime import JavaRuntime
+    from meshserve.core.model_package import load_package
 
     runtime = JavaRuntime()
     await runtime.load(load_package(WEKA_DIR))

@@ -32,6 +32,7 @@ from tritonclient.grpc import service_pb2 as pb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import Result, closed_loop, measure, table  # noqa: E402
+from meshserve.core.ports import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 IRIS = ROOT / "examples" / "r_iris_randomforest"
@@ -40,11 +41,6 @@ FEATURES = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width"]
 CONCURRENCY = (1, 8, 32)
 BASELINE = "plumber HTTP"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(argv: list[str], ready: str, port: int, timeout: float = 120) -> subprocess.Popen:

@@ -30,56 +30,49 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from meshserve.errors import ManifestError
+from meshserve.core.errors import ManifestError
+from meshserve.core.mesh_protocol import INTERNAL_HEADER_PREFIX
+from meshserve.core.strict_model import StrictModel, manifest_error, repeated, version_as_text
 from meshserve.router.model_table import newest
 
 SPEC_NAME = "meshserve.yaml"
 
 # Headers the mesh itself sets; a routing key must not pretend to be one of them.
-RESERVED_HEADER_PREFIX = "x-meshserve-"
+RESERVED_HEADER_PREFIX = INTERNAL_HEADER_PREFIX
 _HEADER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 _LABEL = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 # Envoy adds weights as 32-bit integers; this bound keeps any sum of them far below that.
 MAX_WEIGHT = 1_000_000
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _version_as_text(value: Any) -> Any:
-    # `version: 1` in YAML is an int; a version is a label, as in model.yaml.
-    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-
-
-class Variant(_Strict):
+class Variant(StrictModel):
     """A package version that takes primary traffic."""
 
     version: str = Field(pattern=_LABEL, description="The model package version (model.yaml `version`).")
     weight: int = Field(default=0, ge=0, le=MAX_WEIGHT, description="Relative share of primary traffic.")
     replicas: int = Field(default=1, ge=1, le=64, description="Adapter processes serving this variant.")
 
-    _text_version = field_validator("version", mode="before")(_version_as_text)
+    _text_version = field_validator("version", mode="before")(version_as_text)
 
 
-class Shadow(_Strict):
+class Shadow(StrictModel):
     """A package version that receives copies of requests; its answers never reach clients."""
 
     version: str = Field(pattern=_LABEL, description="The model package version (model.yaml `version`).")
     fraction: float = Field(ge=0.0, le=1.0, description="Share of requests mirrored to it, 0..1.")
     replicas: int = Field(default=1, ge=1, le=64, description="Adapter processes serving this shadow.")
 
-    _text_version = field_validator("version", mode="before")(_version_as_text)
+    _text_version = field_validator("version", mode="before")(version_as_text)
 
 
-class Timeouts(_Strict):
+class Timeouts(StrictModel):
     request_s: float = Field(default=30.0, gt=0, le=3600, description="Longest one inference may take end to end.")
     connect_s: float = Field(default=1.0, gt=0, le=60, description="Longest a connection to an adapter may take.")
 
 
-class ModelDeployment(_Strict):
+class ModelDeployment(StrictModel):
     """How one model is served."""
 
     variants: list[Variant] = Field(min_length=1)
@@ -93,7 +86,7 @@ class ModelDeployment(_Strict):
         default=None, description="Variant that takes the traffic of a variant with no healthy replica."
     )
 
-    _text_fallback = field_validator("fallback", mode="before")(_version_as_text)
+    _text_fallback = field_validator("fallback", mode="before")(version_as_text)
 
     @field_validator("routing_key_header")
     @classmethod
@@ -108,8 +101,7 @@ class ModelDeployment(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelDeployment":
-        names = [v.version for v in self.variants] + [s.version for s in self.shadows]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = repeated([v.version for v in self.variants] + [s.version for s in self.shadows])
         if dupes:
             raise ValueError(f"version(s) {', '.join(dupes)} listed more than once among variants and shadows")
         if sum(v.weight for v in self.variants) <= 0:
@@ -130,7 +122,7 @@ class ModelDeployment(_Strict):
         )
 
 
-class DeploymentSpec(_Strict):
+class DeploymentSpec(StrictModel):
     """The whole `meshserve.yaml`."""
 
     models: dict[str, ModelDeployment] = Field(default_factory=dict)
@@ -147,7 +139,7 @@ class DeploymentSpec(_Strict):
         return self.models[model]
 
 
-class Rollout(_Strict):
+class Rollout(StrictModel):
     """The live traffic split of one model: primary weights and shadow fractions per version."""
 
     weights: dict[str, int]
@@ -202,35 +194,7 @@ def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
-def _field_path(loc: Iterable[Any]) -> str:
-    """`models.iris.variants[1].weight` from pydantic's location tuple."""
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "(top level)"
-
-
-_FIXES = {
-    "missing": "add the field",
-    "extra_forbidden": "remove the field or check its spelling (see docs/operator-guide.md for the fields)",
-    "greater_than_equal": "use a number at least as large as the minimum",
-    "less_than_equal": "use a number no larger than the maximum",
-    "greater_than": "use a positive number",
-    "string_pattern_mismatch": "use only letters, digits, '_', '.' and '-'",
-    "too_short": "list at least one entry",
-    "int_type": "write a whole number",
-    "int_from_float": "write a whole number",
-    "float_type": "write a number",
-    "float_parsing": "write a number",
-    "dict_type": "write a mapping",
-    "list_type": "write a list",
-}
-
-
-def _fix_for(err: dict) -> str:
+def _fix_for(err: dict) -> str | None:
     message = err["msg"]
     if "listed more than once" in message:
         return "list each version once: either as a variant or as a shadow"
@@ -240,7 +204,9 @@ def _fix_for(err: dict) -> str:
         return "name a version listed under variants, or drop fallback"
     if "header" in message:
         return "use a lower-case header name such as x-user-id"
-    return _FIXES.get(err["type"], "correct the value as described in docs/operator-guide.md")
+    if err["type"] == "extra_forbidden":
+        return "remove the field or check its spelling (see docs/operator-guide.md for the fields)"
+    return None
 
 
 def parse_spec(raw: Any, path: str) -> DeploymentSpec:
@@ -252,9 +218,7 @@ def parse_spec(raw: Any, path: str) -> DeploymentSpec:
     try:
         return DeploymentSpec.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        problem = err["msg"].removeprefix("Value error, ")
-        raise ManifestError(path, _field_path(err["loc"]), problem, _fix_for(err)) from exc
+        raise manifest_error(path, exc, _fix_for, default_fix="correct the value as described in docs/operator-guide.md") from exc
 
 
 def load_spec(path: str | Path) -> DeploymentSpec:

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from meshserve.errors import ModelNotFound
-from meshserve.model_package import ModelPackage, load_package
+from meshserve.core.errors import ModelNotFound
+from meshserve.core.model_package import ModelPackage, load_package
 
 
 @dataclass

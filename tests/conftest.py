@@ -74,12 +74,7 @@ def meshserve_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "meshserve.cli", *args]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from meshserve.core.ports import free_port  # noqa: E402  (re-exported for the tests)
 
 
 @pytest.fixture

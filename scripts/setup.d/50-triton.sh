@@ -11,7 +11,7 @@ if ! "$PY" -c "import pytriton" 2>/dev/null; then
     "$PY" -m pip install -q "nvidia-pytriton==0.7.0" 2>&1 | { grep -v "^WARNING: Location" || true; }
 fi
 
-"$PY" -m meshserve.adapters.triton_server --prepare --check | sed 's/^/    /'
+"$PY" -m meshserve.adapters.triton.server --prepare --check | sed 's/^/    /'
 
 # Each Triton example's train.py skips itself (--if-missing) when its weights are up to date.
 for train in examples/triton_*/train.py; do

@@ -1,0 +1,1 @@
+"""Python models: a callable, a joblib/pickle estimator, or module:function."""

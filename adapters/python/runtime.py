@@ -1,0 +1,119 @@
+"""Python models: a `module:function` callable, or a scikit-learn style estimator saved with joblib.
+
+A callable takes a dict of named numpy arrays and returns a dict of named arrays (or one
+array when the model has one output). An estimator gets its input as one 2-D array
+(several inputs are joined column-wise in declared order) and each output comes from the
+method the manifest names: `python: {methods: {label: predict, probabilities: predict_proba}}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import numpy as np
+from pydantic import Field
+
+from meshserve.adapters.runtime import Runtime, RuntimeOptions, Tensors
+from meshserve.core.errors import InvalidInput, ManifestError
+from meshserve.core.model_package import ModelPackage
+from meshserve.core.settings import get_settings
+
+ESTIMATOR_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+
+class PythonOptions(RuntimeOptions):
+
+    methods: dict[str, str] | None = Field(
+        default=None, description="Estimator only: output name -> estimator method that computes it."
+    )
+    threads: int | None = Field(
+        default=None, ge=0, description="Threads running predict (0: on the event loop). Default: settings."
+    )
+
+    def check_package(self, package: ModelPackage) -> None:
+        entry = package.manifest.entrypoint
+        where = str(package.manifest_path)
+        if not entry:
+            raise ManifestError(where, "entrypoint", "missing", "name a joblib file (model.joblib) or module:function")
+        if entry.endswith(ESTIMATOR_SUFFIXES):
+            if not package.path(entry).is_file():
+                raise ManifestError(where, "entrypoint", f"file {package.path(entry)} does not exist",
+                                    "train or copy the model file into the package (see its train script)")
+            outputs = [o.name for o in package.manifest.signature.outputs]
+            methods = self.methods or ({outputs[0]: "predict"} if len(outputs) == 1 else None)
+            if methods is None:
+                raise ManifestError(where, "python.methods", f"{len(outputs)} outputs but no estimator method for each",
+                                    "add python: {methods: {OUTPUT: predict, ...}} naming a method per output")
+            missing = [o for o in outputs if o not in methods]
+            if missing:
+                raise ManifestError(where, "python.methods", f"no method for output(s) {', '.join(missing)}",
+                                    "map every output to an estimator method such as predict or predict_proba")
+        elif ":" not in entry:
+            raise ManifestError(where, "entrypoint", f"'{entry}' is neither a joblib file nor module:function",
+                                "write e.g. entrypoint: model.joblib, or entrypoint: mymodule:predict")
+
+
+class PythonRuntime(Runtime):
+    def __init__(self) -> None:
+        self._call: Callable[[Tensors], Tensors] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def load(self, package: ModelPackage) -> None:
+        self.package = package
+        options: PythonOptions = package.options
+        entry = package.manifest.entrypoint
+        if str(package.directory) not in sys.path:
+            sys.path.insert(0, str(package.directory))
+        if entry.endswith(ESTIMATOR_SUFFIXES):
+            import joblib
+
+            estimator = joblib.load(package.path(entry))
+            outputs = [o.name for o in package.manifest.signature.outputs]
+            methods = options.methods or {outputs[0]: "predict"}
+            for method in methods.values():
+                if not callable(getattr(estimator, method, None)):
+                    raise ManifestError(str(package.manifest_path), "python.methods",
+                                        f"{type(estimator).__name__} has no method {method}",
+                                        "name a method the estimator has, such as predict")
+            self._call = _estimator_call(estimator, methods, [i.name for i in package.manifest.signature.inputs])
+        else:
+            module_name, _, function_name = entry.partition(":")
+            module = importlib.import_module(module_name)
+            function = getattr(module, function_name, None)
+            if not callable(function):
+                raise ManifestError(str(package.manifest_path), "entrypoint",
+                                    f"{module_name} has no function {function_name}", "name a function the module defines")
+            self._call = _callable_call(function, package.manifest.signature.outputs[0].name)
+        threads = options.threads if options.threads is not None else get_settings().python_threads
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="predict") if threads else None
+
+    async def predict(self, inputs: Tensors) -> Tensors:
+        if self._executor is None:
+            return self._call(inputs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, inputs)
+
+    async def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _callable_call(function: Callable[..., Any], only_output: str) -> Callable[[Tensors], Tensors]:
+    def call(inputs: Tensors) -> Tensors:
+        result = function(inputs)
+        return result if isinstance(result, dict) else {only_output: result}
+    return call
+
+
+def _estimator_call(estimator: Any, methods: dict[str, str], input_names: list[str]) -> Callable[[Tensors], Tensors]:
+    def call(inputs: Tensors) -> Tensors:
+        arrays = [inputs[name] for name in input_names]
+        for name, array in zip(input_names, arrays):
+            if array.ndim != 2:
+                raise InvalidInput(name, f"an estimator takes 2-D input (rows x features), got {array.ndim}-D")
+        features = arrays[0] if len(arrays) == 1 else np.hstack(arrays)
+        return {output: getattr(estimator, method)(features) for output, method in methods.items()}
+    return call

@@ -1,0 +1,269 @@
+"""V2 input tensors -> the columns of R's data.frame, checked against the declared R types.
+
+`ColumnPlan.build` resolves, once at load, where each R column's values come from (an input
+and a column index inside it). `ColumnPlan.pack` checks a request against the declared types
+and packs it into at most four numpy matrices, one per R storage type (double, integer,
+logical, character); R assembles the data.frame from them (r_model.py). Few large conversions
+are much cheaper across rpy2 than one per column or a pandas frame.
+
+Every rejection is an `InvalidInput` naming the input and the R column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from meshserve.core.errors import InvalidInput, ManifestError
+from meshserve.core.model_package import ModelPackage, TensorSpec
+
+if TYPE_CHECKING:
+    from .runtime import RColumn, ROptions
+
+# R storage matrices a column lands in; factors travel as integer codes.
+STORAGE = {"numeric": "num", "integer": "int", "factor": "int", "logical": "lgl", "character": "chr"}
+
+_NUMBER_TYPES = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+_INT_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+# Which V2 datatypes can feed which R type (BYTES holding text is parsed and checked).
+ACCEPTED_DATATYPES = {
+    "numeric": _NUMBER_TYPES | {"BYTES"},
+    "integer": _NUMBER_TYPES | {"BYTES"},
+    "logical": {"BOOL", "BYTES"} | _INT_TYPES,
+    "factor": {"BYTES"},
+    "character": {"BYTES"},
+}
+_INFERRED_TYPE = {"BOOL": "logical", "BYTES": "character"} | {t: "integer" for t in _INT_TYPES} | {
+    t: "numeric" for t in ("FP16", "FP32", "FP64")
+}
+R_NA_INTEGER = np.iinfo(np.int32).min  # R's NA_integer_; no valid value may take it
+_TRUE_TEXT = {"TRUE", "true", "True", "T", "1"}
+_FALSE_TEXT = {"FALSE", "false", "False", "F", "0"}
+
+
+@dataclass(frozen=True)
+class ColumnSource:
+    name: str
+    r_type: str
+    input: str
+    index: int | None  # column inside a 2-D input; None: the whole (1-D or single-column) input
+    levels: tuple[str, ...] | None
+    allow_nan: bool
+    storage: str
+    slot: int  # 1-based column in its storage matrix, as R indexes it
+
+
+@dataclass
+class FrameParts:
+    """One request, packed for R: row count and one matrix per storage type (None when unused)."""
+
+    rows: int
+    num: np.ndarray | None
+    int: np.ndarray | None
+    lgl: np.ndarray | None
+    chr: np.ndarray | None
+
+
+class ColumnPlan:
+    def __init__(self, sources: list[ColumnSource]):
+        self.sources = sources
+        self.width = {s: sum(1 for c in sources if c.storage == s) for s in ("num", "int", "lgl", "chr")}
+        self.inputs = sorted({c.input for c in sources})
+
+    @classmethod
+    def build(cls, options: "ROptions", package: ModelPackage) -> "ColumnPlan":
+        from .runtime import RColumn
+
+        signature = package.manifest.signature
+        path = str(package.manifest_path)
+        columns = list(options.columns) or [
+            RColumn(name=name, type=_INFERRED_TYPE[spec.datatype], input=spec.name, feature=name)
+            for spec in signature.inputs
+            for name in (spec.features or [spec.name])
+        ]
+        counters = {s: 0 for s in ("num", "int", "lgl", "chr")}
+        sources = []
+        for i, column in enumerate(columns):
+            field = f"r.columns[{i}]" if options.columns else "r.columns"
+            spec, index = _locate(column, signature.inputs, path, field)
+            if spec.datatype not in ACCEPTED_DATATYPES[column.type]:
+                raise ManifestError(
+                    path, f"{field}.type",
+                    f"column '{column.name}' is {column.type} but input '{spec.name}' is {spec.datatype}",
+                    f"declare input '{spec.name}' as one of {', '.join(sorted(ACCEPTED_DATATYPES[column.type]))}",
+                )
+            storage = STORAGE[column.type]
+            counters[storage] += 1
+            sources.append(ColumnSource(
+                name=column.name, r_type=column.type, input=spec.name, index=index,
+                levels=tuple(column.levels) if column.levels else None,
+                allow_nan=(column.nan or options.nan) == "na",
+                storage=storage, slot=counters[storage],
+            ))
+        return cls(sources)
+
+    def pack(self, inputs: dict[str, np.ndarray]) -> FrameParts:
+        rows = self._row_count(inputs)
+        columns: dict[str, list[np.ndarray]] = {s: [] for s in self.width}
+        for source in self.sources:  # sources are in slot order within each storage type
+            values = inputs[source.input]
+            if source.index is not None:
+                values = values[:, source.index]
+            elif values.ndim == 2:
+                values = values[:, 0]
+            columns[source.storage].append(_CONVERT[source.r_type](source, values))
+        return FrameParts(rows=rows, **{
+            s: (np.column_stack(cols).astype(_STORAGE_DTYPE[s], copy=False) if cols else None)
+            for s, cols in columns.items()
+        })
+
+    def _row_count(self, inputs: dict[str, np.ndarray]) -> int:
+        rows = None
+        first = None
+        for name in self.inputs:
+            if name not in inputs:
+                raise InvalidInput(name, "missing; the R model needs it")
+            n = inputs[name].shape[0] if inputs[name].ndim else 1
+            if rows is None:
+                rows, first = n, name
+            elif n != rows:
+                raise InvalidInput(name, f"has {n} rows but input '{first}' has {rows}; every input needs one row per case")
+        return rows or 0
+
+
+_STORAGE_DTYPE = {"num": np.float64, "int": np.int32, "lgl": np.bool_, "chr": np.str_}  # str_: sized to fit
+
+
+def _locate(column: "RColumn", inputs: list[TensorSpec], path: str, field: str) -> tuple[TensorSpec, int | None]:
+    feature = column.feature or column.name
+    if column.input is not None:
+        spec = next((s for s in inputs if s.name == column.input), None)
+        if spec is None:
+            raise ManifestError(path, f"{field}.input", f"no input named '{column.input}' in the signature",
+                                "use the name of a declared input")
+    else:
+        spec = next((s for s in inputs if s.features and feature in s.features), None) or next(
+            (s for s in inputs if s.name == feature), None)
+        if spec is None:
+            raise ManifestError(path, field, f"column '{column.name}' is in no input's features and no input has its name",
+                                "set `input:` (and `feature:`) for the column")
+    if len(spec.shape) not in (1, 2):
+        raise ManifestError(path, field, f"input '{spec.name}' has shape {spec.shape}; R columns come from 1-D or 2-D inputs",
+                            "declare the input as [-1] (one column) or [-1, k] (k columns)")
+    if spec.features and feature in spec.features:
+        return spec, (spec.features.index(feature) if len(spec.shape) == 2 else None)
+    if len(spec.shape) == 1 or spec.shape[-1] == 1:
+        return spec, None
+    raise ManifestError(path, field, f"input '{spec.name}' has several columns and none is named '{feature}'",
+                        f"list the input's `features` or set `feature:` for column '{column.name}'")
+
+
+def _text(source: ColumnSource, values: np.ndarray) -> np.ndarray:
+    try:
+        return np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values], dtype=np.str_)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(source.input, f"column '{source.name}': not UTF-8 text ({exc.reason})") from None
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _numbers(source: ColumnSource, values: np.ndarray) -> np.ndarray:
+    if values.dtype == object:  # BYTES holding numbers as text
+        text = _text(source, values)
+        out = np.empty(len(text), dtype=np.float64)
+        for i, t in enumerate(text):
+            if t in ("", "NA") and source.allow_nan:
+                out[i] = np.nan
+                continue
+            try:
+                out[i] = float(t)
+            except ValueError:
+                raise InvalidInput(source.input, f"column '{source.name}' is {source.r_type}; row {i} holds "
+                                                 f"'{t}', which is not a number") from None
+        values = out
+    return values.astype(np.float64, copy=False)
+
+
+def _numeric(source: ColumnSource, values: np.ndarray) -> np.ndarray:
+    out = _numbers(source, values)
+    if not source.allow_nan:
+        missing = np.isnan(out)
+        if missing.any():
+            raise InvalidInput(source.input, f"column '{source.name}' row {_first_bad(missing)} is NaN; "
+                                             "this model does not accept missing values (r.nan: reject)")
+    return out
+
+
+def _integer(source: ColumnSource, values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind in "iu":
+        bad = (values < -(2**31 - 1)) | (values > 2**31 - 1)
+        if bad.any():
+            raise InvalidInput(source.input, f"column '{source.name}' row {_first_bad(bad)} holds {values[bad][0]}, "
+                                             "outside R's integer range")
+        return values.astype(np.int32)
+    numbers = _numeric(source, values)
+    missing = np.isnan(numbers)
+    whole = np.where(missing, 0.0, numbers)
+    bad = (whole != np.round(whole)) | (np.abs(whole) > 2**31 - 1)
+    if bad.any():
+        raise InvalidInput(source.input, f"column '{source.name}' is integer; row {_first_bad(bad)} holds "
+                                         f"{numbers[bad][0]!r}")
+    out = whole.astype(np.int32)
+    out[missing] = R_NA_INTEGER
+    return out
+
+
+def _logical(source: ColumnSource, values: np.ndarray) -> np.ndarray:
+    if values.dtype == np.bool_:
+        return values
+    if values.dtype == object:
+        text = _text(source, values)
+        out = np.empty(len(text), dtype=np.bool_)
+        for i, t in enumerate(text):
+            if t in _TRUE_TEXT:
+                out[i] = True
+            elif t in _FALSE_TEXT:
+                out[i] = False
+            else:
+                raise InvalidInput(source.input, f"column '{source.name}' is logical; row {i} holds '{t}' "
+                                                 "(use TRUE/FALSE)")
+        return out
+    bad = (values != 0) & (values != 1)
+    if bad.any():
+        raise InvalidInput(source.input, f"column '{source.name}' is logical; row {_first_bad(bad)} holds "
+                                         f"{values[bad][0]} (use 0 or 1)")
+    return values.astype(np.bool_)
+
+
+def _factor(source: ColumnSource, values: np.ndarray) -> np.ndarray:
+    codes = _level_codes(source.levels)
+    text = _text(source, values)
+    out = np.empty(len(text), dtype=np.int32)
+    for i, t in enumerate(text):
+        code = codes.get(t)
+        if code is None:
+            raise InvalidInput(source.input, f"column '{source.name}' row {i}: unknown factor level '{t}'; "
+                                             f"levels are {', '.join(source.levels)}")
+        out[i] = code
+    return out
+
+
+def _character(source: ColumnSource, values: np.ndarray) -> np.ndarray:
+    return _text(source, values)
+
+
+_level_cache: dict[tuple[str, ...], dict[str, int]] = {}
+
+
+def _level_codes(levels: tuple[str, ...]) -> dict[str, int]:
+    codes = _level_cache.get(levels)
+    if codes is None:
+        codes = _level_cache[levels] = {level: i + 1 for i, level in enumerate(levels)}  # R codes from 1
+    return codes
+
+
+_CONVERT = {"numeric": _numeric, "integer": _integer, "logical": _logical, "factor": _factor, "character": _character}

@@ -1,0 +1,1 @@
+"""GPU models on NVIDIA Triton: a supervised tritonserver, or an external one, reached with tritonclient."""

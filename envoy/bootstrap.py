@@ -1,0 +1,89 @@
+"""The bootstrap Envoy starts from: the front listener (clients -> router), the mesh listener
+(router -> adapters, routes from the watched route file), the router cluster and admin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from meshserve.core.mesh_protocol import ROLE_HEADER
+from meshserve.envoy.fragments import (
+    HCM, ROUTER_FILTER, buffer_limit_bytes, circuit_breakers, duration, http2_upstream, load_assignment, socket_address)
+from meshserve.envoy.layout import MESH_ROUTES, ROUTER_CLUSTER, EnvoyLayout, UpstreamAddresses
+from meshserve.router.deployment_spec import DeploymentSpec
+
+def _path_source(path: Path) -> dict[str, Any]:
+    return {"path_config_source": {"path": str(path), "watched_directory": {"path": str(path.parent)}},
+            "resource_api_version": "V3"}
+
+
+def _connection_manager(stat_prefix: str, codec: str, routing: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": HCM,
+            "stat_prefix": stat_prefix,
+            "codec_type": codec,
+            # The router decides the request id: the client's header, else the request's id field.
+            "generate_request_id": False,
+            "http2_protocol_options": {"max_concurrent_streams": 1024},
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_FILTER}}],
+            **routing,
+        },
+    }
+
+
+def _listener(name: str, address: str, manager: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "address": socket_address(address),
+        # Envoy shares ports by default (SO_REUSEPORT): a second mesh on the same address would
+        # silently take half of the first one's clients. Refuse a busy port instead.
+        "enable_reuse_port": False,
+        "per_connection_buffer_limit_bytes": buffer_limit_bytes(),
+        "filter_chains": [{"filters": [manager]}],
+    }
+
+
+def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: UpstreamAddresses) -> dict[str, Any]:
+    longest = max((d.timeouts.request_s for d in spec.models.values()), default=30.0)
+    front_routes = {
+        "route_config": {
+            "name": "front",
+            "virtual_hosts": [{
+                "name": "router",
+                "domains": ["*"],
+                "request_headers_to_remove": [ROLE_HEADER],
+                "routes": [
+                    # Streams live as long as the client keeps them; no overall deadline.
+                    {"match": {"prefix": "/inference.GRPCInferenceService/ModelStreamInfer"},
+                     "route": {"cluster": ROUTER_CLUSTER, "timeout": "0s"}},
+                    {"match": {"prefix": "/"},
+                     "route": {"cluster": ROUTER_CLUSTER, "timeout": duration(longest + 1.0),
+                               "retry_policy": {"retry_on": "connect-failure,refused-stream", "num_retries": 2}}},
+                ],
+            }],
+        }
+    }
+    mesh_routes = {"rds": {"route_config_name": MESH_ROUTES, "config_source": _path_source(layout.routes_path)}}
+    return {
+        "node": {"id": layout.node_id, "cluster": "meshserve"},
+        "admin": {"address": socket_address(layout.admin)},
+        "static_resources": {
+            "listeners": [
+                # AUTO: clients may speak HTTP/2 with prior knowledge (gRPC) or HTTP/1.1 (health probes).
+                _listener("front", layout.front, _connection_manager("front", "AUTO", front_routes)),
+                _listener("mesh", layout.mesh, _connection_manager("mesh", "HTTP2", mesh_routes)),
+            ],
+            "clusters": [{
+                "name": ROUTER_CLUSTER,
+                "type": "STATIC",
+                "connect_timeout": "1s",
+                "lb_policy": "LEAST_REQUEST",
+                "load_assignment": load_assignment(ROUTER_CLUSTER, upstreams.router),
+                "typed_extension_protocol_options": http2_upstream(),
+                "circuit_breakers": circuit_breakers(),
+            }],
+        },
+        "dynamic_resources": {"cds_config": _path_source(layout.clusters_path)},
+    }

@@ -1,0 +1,84 @@
+"""The watched cluster file: one cluster per deployed variant (its replicas, health checks,
+outlier detection), plus an aggregate per variant when the model has a fallback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshserve.envoy.fragments import (
+    AGGREGATE, CLUSTER, circuit_breakers, duration, http2_upstream, load_assignment)
+from meshserve.envoy.layout import UpstreamAddresses, fallback_cluster, variant_cluster
+from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment
+
+def _variant_cluster(model: str, version: str, deployment: ModelDeployment, addresses: list[str]) -> dict[str, Any]:
+    name = variant_cluster(model, version)
+    return {
+        "@type": CLUSTER,
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": duration(deployment.timeouts.connect_s),
+        "lb_policy": "LEAST_REQUEST",
+        "load_assignment": load_assignment(name, addresses),
+        "typed_extension_protocol_options": http2_upstream(),
+        "circuit_breakers": circuit_breakers(),
+        # Active checks find a dead or not-yet-loaded replica; grpc.health.v1 is what adapters serve.
+        "health_checks": [{
+            "timeout": "1s",
+            "interval": "2s",
+            "unhealthy_interval": "1s",
+            "no_traffic_interval": "5s",
+            "unhealthy_threshold": 2,
+            "healthy_threshold": 1,
+            "grpc_health_check": {},
+        }],
+        # Passive checks act between probes. Only failures of the replica itself count:
+        # refused connections and UNAVAILABLE; a model raising on bad input (INTERNAL,
+        # INVALID_ARGUMENT) says nothing about the replica's health.
+        "outlier_detection": {
+            "split_external_local_origin_errors": True,
+            "consecutive_local_origin_failure": 2,
+            "enforcing_consecutive_local_origin_failure": 100,
+            "consecutive_gateway_failure": 3,
+            "enforcing_consecutive_gateway_failure": 100,
+            "enforcing_consecutive_5xx": 0,
+            "enforcing_success_rate": 0,
+            "enforcing_local_origin_success_rate": 0,
+            "interval": "1s",
+            "base_ejection_time": "5s",
+            "max_ejection_percent": 100,
+        },
+    }
+
+
+def _fallback_cluster(model: str, version: str, fallback: str, deployment: ModelDeployment) -> dict[str, Any]:
+    return {
+        "@type": CLUSTER,
+        "name": fallback_cluster(model, version),
+        "connect_timeout": duration(deployment.timeouts.connect_s),
+        "lb_policy": "CLUSTER_PROVIDED",
+        # Retries are counted against this cluster: without room for them, the retry that
+        # would move to the fallback overflows (Envoy's default allows 3 at a time).
+        "circuit_breakers": circuit_breakers(),
+        "cluster_type": {
+            "name": "envoy.clusters.aggregate",
+            "typed_config": {"@type": AGGREGATE,
+                             "clusters": [variant_cluster(model, version), variant_cluster(model, fallback)]},
+        },
+    }
+
+
+def render_clusters(spec: DeploymentSpec, upstreams: UpstreamAddresses) -> dict[str, Any]:
+    """The watched cluster file: one cluster per deployed variant, plus fallback aggregates."""
+    resources = []
+    for model, deployment in sorted(spec.models.items()):
+        for version in deployment.replicas:
+            addresses = upstreams.variants.get((model, version))
+            if not addresses:
+                raise ValueError(f"no addresses for {model} version {version}")
+            resources.append(_variant_cluster(model, version, deployment, addresses))
+        if deployment.fallback is not None:
+            # Every deployed version, shadows too: a rollout may give a shadow primary traffic.
+            for version in deployment.replicas:
+                if version != deployment.fallback:
+                    resources.append(_fallback_cluster(model, version, deployment.fallback, deployment))
+    return {"resources": resources}

@@ -1,0 +1,108 @@
+"""Where a mesh's Envoy listens, what it forwards to, and where its files live.
+
+Three files make Envoy's configuration. The bootstrap (listeners, the router cluster, admin)
+is written once when Envoy starts. The variant clusters and the mesh routes are files that
+Envoy watches (`path_config_source` with `watched_directory`): a rollout writes a new file
+beside the old one and renames it into place, which Envoy applies without a restart and
+without touching requests already in flight. Writing in place would go unnoticed, hence the
+rename (`write_watched`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meshserve.router.deployment_spec import DeploymentSpec
+
+ROUTER_CLUSTER = "router"
+MESH_ROUTES = "mesh"
+
+BOOTSTRAP_FILE = "bootstrap.yaml"
+ROUTES_DIR, ROUTES_FILE = "routes", "routes.yaml"
+CLUSTERS_DIR, CLUSTERS_FILE = "clusters", "clusters.yaml"
+
+def variant_cluster(model: str, version: str) -> str:
+    """Envoy cluster of one variant; `|` keeps model and version apart in stats names."""
+    return f"variant|{model}|{version}"
+
+
+def fallback_cluster(model: str, version: str) -> str:
+    """Aggregate cluster: the variant first, the model's fallback variant when it has no healthy replica."""
+    return f"fallback|{model}|{version}"
+
+
+
+@dataclass(frozen=True)
+class EnvoyLayout:
+    """Where Envoy listens and where its files live (a run directory, not the repository)."""
+
+    run_dir: Path
+    front: str  # host:port clients connect to
+    mesh: str  # host:port the router sends model calls to
+    admin: str  # host:port of Envoy's admin interface (readiness, stats, config dump)
+    node_id: str = "meshserve"
+
+    @property
+    def bootstrap_path(self) -> Path:
+        return self.run_dir / BOOTSTRAP_FILE
+
+    @property
+    def routes_path(self) -> Path:
+        return self.run_dir / ROUTES_DIR / ROUTES_FILE
+
+    @property
+    def clusters_path(self) -> Path:
+        return self.run_dir / CLUSTERS_DIR / CLUSTERS_FILE
+
+
+@dataclass(frozen=True)
+class UpstreamAddresses:
+    """Addresses Envoy forwards to: the router's workers and every variant's replicas."""
+
+    router: list[str]
+    variants: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def sequential(cls, spec: DeploymentSpec, host: str, first_port: int, router_workers: int = 1) -> "UpstreamAddresses":
+        """Consecutive ports from FIRST_PORT: the router's workers, then each replica in spec order."""
+        port = first_port
+        router = []
+        for _ in range(router_workers):
+            router.append(f"{host}:{port}")
+            port += 1
+        variants: dict[tuple[str, str], list[str]] = {}
+        for model, deployment in sorted(spec.models.items()):
+            for version, replicas in deployment.replicas.items():
+                variants[(model, version)] = [f"{host}:{port + i}" for i in range(replicas)]
+                port += replicas
+        return cls(router=router, variants=variants)
+
+
+
+def to_yaml(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=120)
+
+
+def write_watched(path: Path, data: dict[str, Any]) -> None:
+    """Replace PATH atomically: write a temporary file in the same folder, then rename it over.
+
+    Envoy reloads a watched file when a file is moved into its folder; the rename also means
+    it never reads a half-written file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(to_yaml(data))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,5 @@
+import sys
+
+from meshserve.cli.main import main
+
+sys.exit(main())

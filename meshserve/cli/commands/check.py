@@ -1,0 +1,23 @@
+"""`meshserve check DIR`: check every model package's manifest without starting anything."""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("check", help="check the model packages in a folder and list them")
+    parser.add_argument("models", help="a model package, or a folder holding several")
+    parser.set_defaults(func=_check)
+
+
+def _check(args) -> int:
+    from meshserve.core.model_package import discover_packages
+    from meshserve.router.deployment_spec import deployment_for, spec_path_for
+
+    packages = discover_packages(args.models)
+    deployment_for(args.models, packages)  # raises, naming file, field and fix, on a bad meshserve.yaml
+    for package in packages:
+        signature = package.manifest.signature
+        inputs = ", ".join(f"{s.name} {s.datatype}{s.shape}" for s in signature.inputs)
+        outputs = ", ".join(f"{s.name} {s.datatype}{s.shape}" for s in signature.outputs)
+        print(f"ok  {package.name}:{package.version} ({package.manifest.runtime})  {inputs} -> {outputs}")
+    spec = spec_path_for(args.models)
+    print(f"ok  {spec}" if spec.exists() else f"(no {spec.name}: each model's newest version takes all traffic)")
+    return 0

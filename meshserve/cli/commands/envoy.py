@@ -1,0 +1,59 @@
+"""`meshserve envoy render SPEC`: print the Envoy configuration `meshserve up` would run.
+
+The same renderer serves both, so an operator can read and diff what will run before it does.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from meshserve.core.settings import get_settings
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("envoy", help="Envoy configuration of the mesh")
+    actions = parser.add_subparsers(dest="envoy_command", required=True, metavar="ACTION")
+    render = actions.add_parser("render", help="print the Envoy bootstrap, cluster and route files for a deployment spec")
+    render.add_argument("spec", help="meshserve.yaml, or the folder of model packages that holds it")
+    render.add_argument("--listen", default=None, help="front listener host:port (default MESHSERVE_LISTEN)")
+    render.add_argument("--first-port", type=int, default=9100,
+                        help="mesh listener, admin, router and adapter ports are numbered from here (default 9100)")
+    render.add_argument("--run-dir", default=".meshserve/envoy", help="folder the file paths in the output point to")
+    render.add_argument("--out", default=None, help="also write the files under this folder (instead of --run-dir paths)")
+    render.add_argument("--validate", action="store_true", help="check the result with `envoy --mode validate`")
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+    render.set_defaults(func=_render)
+
+
+def _render(args) -> int:
+    from meshserve.core.model_package import discover_packages
+    from meshserve.router.deployment_spec import SPEC_NAME, deployment_for
+    from meshserve.envoy.admin import EnvoyError
+    from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
+    from meshserve.envoy.process import validate_config
+    from meshserve.envoy.render import render
+
+    spec_arg = Path(args.spec)
+    models_dir = spec_arg if spec_arg.is_dir() else spec_arg.parent
+    if not spec_arg.is_dir() and spec_arg.name != SPEC_NAME:
+        print(f"meshserve: {spec_arg} is not a {SPEC_NAME}; pass the spec file or its folder", file=sys.stderr)
+        return 2
+    spec = deployment_for(models_dir, discover_packages(models_dir))
+    host = "127.0.0.1"
+    port = args.first_port
+    run_dir = Path(args.out or args.run_dir).resolve()
+    layout = EnvoyLayout(run_dir=run_dir, front=args.listen or get_settings().listen,
+                         mesh=f"{host}:{port}", admin=f"{host}:{port + 1}")
+    config = render(layout, spec, UpstreamAddresses.sequential(spec, host, port + 2))
+    print(config.documents(layout), end="")
+    if args.out:
+        config.write(layout)
+    if args.validate:
+        try:
+            validate_config(config.inlined())
+        except EnvoyError as exc:
+            print(f"meshserve: {exc}", file=sys.stderr)
+            return 1
+        print("# envoy --mode validate: OK", file=sys.stderr)
+    return 0

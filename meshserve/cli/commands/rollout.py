@@ -1,0 +1,87 @@
+"""`meshserve rollout MODEL --weights 1=90,2=10 --shadow 3=0.5`: change a running mesh's split.
+
+Talks to the mesh's control service (meshserve.v1.Control, SetRollout/GetRollout). Without
+--weights or --shadow it prints the live split. The change is live when the command returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from meshserve.core.settings import get_settings
+
+
+def _pairs(text: str, value_type, what: str) -> dict:
+    pairs = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        version, sep, value = item.partition("=")
+        if not sep or not version:
+            raise argparse.ArgumentTypeError(f"'{item}' is not VERSION={what}")
+        try:
+            pairs[version] = value_type(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{value}' in '{item}' is not a {what}") from None
+    if not pairs:
+        raise argparse.ArgumentTypeError(f"give at least one VERSION={what}")
+    return pairs
+
+
+def _weights(text: str) -> dict[str, int]:
+    return _pairs(text, int, "whole-number weight")
+
+
+def _shadows(text: str) -> dict[str, float]:
+    return _pairs(text, float, "fraction from 0 to 1")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("rollout", help="show or change a model's live traffic split (canary, shadow, rollback)")
+    parser.add_argument("model", help="model name")
+    parser.add_argument("--weights", type=_weights, default=None, metavar="V=W,...",
+                        help="relative weights of primary traffic, e.g. 1=90,2=10 (versions left out get 0)")
+    parser.add_argument("--shadow", type=_shadows, action="append", default=None, metavar="V=F,...",
+                        help="mirror fraction F (0..1) of requests to version V, e.g. 3=0.5; replaces the current shadows")
+    parser.add_argument("--no-shadows", action="store_true", help="stop mirroring to any shadow")
+    parser.add_argument("--address", default=None,
+                        help="the mesh's client address (default MESHSERVE_LISTEN or 127.0.0.1:8001)")
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the mesh")
+    parser.set_defaults(func=_rollout)
+
+
+def _rollout(args) -> int:
+    import grpc
+
+    from meshserve.v1 import control_pb2 as cpb
+    from meshserve.v1 import control_pb2_grpc as cpb_grpc
+
+    if args.shadow and args.no_shadows:
+        print("meshserve: give either --shadow or --no-shadows", file=sys.stderr)
+        return 2
+    address = args.address or get_settings().listen
+    with grpc.insecure_channel(address) as channel:
+        control = cpb_grpc.ControlStub(channel)
+        try:
+            current = control.GetRollout(cpb.GetRolloutRequest(model=args.model), timeout=args.timeout)
+            if args.weights is None and args.shadow is None and not args.no_shadows:
+                print(_describe(current))
+                return 0
+            shadows: dict[str, float] = dict(current.shadows)
+            if args.no_shadows:
+                shadows = {}
+            elif args.shadow is not None:
+                shadows = {version: fraction for group in args.shadow for version, fraction in group.items()}
+            wanted = cpb.Rollout(model=args.model, weights=args.weights or {}, shadows=shadows)
+            applied = control.SetRollout(cpb.SetRolloutRequest(rollout=wanted), timeout=args.timeout)
+        except grpc.RpcError as exc:
+            print(f"meshserve: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    print(_describe(applied))
+    return 0
+
+
+def _describe(rollout) -> str:
+    total = sum(rollout.weights.values()) or 1
+    weights = ", ".join(f"{v}={w} ({100 * w / total:.1f}%)" for v, w in sorted(rollout.weights.items()))
+    shadows = ", ".join(f"{v}={f:g}" for v, f in sorted(rollout.shadows.items())) or "none"
+    return f"{rollout.model}: weights {weights}; shadows {shadows}"

@@ -1,0 +1,35 @@
+"""The `meshserve` command. Each subcommand lives in its own module under meshserve/cli/commands/
+and exposes `register(subparsers)`; this file only collects them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+import meshserve.cli.commands
+from meshserve.core.errors import ManifestError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meshserve", description="Serve R, Java, Python and Triton models behind one gRPC contract.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(meshserve.cli.commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"meshserve.cli.commands.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ManifestError as exc:
+        print(f"meshserve: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Errors that carry their gRPC status, so each service maps them in one place.
+
+Runtimes and the router raise these; the servicers turn them into status codes.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class MeshError(Exception):
+    """An error with the gRPC status it should become.
+
+    Subclasses fix the code for their kind of failure; `MeshError(message, code)` carries any
+    other status, such as one another server answered with (`from_status`).
+    """
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    @classmethod
+    def from_status(cls, code: grpc.StatusCode, message: str) -> "MeshError":
+        """Another server's answer, kept as it was: its status and its message."""
+        return MeshError(message or code.name, code)
+
+
+class InvalidInput(MeshError):
+    """A request input does not fit the model's signature or declared types."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, input_name: str | None, reason: str, kind: str = "input"):
+        self.input_name = input_name
+        self.reason = reason
+        where = f"{kind} '{input_name}': " if input_name else ""
+        super().__init__(f"{where}{reason}")
+
+
+class ModelNotFound(MeshError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class ModelUnavailable(MeshError):
+    """The runtime behind a model is gone (crashed, restarting); callers may retry."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceeded(MeshError):
+    """The caller's deadline passed; no more work is done for the request."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class ModelFailed(MeshError):
+    """The model's own code raised: INTERNAL with the exception's type and message."""
+
+    code = grpc.StatusCode.INTERNAL
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, origin: str = "python") -> "ModelFailed":
+        return cls(f"model raised {type(exc).__name__} ({origin}): {exc}")
+
+
+class ManifestError(ValueError):
+    """A model package or deployment spec is malformed; the message names file, field and fix."""
+
+    def __init__(self, path: str, field: str, problem: str, fix: str):
+        self.path, self.field, self.problem, self.fix = path, field, problem, fix
+        super().__init__(f"{path}: field '{field}': {problem}. Fix: {fix}")
+
+
+async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    """End an RPC with the status an error stands for; unexpected errors become INTERNAL."""
+    if isinstance(exc, MeshError):
+        await context.abort(exc.code, exc.message)
+    await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,140 @@
+"""The mesh's own protocol: what its processes tell each other beside the Open Inference Protocol.
+
+The router, Envoy's rendered configuration and the adapters all speak it, so it lives here
+and nowhere else: the headers the mesh sets on a forwarded call, the traffic roles, how a
+call's request id, role, pinned version and deadline are read back from its metadata, the
+model metadata and Triton-style model config built from a package, and the ready lines
+that `meshserve up` waits for.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tritonclient.grpc import model_config_pb2 as mc
+from tritonclient.grpc import service_pb2 as pb
+
+from meshserve.core.model_package import ModelPackage
+
+REQUEST_ID_HEADER = "x-request-id"
+MODEL_HEADER = "x-meshserve-model"  # set by the router; Envoy's mesh listener routes on it
+VERSION_HEADER = "x-meshserve-version"  # set by the router when the client named a version
+ROLE_HEADER = "x-meshserve-role"  # set by Envoy on the way to an adapter: which traffic this is
+INTERNAL_HEADER_PREFIX = "x-meshserve-"
+# Headers only the mesh may set: the router drops any a client sent, whatever is in front of it.
+INTERNAL_HEADERS = (MODEL_HEADER, VERSION_HEADER, ROLE_HEADER)
+# Client headers worth carrying to the adapter besides x-*: W3C trace context.
+TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate", "baggage")
+
+PRIMARY, CANARY, SHADOW = "primary", "canary", "shadow"
+ROLES = (PRIMARY, CANARY, SHADOW)
+ROLE_PARAMETER = "meshserve_role"  # response parameter naming the role that answered
+
+Metadata = Iterable[tuple[str, str | bytes]]
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def request_id_of(metadata: Metadata, request_id_field: str = "") -> str:
+    """The caller's x-request-id header, else the request's own id, else a new one."""
+    for key, value in metadata or ():
+        if key == REQUEST_ID_HEADER and value:
+            return value if isinstance(value, str) else value.decode(errors="replace")
+    return request_id_field or new_request_id()
+
+
+def deadline_from(time_remaining: float | None) -> float | None:
+    """A gRPC call's time remaining as a time.monotonic() deadline (None: the caller set none)."""
+    return None if time_remaining is None else time.monotonic() + time_remaining
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """What a server knows of one inference besides its tensors."""
+
+    request_id: str
+    role: str = PRIMARY  # primary | canary | shadow: which traffic this is, for records and answers
+    deadline: float | None = None  # time.monotonic() by which the caller wants the answer
+    pinned_version: str = ""  # the version the client named, if any
+
+    @classmethod
+    def from_metadata(cls, metadata: Metadata, request_id_field: str = "",
+                      time_remaining: float | None = None) -> "CallInfo":
+        """Read a call as the adapter receives it: Envoy stamped the role; direct calls are primary."""
+        headers = {k: v for k, v in metadata or () if isinstance(v, str)}
+        role = headers.get(ROLE_HEADER, PRIMARY)
+        return cls(request_id=request_id_of(metadata, request_id_field),
+                   role=role if role in ROLES else PRIMARY,
+                   deadline=deadline_from(time_remaining),
+                   pinned_version=headers.get(VERSION_HEADER, ""))
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+
+def forwarded_headers(client_metadata: Metadata, request_id: str, model: str, version: str = "") -> list[tuple[str, str]]:
+    """The metadata the router sends on: the mesh's own headers set by it alone, the client's
+    other x-* headers and trace context passed through."""
+    headers = [(REQUEST_ID_HEADER, request_id), (MODEL_HEADER, model)]
+    if version:
+        headers.append((VERSION_HEADER, version))
+    for key, value in client_metadata or ():
+        if key == REQUEST_ID_HEADER or key.startswith(INTERNAL_HEADER_PREFIX):
+            continue
+        if key.startswith("x-") or key in TRACE_CONTEXT_HEADERS:
+            headers.append((key, value))
+    return headers
+
+
+def routing_headers(model: str, version: str = "") -> list[tuple[str, str]]:
+    """What Envoy's mesh listener needs to pick a variant, for calls that carry no request (ModelReady)."""
+    return [(MODEL_HEADER, model)] + ([(VERSION_HEADER, version)] if version else [])
+
+
+def model_metadata(package: ModelPackage, versions: list[str]) -> pb.ModelMetadataResponse:
+    signature = package.manifest.signature
+    tensor = pb.ModelMetadataResponse.TensorMetadata
+    return pb.ModelMetadataResponse(
+        name=package.name,
+        versions=versions,
+        platform=f"meshserve_{package.manifest.runtime}",
+        inputs=[tensor(name=s.name, datatype=s.datatype, shape=s.shape) for s in signature.inputs],
+        outputs=[tensor(name=s.name, datatype=s.datatype, shape=s.shape) for s in signature.outputs],
+    )
+
+
+def model_config(package: ModelPackage) -> pb.ModelConfigResponse:
+    """The model as Triton's ModelConfig describes one, for Triton's own tools (perf_analyzer).
+
+    max_batch_size 0 tells them the dims are the full shapes, batch dimension (-1) included.
+    """
+    signature = package.manifest.signature
+
+    def tensor(kind, spec):
+        data_type = "TYPE_STRING" if spec.datatype == "BYTES" else f"TYPE_{spec.datatype}"
+        return kind(name=spec.name, data_type=mc.DataType.Value(data_type), dims=spec.shape)
+
+    config = mc.ModelConfig(
+        name=package.name, platform=f"meshserve_{package.manifest.runtime}", max_batch_size=0,
+        input=[tensor(mc.ModelInput, s) for s in signature.inputs],
+        output=[tensor(mc.ModelOutput, s) for s in signature.outputs])
+    return pb.ModelConfigResponse(config=config)
+
+
+# Each child of `meshserve up` prints one of these once it serves; `up` waits for the marker.
+ADAPTER_READY = "meshserve adapter ready"
+ROUTER_READY = "meshserve router ready"
+ENVOY_READY = "meshserve envoy ready"
+
+
+def adapter_ready_line(model: str, version: str, listen: str) -> str:
+    return f"{ADAPTER_READY}: {model}:{version} on {listen}"
+
+
+def router_ready_line(listen: str) -> str:
+    return f"{ROUTER_READY} on {listen}"

@@ -1,0 +1,240 @@
+"""The model package: a directory holding `model.yaml` and the model's files.
+
+`load_package` reads and checks the manifest; a malformed one raises `ManifestError`
+naming the file, the field and the fix, before any process starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from meshserve.core.errors import ManifestError
+from meshserve.core.strict_model import StrictModel, manifest_error, repeated, version_as_text
+
+MANIFEST_NAME = "model.yaml"
+
+Datatype = Literal[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "FP32", "FP64", "BYTES",
+]
+
+
+class TensorSpec(StrictModel):
+    """One input or output of a model."""
+
+    name: str = Field(min_length=1)
+    datatype: Datatype
+    shape: list[int] = Field(description="Dimensions; -1 marks a variable one (usually the batch).")
+    features: list[str] | None = Field(
+        default=None, description="Names of the columns along the last axis, in order."
+    )
+
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, shape: list[int]) -> list[int]:
+        if any(d == 0 or d < -1 for d in shape):
+            raise ValueError("every dimension must be a positive size or -1 (variable)")
+        return shape
+
+    @model_validator(mode="after")
+    def _features_match_shape(self) -> "TensorSpec":
+        if self.features is not None:
+            if not self.shape or self.shape[-1] not in (-1, len(self.features)):
+                raise ValueError(
+                    f"{len(self.features)} feature names but the last dimension of shape "
+                    f"{self.shape} is not {len(self.features)}"
+                )
+            if len(set(self.features)) != len(self.features):
+                raise ValueError("feature names must be unique")
+        return self
+
+    def accepts_shape(self, shape: tuple[int, ...] | list[int]) -> bool:
+        return len(shape) == len(self.shape) and all(
+            want == -1 or want == got for want, got in zip(self.shape, shape)
+        )
+
+
+class Signature(StrictModel):
+    inputs: list[TensorSpec] = Field(min_length=1)
+    outputs: list[TensorSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Signature":
+        for kind, specs in (("inputs", self.inputs), ("outputs", self.outputs)):
+            dupes = repeated(s.name for s in specs)
+            if dupes:
+                raise ValueError(f"{kind} names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def input(self, name: str) -> TensorSpec | None:
+        return next((s for s in self.inputs if s.name == name), None)
+
+    def output(self, name: str) -> TensorSpec | None:
+        return next((s for s in self.outputs if s.name == name), None)
+
+
+class Batching(StrictModel):
+    """Micro-batching of concurrent requests into one predict call (off when max_batch_size is 1)."""
+
+    max_batch_size: int = Field(default=1, ge=1, description="Most rows in one coalesced call.")
+    max_wait_us: int = Field(default=0, ge=0, description="Longest a queued request waits for a batch to fill.")
+    concurrency: int = Field(default=1, ge=1, description="Batches that may run at once (for runtimes with workers).")
+
+
+class Manifest(StrictModel):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    runtime: str = Field(description="The model's world: a name in adapters/runtimes.py (python, r, java, triton).")
+    entrypoint: str | None = Field(
+        default=None, description="What the runtime loads: a file in the package or module:function."
+    )
+    description: str = ""
+    signature: Signature
+    batching: Batching = Batching()
+    environment: dict[str, Any] | None = Field(
+        default=None, description="What `meshserve package` captured: language and library versions, digests."
+    )
+    runtime_sections: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, exclude=True,
+        description="Each runtime's own section (`python:`, `r:`, ...), keyed by runtime name; "
+                    "written in model.yaml as a top-level field named after the runtime.")
+
+    _text_version = field_validator("version", mode="before")(version_as_text)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_runtime_sections(cls, raw: Any) -> Any:
+        from meshserve.adapters.runtimes import RUNTIMES
+
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        sections = {name: raw.pop(name) for name in RUNTIMES if name in raw}
+        for name, section in sections.items():
+            if section is not None and not isinstance(section, dict):
+                raise ValueError(f"the '{name}' section must be a mapping of options")
+        raw["runtime_sections"] = {name: section or {} for name, section in sections.items()}
+        return raw
+
+    @field_validator("runtime")
+    @classmethod
+    def _known_runtime(cls, runtime: str) -> str:
+        from meshserve.adapters.runtimes import RUNTIMES
+
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime '{runtime}'; meshserve runs " + ", ".join(f"'{r}'" for r in RUNTIMES))
+        return runtime
+
+    def runtime_section(self) -> dict[str, Any]:
+        return self.runtime_sections.get(self.runtime) or {}
+
+
+class ModelPackage:
+    """A loaded, checked model package: its manifest and where its files live."""
+
+    def __init__(self, directory: Path, manifest: Manifest, options: BaseModel | None):
+        self.directory = directory
+        self.manifest = manifest
+        self.options = options
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / MANIFEST_NAME
+
+    def path(self, relative: str) -> Path:
+        return (self.directory / relative).resolve()
+
+    def __repr__(self) -> str:
+        return f"ModelPackage({self.name}:{self.version} at {self.directory})"
+
+
+def _fixes(path: Path):
+    def fix(err: dict) -> str | None:
+        if err["type"] == "missing":
+            return f"add the field to {path.name}"
+        if err["type"] == "extra_forbidden":
+            return "remove the field or check its spelling (allowed fields are listed in docs/model-package.md)"
+        if "unknown runtime" in err["msg"]:
+            return "set runtime to one of the names listed"
+        return None
+    return fix
+
+
+def _manifest_error(path: Path, exc: ValidationError, prefix: str = "") -> ManifestError:
+    return manifest_error(str(path), exc, _fixes(path), prefix=prefix,
+                          default_fix="correct the value as described (see docs/model-package.md)")
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file: what `meshserve package` records for model files and jars."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def load_package(directory: str | Path) -> ModelPackage:
+    """Read and check `DIR/model.yaml`, including the runtime's own section."""
+    directory = Path(directory).resolve()
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(str(path), "(file)", "no model.yaml here", "create model.yaml (see docs/model-package.md)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ManifestError(str(path), "(file)", f"not valid YAML: {exc}", "fix the YAML syntax") from exc
+    if not isinstance(raw, dict):
+        raise ManifestError(str(path), "(top level)", "expected a mapping of fields", "write `name: ...`, `version: ...` and so on")
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise _manifest_error(path, exc) from exc
+    from meshserve.adapters.runtimes import runtime_entry
+
+    entry = runtime_entry(manifest.runtime)
+    try:
+        options = entry.options_class().model_validate(manifest.runtime_section())
+    except ValidationError as exc:
+        raise _manifest_error(path, exc, prefix=f"{manifest.runtime}.") from exc
+    except (ImportError, AttributeError) as exc:
+        raise ManifestError(str(path), "runtime", f"runtime '{manifest.runtime}' is not installed here ({exc})",
+                            f"install meshserve with the '{entry.extra or manifest.runtime}' extra") from exc
+    package = ModelPackage(directory, manifest, options)
+    options.check_package(package)  # the runtime's own file checks; raises ManifestError
+    return package
+
+
+def discover_packages(root: str | Path) -> list[ModelPackage]:
+    """Every model package under ROOT (a package directory itself, or a folder of them)."""
+    root = Path(root).resolve()
+    if not root.exists():
+        raise ManifestError(str(root), "(path)", "does not exist", "pass a folder that holds model packages")
+    if (root / MANIFEST_NAME).is_file():
+        manifests = [root / MANIFEST_NAME]
+    else:  # follow links, so a folder of symlinked packages works
+        manifests = sorted(Path(d) / MANIFEST_NAME for d, dirs, files in os.walk(root, followlinks=True)
+                           if MANIFEST_NAME in files and "node_modules" not in Path(d).parts)
+    packages = [load_package(m.parent) for m in manifests]
+    seen: dict[tuple[str, str], ModelPackage] = {}
+    for p in packages:
+        key = (p.name, p.version)
+        if key in seen:
+            raise ManifestError(str(p.manifest_path), "version",
+                                f"{p.name} version {p.version} is also in {seen[key].manifest_path}",
+                                "give each package of the same model its own version")
+        seen[key] = p
+    if not packages:
+        raise ManifestError(str(root), "(path)", "no model.yaml found", "point at a folder of model packages")
+    return packages

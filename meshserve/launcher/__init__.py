@@ -1,0 +1,1 @@
+"""`meshserve up`: the whole mesh on one machine as supervised native processes."""

@@ -1,0 +1,176 @@
+"""`meshserve up DIR`: the whole mesh on one machine as native processes.
+
+One adapter process per model package found in DIR, the router in front of them, all
+supervised: a crashed process is restarted, and SIGTERM or Ctrl-C stops everything.
+
+With Envoy (the default), DIR/meshserve.yaml says which versions run, with how many
+replicas, weights and shadows: clients connect to Envoy's front listener, which forwards to
+the router, and the router's calls go through Envoy's mesh listener, which picks the variant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+from meshserve.core.mesh_protocol import ADAPTER_READY, ENVOY_READY, ROUTER_READY
+from meshserve.core.model_package import ModelPackage, discover_packages
+from meshserve.core.ports import free_port
+from meshserve.core.settings import get_settings
+from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
+from meshserve.envoy.render import render
+from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
+from meshserve.router.deployment_spec import SPEC_NAME, DeploymentSpec, deployment_for
+from meshserve.router.model_table import ModelTable
+
+
+def resolve_listen(listen: str) -> str:
+    """HOST:PORT clients will use; port 0 picks a free one, a busy port is refused up front."""
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ListenError(f"--listen {listen!r} is not HOST:PORT; write for example 127.0.0.1:8001")
+    if port == "0":
+        return f"{host}:{free_port(host)}"
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, int(port)))
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {listen} ({exc.strerror}): another mesh or server may be "
+                              "using it; stop it, or pass --listen HOST:PORT (port 0 picks a free one)") from exc
+    return listen
+
+
+class ListenError(ValueError):
+    pass
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+class Mesh:
+    def __init__(self, models_dir: str | Path, listen: str, run_dir: str | Path | None = None, envoy: bool = True):
+        self.models_dir = Path(models_dir)
+        self.envoy = envoy
+        self.listen = resolve_listen(listen)
+        self._own_run_dir = run_dir is None
+        self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="meshserve-run-"))
+        self.supervisor = Supervisor(log=log)
+        self.packages: list[ModelPackage] = []
+
+    async def start(self) -> None:
+        self.packages = discover_packages(self.models_dir)  # a bad manifest stops us here, before any process
+        # A bad meshserve.yaml stops us here too.
+        deployment = deployment_for(self.models_dir, self.packages) if self.envoy else None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log(f"meshserve: starting {len(self.packages)} model(s) from {self.models_dir}")
+        if deployment is not None:
+            await self._start_behind_envoy(deployment)
+            self._announce()
+            return
+        addresses = [f"127.0.0.1:{free_port()}" for _ in self.packages]
+        await asyncio.gather(*(self._start_adapter(f"{p.name}:{p.version}", p, address)
+                               for p, address in zip(self.packages, addresses)))
+        table_path = self.run_dir / "models.json"
+        ModelTable.write(table_path, list(zip(self.packages, addresses)))
+        await self._start_router(table_path, self.listen)
+        self._announce()
+
+    async def _start_adapter(self, label: str, package: ModelPackage, address: str) -> None:
+        await self.supervisor.start(
+            ChildSpec(label, python_argv("-m", "meshserve.adapters.server", str(package.directory), "--listen", address),
+                      ready_marker=ADAPTER_READY),
+            timeout=get_settings().adapter_start_timeout_s)
+
+    async def _start_router(self, table_path: Path, listen: str) -> None:
+        await self.supervisor.start(
+            ChildSpec("router", python_argv("-m", "meshserve.router.server", "--table", str(table_path),
+                                            "--listen", listen),
+                      ready_marker=ROUTER_READY),
+            timeout=30)
+
+    async def _start_behind_envoy(self, deployment: DeploymentSpec) -> None:
+        """Replicas per variant, Envoy with the rendered config, then the router behind Envoy."""
+        settings = get_settings()
+        by_key = {(p.name, p.version): p for p in self.packages}
+        replicas = {(model, version): [f"127.0.0.1:{free_port()}" for _ in range(count)]
+                    for model, spec in sorted(deployment.models.items())
+                    for version, count in spec.replicas.items()}
+        for name, version in sorted(set(by_key) - set(replicas)):
+            log(f"meshserve: not starting {name}:{version} (not deployed in {SPEC_NAME})")
+        await asyncio.gather(*(
+            self._start_adapter(f"{name}:{version}" + (f"#{i + 1}" if len(addresses) > 1 else ""),
+                                by_key[(name, version)], address)
+            for (name, version), addresses in replicas.items() for i, address in enumerate(addresses)))
+        router_address = f"127.0.0.1:{free_port()}"
+        layout = EnvoyLayout(self.run_dir / "envoy", front=self.listen,
+                             mesh=f"127.0.0.1:{free_port()}", admin=f"127.0.0.1:{free_port()}")
+        rollout_state = self.run_dir / "rollouts.json"
+        rollout_state.unlink(missing_ok=True)  # a new mesh starts from the spec's split
+        render(layout, deployment, UpstreamAddresses(router=[router_address], variants=replicas)).write(layout)
+        deployment_path = self.run_dir / "deployment.json"
+        deployment_path.write_text(deployment.model_dump_json(indent=2))
+        await self.supervisor.start(
+            ChildSpec("envoy", python_argv("-m", "meshserve.envoy.process", str(layout.run_dir),
+                                           "--admin", layout.admin, "--concurrency", str(settings.envoy_concurrency)),
+                      ready_marker=ENVOY_READY),
+            timeout=30)
+        table_path = self.run_dir / "models.json"
+        ModelTable.write(table_path, [(by_key[key], addresses[0]) for key, addresses in replicas.items()],
+                         mesh_address=layout.mesh,
+                         control={"deployment": str(deployment_path), "rollout_state": str(rollout_state),
+                                  "envoy": {"run_dir": str(layout.run_dir), "front": layout.front,
+                                            "mesh": layout.mesh, "admin": layout.admin}})
+        await self._start_router(table_path, router_address)
+        self.packages = [by_key[key] for key in replicas]
+        log(f"meshserve: Envoy front {layout.front} -> router {router_address} -> Envoy mesh {layout.mesh} "
+            f"-> adapters; admin http://{layout.admin}, config in {layout.run_dir}")
+
+    def _announce(self) -> None:
+        models = ", ".join(f"{p.name} ({p.version}, {p.manifest.runtime})" for p in self.packages)
+        log(f"meshserve: serving {models}")
+        log(f"meshserve: clients connect to {self.listen} (Open Inference Protocol over gRPC; "
+            "control API meshserve.v1.Control); Ctrl-C stops the mesh")
+
+    async def stop(self) -> None:
+        started = bool(self.supervisor.children)
+        await self.supervisor.stop()
+        if self._own_run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        if started:
+            log("meshserve: stopped")
+
+
+async def run_mesh(models_dir: str, listen: str, run_dir: str | None, envoy: bool = True) -> int:
+    try:
+        mesh = Mesh(models_dir, listen, run_dir, envoy=envoy)
+    except ListenError as exc:
+        print(f"meshserve: {exc}", file=sys.stderr, flush=True)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    starting = loop.create_task(mesh.start())
+    stopper = loop.create_task(stop.wait())
+    await asyncio.wait({starting, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if starting.done() and starting.exception() is not None:
+        exc = starting.exception()
+        if not isinstance(exc, ChildFailed):
+            await mesh.stop()
+            raise exc
+        print(f"meshserve: {exc}", file=sys.stderr, flush=True)
+        code = 1
+    elif not starting.done():
+        starting.cancel()
+    else:
+        await stopper
+    stopper.cancel()
+    await mesh.stop()
+    return code

@@ -1,0 +1,92 @@
+"""What the router does with each inference, free of gRPC's server side: resolve the model and
+version, check the request against the signature, set the mesh's headers, forward it within
+the caller's deadline (to the adapter, or to Envoy's mesh listener, which picks the variant),
+and tell the observers.
+
+The servicer in inference_service.py only reads the call's metadata and deadline, and turns
+errors into status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+from tritonclient.grpc import service_pb2 as pb
+
+from meshserve.core.mesh_protocol import CallInfo, Metadata, forwarded_headers, routing_headers
+from meshserve.core.observers import InferenceEvent, Observers
+from meshserve.core.settings import get_settings
+from meshserve.core.signature_check import check_request
+from meshserve.router.data_plane.upstreams import Upstreams, upstream_error
+from meshserve.router.model_table import ModelTable, VersionEntry
+
+READY_TIMEOUT_S = 2.0
+
+
+class Forwarder:
+    def __init__(self, table: ModelTable, upstreams: Upstreams | None = None, observers: Observers | None = None):
+        self.table = table
+        self.upstreams = upstreams or Upstreams()
+        self.observers = observers or Observers()
+
+    def package_entry(self, name: str, version: str) -> tuple[list[str], VersionEntry]:
+        """The versions a model serves and the entry of VERSION (its default when empty); raises NOT_FOUND."""
+        model = self.table.model(name)
+        return list(model.versions), model.version(version)
+
+    async def infer(self, request: pb.ModelInferRequest, call: CallInfo,
+                    client_metadata: Metadata = ()) -> pb.ModelInferResponse:
+        event = InferenceEvent(side="router", call=call, model=request.model_name, version=request.model_version)
+        async with self.observers.observing(event):
+            response = await self._forward(request, call, client_metadata, event)
+            event.version = response.model_version
+            return response
+
+    async def _forward(self, request: pb.ModelInferRequest, call: CallInfo, client_metadata: Metadata,
+                       event: InferenceEvent) -> pb.ModelInferResponse:
+        mark = time.perf_counter()
+        model = self.table.model(request.model_name)
+        entry = model.version(request.model_version)
+        check_request(request, entry.package.manifest.signature)
+        event.timings["check"] = time.perf_counter() - mark
+        request.id = call.request_id
+        headers = forwarded_headers(client_metadata, call.request_id, model.name, request.model_version)
+        remaining = call.remaining()
+        timeout = remaining if remaining is not None else get_settings().default_timeout_s
+        address = self.table.mesh_address or entry.address
+        try:
+            return await self.upstreams.stub(address).ModelInfer(request, timeout=timeout, metadata=headers)
+        except grpc.aio.AioRpcError as exc:
+            raise upstream_error(exc, model.name, request.model_version) from exc
+
+    async def ready(self, name: str, version: str) -> bool:
+        model = self.table.models.get(name)
+        if model is None or (version and version not in model.versions):
+            return False
+        if self.table.mesh_address:
+            # Through Envoy, as inferences go: ready means a healthy replica can answer.
+            address, request = self.table.mesh_address, pb.ModelReadyRequest(name=name, version=version)
+            headers = routing_headers(name, version)
+        else:
+            entry = model.version(version)
+            address, headers = entry.address, []
+            request = pb.ModelReadyRequest(name=name, version=entry.package.version)
+        stub = self.upstreams.stub(address)
+        for _ in range(2):
+            try:
+                answer = await stub.ModelReady(request, timeout=READY_TIMEOUT_S, metadata=headers)
+                return answer.ready
+            except grpc.aio.AioRpcError as exc:
+                # Asking again is safe (no model code runs) and reaches another replica when the
+                # one asked died with the question on its connection.
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    return False
+        return False
+
+    async def all_ready(self) -> bool:
+        return all(await asyncio.gather(*(self.ready(name, "") for name in self.table.models)))
+
+    async def close(self) -> None:
+        await self.upstreams.close()
