@@ -25,6 +25,7 @@ from meshserve.core.grpc_server import (
 from meshserve.core.mesh_protocol import CallInfo, adapter_ready_line, model_config
 from meshserve.core.model_package import load_package
 from meshserve.core.observers import Observer, Observers
+from meshserve.sidecars.records.observer import adapter_record_observer
 
 log = logging.getLogger("meshserve.adapter")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -92,7 +93,11 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 async def serve(package_dir: str, listen: str, observers: list[Observer] | None = None,
                 interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
     package = load_package(package_dir)
-    service = await ModelService.start(package, Observers(observers or ()))
+    observers = list(observers or ())
+    recorder = adapter_record_observer(package, label=f"{package.name}-{package.version}")
+    if recorder is not None:
+        observers.append(recorder)
+    service = await ModelService.start(package, Observers(observers))
     server = create_server(interceptors)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(AdapterInferenceServicer(service), server)
     health = add_health_and_reflection(server, [SERVICE_NAME])

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -122,10 +122,28 @@ class ModelDeployment(StrictModel):
         )
 
 
+class Retention(StrictModel):
+    days: float | None = Field(default=None, gt=0, description="Records older than this are deleted.")
+    max_bytes: int | None = Field(default=None, ge=1024 * 1024, description="The store is kept below this size, "
+                                  "oldest records first.")
+
+
+class RecordsSpec(StrictModel):
+    """How the mesh keeps its prediction records (docs/records.md)."""
+
+    enabled: bool = Field(default=True, description="Record every inference (the default).")
+    store: str | None = Field(default=None, pattern=r"^(sqlite://|postgres(ql)?://)",
+                              description="sqlite:///PATH or postgresql://... (default: records.db beside the spools).")
+    on_failure: Literal["serve", "refuse"] = Field(
+        default="serve", description="refuse: answer UNAVAILABLE rather than serve what cannot be recorded.")
+    retention: Retention = Retention()
+
+
 class DeploymentSpec(StrictModel):
     """The whole `meshserve.yaml`."""
 
     models: dict[str, ModelDeployment] = Field(default_factory=dict)
+    records: RecordsSpec = RecordsSpec()
 
     @field_validator("models")
     @classmethod
@@ -259,7 +277,7 @@ def resolve_spec(spec: DeploymentSpec, available: dict[str, set[str]], path: str
         default = newest(list(versions))
         models[model] = ModelDeployment(variants=[Variant(version=default, weight=100)] + [
             Variant(version=v, weight=0) for v in sorted(versions) if v != default])
-    return DeploymentSpec(models=models)
+    return DeploymentSpec(models=models, records=spec.records)
 
 
 def spec_path_for(models_dir: str | Path) -> Path:

@@ -50,6 +50,14 @@ class ModelTable:
             raise ModelNotFound(f"model '{name}' is not served here; models served: {served}")
         return self.models[name]
 
+    def package_of(self, name: str, version: str) -> ModelPackage | None:
+        """The package of NAME at VERSION (its default version when empty), None when not served."""
+        model = self.models.get(name)
+        if model is None:
+            return None
+        entry = model.versions.get(version or model.default_version)
+        return entry.package if entry is not None else None
+
     @classmethod
     def read(cls, path: str | Path) -> "ModelTable":
         raw = json.loads(Path(path).read_text())

@@ -22,6 +22,7 @@ from meshserve.router.control_plane.control_service import ControlServicer
 from meshserve.router.data_plane.forwarding import Forwarder
 from meshserve.router.data_plane.inference_service import RouterInferenceServicer
 from meshserve.router.model_table import ModelTable
+from meshserve.sidecars.records.observer import router_record_observer
 from meshserve.v1 import control_pb2, control_pb2_grpc
 
 INFERENCE_SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -31,7 +32,11 @@ CONTROL_SERVICE = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
 async def serve(table_path: str, listen: str, observers: list[Observer] | None = None,
                 interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
     table = ModelTable.read(table_path)
-    forwarder = Forwarder(table, observers=Observers(observers or ()))
+    observers = list(observers or ())
+    recorder = router_record_observer(table.package_of)
+    if recorder is not None:
+        observers.append(recorder)
+    forwarder = Forwarder(table, observers=Observers(observers))
     server = create_server(interceptors)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(RouterInferenceServicer(forwarder), server)
     control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(table, forwarder.ready), server)

@@ -14,6 +14,7 @@ from meshserve.core.errors import ManifestError
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meshserve", description="Serve R, Java, Python and Triton models behind one gRPC contract.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback when something fails")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(meshserve.cli.commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"meshserve.cli.commands.{info.name}").register(sub)
@@ -29,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"meshserve: {exc} ({type(exc).__name__}; run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

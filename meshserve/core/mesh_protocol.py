@@ -36,6 +36,16 @@ ROLE_PARAMETER = "meshserve_role"  # response parameter naming the role that ans
 Metadata = Iterable[tuple[str, str | bytes]]
 
 
+def trace_id_of(metadata: Metadata) -> str:
+    """The trace id of a W3C `traceparent` header (version-traceid-spanid-flags), or ""."""
+    for key, value in metadata or ():
+        if key == "traceparent" and isinstance(value, str):
+            parts = value.split("-")
+            if len(parts) >= 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+                return parts[1].lower()
+    return ""
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
@@ -61,6 +71,7 @@ class CallInfo:
     role: str = PRIMARY  # primary | canary | shadow: which traffic this is, for records and answers
     deadline: float | None = None  # time.monotonic() by which the caller wants the answer
     pinned_version: str = ""  # the version the client named, if any
+    trace_id: str = ""  # W3C trace id from the caller's traceparent, if it sent one
 
     @classmethod
     def from_metadata(cls, metadata: Metadata, request_id_field: str = "",
@@ -71,7 +82,8 @@ class CallInfo:
         return cls(request_id=request_id_of(metadata, request_id_field),
                    role=role if role in ROLES else PRIMARY,
                    deadline=deadline_from(time_remaining),
-                   pinned_version=headers.get(VERSION_HEADER, ""))
+                   pinned_version=headers.get(VERSION_HEADER, ""),
+                   trace_id=trace_id_of(metadata))
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()

@@ -6,6 +6,7 @@ naming the file, the field and the fix, before any process starts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -33,6 +34,9 @@ class TensorSpec(StrictModel):
     shape: list[int] = Field(description="Dimensions; -1 marks a variable one (usually the batch).")
     features: list[str] | None = Field(
         default=None, description="Names of the columns along the last axis, in order."
+    )
+    pii: bool = Field(
+        default=False, description="Personal data: prediction records keep only a keyed hash (HMAC-SHA256) of it."
     )
 
     @field_validator("shape")
@@ -87,6 +91,15 @@ class Batching(StrictModel):
     concurrency: int = Field(default=1, ge=1, description="Batches that may run at once (for runtimes with workers).")
 
 
+class Provenance(StrictModel):
+    """Where the model came from, carried by every prediction record it makes."""
+
+    training_data_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="sha256 of the training data (a file or a canonical dump).")
+    training_data: str | None = Field(default=None, description="Where the training data lives (URI or description).")
+    code_revision: str | None = Field(default=None, description="Revision of the training code (e.g. a git commit).")
+
+
 class Manifest(StrictModel):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -97,6 +110,7 @@ class Manifest(StrictModel):
     description: str = ""
     signature: Signature
     batching: Batching = Batching()
+    provenance: Provenance = Provenance()
     environment: dict[str, Any] | None = Field(
         default=None, description="What `meshserve package` captured: language and library versions, digests."
     )
@@ -158,6 +172,12 @@ class ModelPackage:
     def path(self, relative: str) -> Path:
         return (self.directory / relative).resolve()
 
+    @functools.cached_property
+    def digest(self) -> str:
+        """sha256 over every file of the package (relative paths and contents, in path order):
+        what identifies this exact package in prediction records."""
+        return package_digest(self.directory)
+
     def __repr__(self) -> str:
         return f"ModelPackage({self.name}:{self.version} at {self.directory})"
 
@@ -177,6 +197,14 @@ def _fixes(path: Path):
 def _manifest_error(path: Path, exc: ValidationError, prefix: str = "") -> ManifestError:
     return manifest_error(str(path), exc, _fixes(path), prefix=prefix,
                           default_fix="correct the value as described (see docs/model-package.md)")
+
+
+def package_digest(directory: Path) -> str:
+    total = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and not {"__pycache__", ".meshserve"} & set(p.relative_to(directory).parts)):
+        total.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        total.update(bytes.fromhex(sha256_of(path)))
+    return total.hexdigest()
 
 
 def sha256_of(path: Path) -> str:

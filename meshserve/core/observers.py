@@ -5,7 +5,9 @@ hand it to their `Observers`. An observer never delays or fails the answer: by d
 runs after the response is on its way (scheduled on the event loop, not awaited), and an
 observer that raises is logged and skipped. The one exception is an observer whose work a
 promise depends on before the client may see the answer (a prediction record must reach
-local disk first); it sets `before_answer = True`, is awaited, and must be quick.
+local disk first); it sets `before_answer = True`, is awaited, and must be quick. Such an
+observer may refuse the answer by raising a `MeshError` (compliance mode: no answer that
+cannot be recorded); anything else it raises is logged.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Protocol
 import grpc
 import numpy as np
 
+from meshserve.core.errors import MeshError
 from meshserve.core.mesh_protocol import CallInfo
 
 log = logging.getLogger("meshserve.observers")
@@ -45,8 +48,6 @@ class InferenceEvent:
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds (decode, queue, predict, ...)
 
     def failed(self, exc: BaseException) -> None:
-        from meshserve.core.errors import MeshError
-
         if isinstance(exc, MeshError):
             self.code, self.error = exc.code, exc.message
         else:
@@ -89,6 +90,8 @@ class Observers:
                 result = observer.observe(event)
                 if asyncio.isfuture(result) or asyncio.iscoroutine(result):
                     await result
+            except MeshError:
+                raise
             except Exception:
                 log.exception("observer %s failed on request %s", type(observer).__name__, event.call.request_id)
         if self._after:

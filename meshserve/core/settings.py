@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +42,32 @@ class Settings(BaseSettings):
     triton_backends_dir: str | None = Field(
         None, description="Folder prepared with Triton's Python backend for this Python (default: inside the venv)."
     )
+
+    # Prediction records (docs/records.md)
+    records_dir: str | None = Field(
+        None, description="Folder of the spools and the default SQLite store; `meshserve up` sets it "
+        "(MODELS_DIR/.meshserve/records). Unset for a lone adapter: it records nothing.")
+    records_store: str | None = Field(
+        None, description="Where the recorder keeps records: sqlite:///PATH or postgresql://... "
+        "(default: records.db in records_dir; meshserve.yaml `records.store` wins over this).")
+    records_pii_key: SecretStr | None = Field(
+        None, description="Key of the HMAC-SHA256 that replaces inputs marked `pii: true` in records. "
+        "Required when a served model has one; never written to disk or logged by meshserve.")
+    records_on_failure: str = Field(
+        "serve", pattern="^(serve|refuse)$", description="When a record cannot be written: serve the answer "
+        "anyway and count it (serve), or answer UNAVAILABLE (refuse, compliance mode). `meshserve up` sets it "
+        "from meshserve.yaml.")
+    records_max_tensor_bytes: int = Field(
+        1024 * 1024, ge=0, description="Largest tensor kept in a record; a larger one is recorded as a marker "
+        "with its datatype, shape and size.")
+    records_spool_max_bytes: int = Field(
+        1024 * 1024 * 1024, ge=1024 * 1024, description="Most bytes one process may keep spooled while the recorder "
+        "lags or is down; beyond it records are dropped and counted (or requests refused in compliance mode).")
+    records_spool_file_bytes: int = Field(
+        16 * 1024 * 1024, ge=4096, description="Size at which a process starts a new spool file.")
+    records_fsync: bool = Field(
+        False, description="fsync each record before answering: survives a machine crash, not only a killed "
+        "process (which the page cache already survives), at the cost of a disk flush per request.")
 
 
 @lru_cache(maxsize=1)

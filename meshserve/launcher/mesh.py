@@ -25,7 +25,11 @@ from meshserve.core.settings import get_settings
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.render import render
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
-from meshserve.router.deployment_spec import SPEC_NAME, DeploymentSpec, deployment_for
+from meshserve.router.deployment_spec import (
+    SPEC_NAME, DeploymentSpec, RecordsSpec, deployment_for, load_spec, spec_path_for)
+from meshserve.sidecars.records.observer import check_pii_key
+from meshserve.sidecars.records.recorder import READY_LINE as RECORDER_READY
+from meshserve.sidecars.records.store import default_store_url, redacted
 from meshserve.router.model_table import ModelTable
 
 
@@ -62,13 +66,18 @@ class Mesh:
         self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="meshserve-run-"))
         self.supervisor = Supervisor(log=log)
         self.packages: list[ModelPackage] = []
+        self.child_env: dict[str, str] = {}  # settings every adapter and the router get
+        self.records_store: str | None = None
 
     async def start(self) -> None:
         self.packages = discover_packages(self.models_dir)  # a bad manifest stops us here, before any process
         # A bad meshserve.yaml stops us here too.
         deployment = deployment_for(self.models_dir, self.packages) if self.envoy else None
+        records = (deployment or load_spec(spec_path_for(self.models_dir))).records
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log(f"meshserve: starting {len(self.packages)} model(s) from {self.models_dir}")
+        if records.enabled:
+            await self._start_recorder(records)
         if deployment is not None:
             await self._start_behind_envoy(deployment)
             self._announce()
@@ -77,21 +86,38 @@ class Mesh:
         await asyncio.gather(*(self._start_adapter(f"{p.name}:{p.version}", p, address)
                                for p, address in zip(self.packages, addresses)))
         table_path = self.run_dir / "models.json"
-        ModelTable.write(table_path, list(zip(self.packages, addresses)))
+        ModelTable.write(table_path, list(zip(self.packages, addresses)), control={"records_store": self.records_store})
         await self._start_router(table_path, self.listen)
         self._announce()
+
+    async def _start_recorder(self, records: RecordsSpec) -> None:
+        """The spools' folder for every process, and the recorder that empties them into the store."""
+        settings = get_settings()
+        records_dir = Path(settings.records_dir or self.models_dir / ".meshserve" / "records").resolve()
+        check_pii_key(self.packages, settings.model_copy(update={"records_dir": str(records_dir)}))
+        store = records.store or settings.records_store or default_store_url(records_dir)
+        self.child_env = {"MESHSERVE_RECORDS_DIR": str(records_dir), "MESHSERVE_RECORDS_ON_FAILURE": records.on_failure}
+        argv = ["-m", "meshserve.sidecars.records.recorder", "--spool", str(records_dir / "spool"), "--store", store]
+        if records.retention.days is not None:
+            argv += ["--retention-days", str(records.retention.days)]
+        if records.retention.max_bytes is not None:
+            argv += ["--retention-bytes", str(records.retention.max_bytes)]
+        await self.supervisor.start(ChildSpec("recorder", python_argv(*argv), ready_marker=RECORDER_READY), timeout=60)
+        self.records_store = store
+        log(f"meshserve: recording every inference to {redacted(store)} (spools in {records_dir / 'spool'}; "
+            f"on failure: {records.on_failure})")
 
     async def _start_adapter(self, label: str, package: ModelPackage, address: str) -> None:
         await self.supervisor.start(
             ChildSpec(label, python_argv("-m", "meshserve.adapters.server", str(package.directory), "--listen", address),
-                      ready_marker=ADAPTER_READY),
+                      ready_marker=ADAPTER_READY, env=self.child_env),
             timeout=get_settings().adapter_start_timeout_s)
 
     async def _start_router(self, table_path: Path, listen: str) -> None:
         await self.supervisor.start(
             ChildSpec("router", python_argv("-m", "meshserve.router.server", "--table", str(table_path),
                                             "--listen", listen),
-                      ready_marker=ROUTER_READY),
+                      ready_marker=ROUTER_READY, env=self.child_env),
             timeout=30)
 
     async def _start_behind_envoy(self, deployment: DeploymentSpec) -> None:
@@ -124,6 +150,7 @@ class Mesh:
         ModelTable.write(table_path, [(by_key[key], addresses[0]) for key, addresses in replicas.items()],
                          mesh_address=layout.mesh,
                          control={"deployment": str(deployment_path), "rollout_state": str(rollout_state),
+                                  "records_store": self.records_store,
                                   "envoy": {"run_dir": str(layout.run_dir), "front": layout.front,
                                             "mesh": layout.mesh, "admin": layout.admin}})
         await self._start_router(table_path, router_address)

@@ -97,3 +97,55 @@ class SetRolloutRequest(_message.Message):
     ROLLOUT_FIELD_NUMBER: _ClassVar[int]
     rollout: Rollout
     def __init__(self, rollout: _Optional[_Union[Rollout, _Mapping]] = ...) -> None: ...
+
+class GetRecordsRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+
+class PredictionRecord(_message.Message):
+    __slots__ = ("request_id", "slot", "role", "side", "model", "version", "digest", "training_data_sha256", "code_revision", "trace_id", "time", "latency_s", "code", "error", "inputs_json", "outputs_json", "package_json", "explanation_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_DATA_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CODE_REVISION_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_S_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_JSON_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    slot: str
+    role: str
+    side: str
+    model: str
+    version: str
+    digest: str
+    training_data_sha256: str
+    code_revision: str
+    trace_id: str
+    time: float
+    latency_s: float
+    code: str
+    error: str
+    inputs_json: str
+    outputs_json: str
+    package_json: str
+    explanation_json: str
+    def __init__(self, request_id: _Optional[str] = ..., slot: _Optional[str] = ..., role: _Optional[str] = ..., side: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., digest: _Optional[str] = ..., training_data_sha256: _Optional[str] = ..., code_revision: _Optional[str] = ..., trace_id: _Optional[str] = ..., time: _Optional[float] = ..., latency_s: _Optional[float] = ..., code: _Optional[str] = ..., error: _Optional[str] = ..., inputs_json: _Optional[str] = ..., outputs_json: _Optional[str] = ..., package_json: _Optional[str] = ..., explanation_json: _Optional[str] = ...) -> None: ...
+
+class GetRecordsResponse(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[PredictionRecord]
+    def __init__(self, records: _Optional[_Iterable[_Union[PredictionRecord, _Mapping]]] = ...) -> None: ...

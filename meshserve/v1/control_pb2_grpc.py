@@ -54,6 +54,11 @@ class ControlStub:
                 request_serializer=meshserve_dot_v1_dot_control__pb2.SetRolloutRequest.SerializeToString,
                 response_deserializer=meshserve_dot_v1_dot_control__pb2.Rollout.FromString,
                 _registered_method=True)
+        self.GetRecords = channel.unary_unary(
+                '/meshserve.v1.Control/GetRecords',
+                request_serializer=meshserve_dot_v1_dot_control__pb2.GetRecordsRequest.SerializeToString,
+                response_deserializer=meshserve_dot_v1_dot_control__pb2.GetRecordsResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -87,6 +92,13 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRecords(self, request, context):
+        """Every record of one request (its answer and any shadow copies) and what produced each.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +121,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.SetRollout,
                     request_deserializer=meshserve_dot_v1_dot_control__pb2.SetRolloutRequest.FromString,
                     response_serializer=meshserve_dot_v1_dot_control__pb2.Rollout.SerializeToString,
+            ),
+            'GetRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecords,
+                    request_deserializer=meshserve_dot_v1_dot_control__pb2.GetRecordsRequest.FromString,
+                    response_serializer=meshserve_dot_v1_dot_control__pb2.GetRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +236,33 @@ class Control:
             '/meshserve.v1.Control/SetRollout',
             meshserve_dot_v1_dot_control__pb2.SetRolloutRequest.SerializeToString,
             meshserve_dot_v1_dot_control__pb2.Rollout.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshserve.v1.Control/GetRecords',
+            meshserve_dot_v1_dot_control__pb2.GetRecordsRequest.SerializeToString,
+            meshserve_dot_v1_dot_control__pb2.GetRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

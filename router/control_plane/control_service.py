@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import grpc
@@ -13,6 +14,8 @@ from meshserve.envoy.admin import EnvoyAdmin, EnvoyError
 from meshserve.envoy.layout import EnvoyLayout
 from meshserve.envoy.rollouts import LiveRollouts
 from meshserve.router.model_table import ModelEntry, ModelTable
+from meshserve.sidecars.records.audit import audit, to_message
+from meshserve.sidecars.records.store import open_store
 from meshserve.v1 import control_pb2 as cpb
 from meshserve.v1 import control_pb2_grpc as cpb_grpc
 
@@ -26,6 +29,8 @@ class ControlServicer(cpb_grpc.ControlServicer):
         self.table = table
         self._ready = ready  # coroutine (name, version) -> bool, the inference service's check
         self.rollouts = live_rollouts(table)  # None when the mesh runs without Envoy
+        self._store = None  # opened on the first GetRecords
+        self._store_lock = threading.Lock()
 
     async def ListModels(self, request, context):
         return cpb.ListModelsResponse(models=[await self._model(m) for m in self.table.models.values()])
@@ -65,6 +70,26 @@ class ControlServicer(cpb_grpc.ControlServicer):
         except MeshError as exc:
             await abort(context, exc)
         return _rollout_message(wanted.model, applied)
+
+    async def GetRecords(self, request, context):
+        """Every record of one request, read from the store the mesh's recorder fills."""
+        url = (self.table.control or {}).get("records_store")
+        if not url:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                "this mesh keeps no records (records.enabled is false in meshserve.yaml)")
+        if not request.request_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request_id: give the id of a past request")
+        try:
+            records = await asyncio.to_thread(self._audit, url, request.request_id)
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the records store cannot be read now: {exc}")
+        return cpb.GetRecordsResponse(records=[to_message(r) for r in records])
+
+    def _audit(self, url: str, request_id: str) -> list[dict]:
+        with self._store_lock:  # one connection, used from worker threads one at a time
+            if self._store is None:
+                self._store = open_store(url)
+            return audit(self._store, request_id)
 
     def _rollout(self, model: ModelEntry) -> cpb.Rollout:
         if self.rollouts is not None:

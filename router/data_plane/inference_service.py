@@ -14,7 +14,8 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 import meshserve
 from meshserve.core.errors import MeshError, abort
 from meshserve.core.mesh_protocol import (
-    REQUEST_ID_HEADER, CallInfo, deadline_from, model_config, model_metadata, new_request_id, request_id_of)
+    REQUEST_ID_HEADER, CallInfo, deadline_from, model_config, model_metadata, new_request_id, request_id_of,
+    trace_id_of)
 from meshserve.router.data_plane.forwarding import Forwarder
 
 
@@ -23,7 +24,8 @@ def call_of(context: grpc.aio.ServicerContext, request: pb.ModelInferRequest, st
     headers, each message's id) and the deadline. The role and the version are the mesh's to
     set, never the client's."""
     request_id = (request.id or new_request_id()) if streamed else request_id_of(context.invocation_metadata(), request.id)
-    return CallInfo(request_id=request_id, deadline=deadline_from(context.time_remaining()))
+    return CallInfo(request_id=request_id, deadline=deadline_from(context.time_remaining()),
+                    trace_id=trace_id_of(context.invocation_metadata()))
 
 
 class RouterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):

@@ -1,0 +1,133 @@
+"""The recorder: moves records from the spools of every process into the store.
+
+    python -m meshserve.sidecars.records.recorder --spool DIR --store URL [--retention-days N]
+
+`meshserve up` runs one per mesh, supervised like the other processes. It is never on a
+request's path: servers write their spools whether it runs or not, and it catches up when it
+comes back. Each pass reads every spool file from its committed offset, stores what it read
+and the new offsets in one transaction, then deletes the files that are consumed and finished.
+Retention (days and/or bytes, from meshserve.yaml) is applied every minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from meshserve.sidecars.records.spool import read_frames, spool_files, writer_alive
+from meshserve.sidecars.records.store import RecordStore, open_store, redacted
+
+log = logging.getLogger("meshserve.recorder")
+
+READY_LINE = "meshserve recorder ready"
+BATCH_RECORDS = 2000
+RETENTION_EVERY_S = 60.0
+
+
+class Recorder:
+    def __init__(self, spool_dir: Path, store: RecordStore, retention_days: float | None = None,
+                 retention_bytes: int | None = None):
+        self.spool_dir = Path(spool_dir)
+        self.store = store
+        self.retention_days = retention_days
+        self.retention_bytes = retention_bytes
+        self.stored = 0
+        self._retention_at = 0.0
+
+    def drain_once(self) -> int:
+        """One pass over every spool file; returns how many records it stored."""
+        files = spool_files(self.spool_dir)
+        offsets = self.store.offsets()
+        newest_seq: dict[tuple[str, int], int] = {}
+        for f in files:
+            newest_seq[f.writer] = max(newest_seq.get(f.writer, 0), f.seq)
+        moved = 0
+        finished_and_read: list[Path] = []
+        for f in files:
+            key = f.path.name
+            start = offsets.get(key, 0)
+            # Decided before reading: a file finished then can gain nothing after the read below.
+            finished = f.seq < newest_seq[f.writer] or not writer_alive(f.pid)
+            while True:
+                records, packages, position = [], [], start
+                for position, item in read_frames(f.path, start):
+                    (packages if item.get("kind") == "package" else records).append(item)
+                    if len(records) + len(packages) >= BATCH_RECORDS:
+                        break
+                if position == start:
+                    break
+                self.store.ingest(records, packages, {key: position})
+                moved += len(records)
+                start = position
+            if finished:
+                finished_and_read.append(f.path)
+        for path in finished_and_read:
+            path.unlink(missing_ok=True)
+        if finished_and_read:
+            self.store.forget_offsets(p.name for p in finished_and_read)
+        self.stored += moved
+        return moved
+
+    def apply_retention(self) -> None:
+        now = time.time()
+        if now - self._retention_at < RETENTION_EVERY_S:
+            return
+        self._retention_at = now
+        if self.retention_days is not None:
+            removed = self.store.delete_older_than(now - self.retention_days * 86400)
+            if removed:
+                log.info("retention: removed %d records older than %g days", removed, self.retention_days)
+        if self.retention_bytes is not None:
+            while self.store.size_bytes() > self.retention_bytes:
+                total = self.store.count()
+                if not total or not self.store.delete_oldest(max(1, total // 10)):
+                    break
+
+    def run(self, stop: list[bool], idle_s: float = 0.1) -> None:
+        while not stop:
+            try:
+                moved = self.drain_once()
+                self.apply_retention()
+            except Exception as exc:  # a store that is down: keep the spools, try again
+                log.error("recorder: %s: %s; records stay spooled, trying again in 2 s", type(exc).__name__, exc)
+                time.sleep(2.0)
+                continue
+            if not moved:
+                time.sleep(idle_s)
+        self.drain_once()  # what was spooled before the stop request
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="meshserve recorder", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spool", required=True, help="folder of the spool files")
+    parser.add_argument("--store", required=True, help="sqlite:///PATH or postgresql://...")
+    parser.add_argument("--retention-days", type=float, default=None)
+    parser.add_argument("--retention-bytes", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    stop: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    while True:
+        try:
+            store = open_store(args.store)
+            break
+        except Exception as exc:
+            if stop:
+                return 0
+            print(f"meshserve recorder: cannot open the store {redacted(args.store)} ({exc}); retrying in 2 s",
+                  flush=True)
+            time.sleep(2.0)
+    Path(args.spool).mkdir(parents=True, exist_ok=True)
+    print(f"{READY_LINE}: {args.spool} -> {redacted(store.url)}", flush=True)
+    Recorder(Path(args.spool), store, args.retention_days, args.retention_bytes).run(stop)
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Where records live: SQLite (embedded, WAL mode, no server) or PostgreSQL (several meshes, one database).
+
+One schema and the same SQL for both; `open_store(url)` picks by the URL's scheme:
+`sqlite:///path/records.db` or `postgresql://user@host:port/db`.
+
+Exactly once: the recorder commits a batch of records together with how far it has read each
+spool file, in one transaction, so a recorder killed at any point re-reads only what it had not
+committed. Records are keyed by (request_id, slot); a second record for the same key replaces
+the first only when it ranks at least as high (an answer over an error, the adapter's own
+record over the router's), which also makes a re-read harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+COLUMNS = ("request_id", "slot", "rank", "time", "side", "model", "version", "role", "digest",
+           "training_data_sha256", "code_revision", "trace_id", "code", "error", "latency_s", "batch_size", "body")
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS records (
+        request_id TEXT NOT NULL, slot TEXT NOT NULL, rank INTEGER NOT NULL, time DOUBLE PRECISION NOT NULL,
+        side TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, role TEXT NOT NULL, digest TEXT NOT NULL,
+        training_data_sha256 TEXT NOT NULL, code_revision TEXT NOT NULL, trace_id TEXT NOT NULL,
+        code TEXT NOT NULL, error TEXT NOT NULL, latency_s DOUBLE PRECISION NOT NULL, batch_size INTEGER,
+        body TEXT NOT NULL, explanation TEXT,
+        PRIMARY KEY (request_id, slot))""",
+    "CREATE INDEX IF NOT EXISTS records_by_model_time ON records (model, version, time)",
+    "CREATE INDEX IF NOT EXISTS records_by_time ON records (time)",
+    """CREATE TABLE IF NOT EXISTS packages (
+        digest TEXT PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, body TEXT NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS spool_offsets (file TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+]
+
+
+def rank_of(record: dict[str, Any]) -> int:
+    return 2 * (record["code"] == "OK") + (record["side"] == "adapter")
+
+
+def row_of(record: dict[str, Any]) -> tuple:
+    body = {"inputs": record.get("inputs"), "outputs": record.get("outputs"), "timings": record.get("timings")}
+    values = {**record, "rank": rank_of(record), "body": json.dumps(body, separators=(",", ":"))}
+    return tuple(values.get(c) for c in COLUMNS)
+
+
+def record_of(row: dict[str, Any]) -> dict[str, Any]:
+    record = {k: v for k, v in row.items() if k not in ("body", "rank", "explanation")}
+    record.update(json.loads(row["body"]))
+    record["explanation"] = json.loads(row["explanation"]) if row.get("explanation") else None
+    return record
+
+
+class RecordStore:
+    """The SQL both databases share; subclasses connect and translate placeholders."""
+
+    placeholder = "?"
+    url: str
+
+    def _execute(self, sql: str, params: Iterable = ()):  # pragma: no cover - per database
+        raise NotImplementedError
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", self.placeholder)
+
+    def _rows(self, sql: str, params: Iterable = ()) -> list[dict[str, Any]]:
+        cursor = self._execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def ingest(self, records: list[dict], packages: list[dict], offsets: dict[str, int]) -> None:
+        """Store RECORDS and PACKAGES and advance the spool OFFSETS, all or nothing."""
+        update = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("request_id", "slot"))
+        insert = self._q(f"INSERT INTO records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+                         f"ON CONFLICT (request_id, slot) DO UPDATE SET {update} WHERE excluded.rank >= records.rank")
+        with self._transaction() as cursor:
+            if records:
+                cursor.executemany(insert, [row_of(r) for r in records])
+            for package in packages:
+                cursor.execute(self._q("INSERT INTO packages (digest, model, version, body) VALUES (?, ?, ?, ?) "
+                                       "ON CONFLICT (digest) DO UPDATE SET body = excluded.body"),
+                               (package["digest"], package["model"], package["version"], json.dumps(package)))
+            for file, position in offsets.items():
+                cursor.execute(self._q("INSERT INTO spool_offsets (file, position) VALUES (?, ?) "
+                                       "ON CONFLICT (file) DO UPDATE SET position = excluded.position"),
+                               (file, position))
+
+    def offsets(self) -> dict[str, int]:
+        return {r["file"]: r["position"] for r in self._rows("SELECT file, position FROM spool_offsets")}
+
+    def forget_offsets(self, files: Iterable[str]) -> None:
+        with self._transaction() as cursor:
+            for file in files:
+                cursor.execute(self._q("DELETE FROM spool_offsets WHERE file = ?"), (file,))
+
+    def records_for(self, request_id: str) -> list[dict[str, Any]]:
+        rows = self._rows(self._q("SELECT * FROM records WHERE request_id = ? ORDER BY slot"), (request_id,))
+        return [record_of(r) for r in rows]
+
+    def package(self, digest: str) -> dict[str, Any] | None:
+        rows = self._rows(self._q("SELECT body FROM packages WHERE digest = ?"), (digest,))
+        return json.loads(rows[0]["body"]) if rows else None
+
+    def count(self, model: str | None = None) -> int:
+        sql, params = "SELECT COUNT(*) AS n FROM records", ()
+        if model:
+            sql, params = sql + " WHERE model = ?", (model,)
+        return int(self._rows(self._q(sql), params)[0]["n"])
+
+    def request_ids(self) -> set[tuple[str, str]]:
+        return {(r["request_id"], r["slot"]) for r in self._rows("SELECT request_id, slot FROM records")}
+
+    def query(self, model: str, version: str | None = None, since: float | None = None, until: float | None = None,
+              role: str | None = None, limit: int | None = None, newest_first: bool = False,
+              batch: int = 1000) -> Iterator[dict[str, Any]]:
+        """Records of MODEL in time order (or newest first), fetched BATCH at a time."""
+        where, params = ["model = ?"], [model]
+        for clause, value in (("version = ?", version), ("time >= ?", since), ("time < ?", until), ("role = ?", role)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT * FROM records WHERE {' AND '.join(where)} ORDER BY time {order}, request_id, slot"
+        seen, offset = 0, 0
+        while limit is None or seen < limit:
+            size = batch if limit is None else min(batch, limit - seen)
+            rows = self._rows(self._q(f"{sql} LIMIT {int(size)} OFFSET {int(offset)}"), params)
+            if not rows:
+                return
+            for row in rows:
+                yield record_of(row)
+            seen += len(rows)
+            offset += len(rows)
+
+    def count_matching(self, model: str, version: str | None = None, since: float | None = None,
+                       until: float | None = None) -> int:
+        where, params = ["model = ?"], [model]
+        for clause, value in (("version = ?", version), ("time >= ?", since), ("time < ?", until)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        return int(self._rows(self._q(f"SELECT COUNT(*) AS n FROM records WHERE {' AND '.join(where)}"),
+                              params)[0]["n"])
+
+    def save_explanation(self, request_id: str, slot: str, explanation: dict) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(self._q("UPDATE records SET explanation = ? WHERE request_id = ? AND slot = ?"),
+                           (json.dumps(explanation), request_id, slot))
+
+    def delete_older_than(self, cutoff: float) -> int:
+        with self._transaction() as cursor:
+            cursor.execute(self._q("DELETE FROM records WHERE time < ?"), (cutoff,))
+            return cursor.rowcount
+
+    def delete_oldest(self, count: int) -> int:
+        with self._transaction() as cursor:
+            cursor.execute(self._q("DELETE FROM records WHERE (request_id, slot) IN "
+                                   "(SELECT request_id, slot FROM records ORDER BY time LIMIT ?)"), (count,))
+            return cursor.rowcount
+
+    def size_bytes(self) -> int:  # pragma: no cover - per database
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - per database
+        raise NotImplementedError
+
+
+class _Transaction:
+    def __init__(self, connection):
+        self.connection = connection
+
+    def __enter__(self):
+        self.cursor = self.connection.cursor()
+        return self.cursor
+
+    def __exit__(self, kind, exc, tb):
+        if kind is None:
+            self.connection.commit()
+        else:
+            self.connection.rollback()
+        self.cursor.close()
+
+
+class SQLiteStore(RecordStore):
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
+        for statement in SCHEMA:
+            self.connection.execute(statement)
+        self.connection.commit()
+
+    def _execute(self, sql, params=()):
+        return self.connection.execute(sql, tuple(params))
+
+    def _transaction(self):
+        return _Transaction(self.connection)
+
+    def size_bytes(self) -> int:
+        page_count = self.connection.execute("PRAGMA page_count").fetchone()[0]
+        free = self.connection.execute("PRAGMA freelist_count").fetchone()[0]
+        page_size = self.connection.execute("PRAGMA page_size").fetchone()[0]
+        return (page_count - free) * page_size
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class PostgresStore(RecordStore):
+    placeholder = "%s"
+
+    def __init__(self, url: str):
+        import psycopg
+
+        self.url = url
+        self.connection = psycopg.connect(url, connect_timeout=10)
+        with self._transaction() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(715517)")  # several recorders may create it at once
+            for statement in SCHEMA:
+                cursor.execute(statement)
+
+    def _execute(self, sql, params=()):
+        cursor = self.connection.execute(sql, tuple(params))
+        self.connection.commit()
+        return cursor
+
+    def _transaction(self):
+        return _Transaction(self.connection)
+
+    def size_bytes(self) -> int:
+        return int(self._rows("SELECT pg_total_relation_size('records') AS n")[0]["n"])
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def open_store(url: str) -> RecordStore:
+    url = store_url_for(url)
+    scheme = urlparse(url).scheme
+    if scheme == "sqlite":
+        return SQLiteStore(url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url[len("sqlite://"):])
+    if scheme in ("postgresql", "postgres"):
+        return PostgresStore(url)
+    raise ValueError(f"records store '{url}' is neither sqlite:///PATH nor postgresql://...")
+
+
+def redacted(url: str) -> str:
+    """URL without its password, for logs."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
+
+
+def store_url_for(text: str) -> str:
+    """A store URL as given, or the default store of a folder of model packages `meshserve up` served."""
+    if "://" in text:
+        return text
+    folder = Path(text)
+    for candidate in (folder / ".meshserve" / "records" / "records.db", folder / "records.db", folder):
+        if candidate.is_file():
+            return f"sqlite:///{candidate.resolve()}"
+    raise ValueError(f"no records store at {text}: give sqlite:///PATH, postgresql://..., or the folder of model "
+                     "packages the mesh served (its records are in FOLDER/.meshserve/records/records.db)")
+
+
+def default_store_url(records_dir: str | Path) -> str:
+    return f"sqlite:///{Path(records_dir) / 'records.db'}"
+
+
+def now() -> float:
+    return time.time()
