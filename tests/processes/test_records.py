@@ -283,3 +283,31 @@ def test_compliance_mode_answers_unavailable_rather_than_serve_what_it_cannot_re
     finally:
         os.kill(recorder, signal.SIGCONT)
         mesh.stop()
+
+
+def test_explain_attributes_a_recorded_prediction_to_its_features_and_keeps_it_with_the_record(mesh, models):
+    rng = np.random.default_rng(7)
+    with grpc.insecure_channel(mesh.address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        for i in range(30):
+            request = pb.ModelInferRequest(model_name="iris-species", id=f"why-{i}", raw_input_contents=[
+                (np.array([[5.8, 3.0, 4.3, 1.3]]) + rng.normal(0, 0.8, (1, 4))).astype(np.float32).tobytes()])
+            request.inputs.add(name="measurements", datatype="FP32", shape=[1, 4])
+            stub.ModelInfer(request, timeout=30)
+    store = store_of(models / ".meshserve" / "records")
+    wait_until(lambda: store.records_for("why-29"), 30, "the records of the background")
+    store.close()
+    result = subprocess.run(meshserve_argv("explain", "why-29", "--store", str(models), "--address", mesh.address,
+                                           "--json"), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    explanation = json.loads(result.stdout)
+    assert explanation["output"] == "distance" and explanation["background_rows"] >= 20
+    assert set(explanation["attributions"]) == {"sepal length (cm)", "sepal width (cm)", "petal length (cm)",
+                                                "petal width (cm)"}
+    assert any(abs(v) > 0 for v in explanation["attributions"].values())
+    audit = subprocess.run(meshserve_argv("audit", "why-29", "--store", str(models), "--json"), capture_output=True,
+                           text=True, timeout=60)
+    assert json.loads(audit.stdout)[0]["explanation"]["attributions"] == explanation["attributions"]
+    refused = subprocess.run(meshserve_argv("explain", "pii-1", "--store", str(models), "--address", mesh.address),
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "marked pii" in refused.stderr

@@ -82,3 +82,17 @@ def test_a_dead_writers_last_file_is_read_to_its_end_and_removed(tmp_path):
     Recorder(spool, store).drain_once()
     assert [r["request_id"] for r in store.records_for("from-the-dead")] == ["from-the-dead"]
     assert spool_files(spool) == []
+
+
+def test_retention_removes_records_older_than_the_limit_and_keeps_the_store_below_its_size(tmp_path):
+    store = SQLiteStore(tmp_path / "r.db")
+    now = __import__("time").time()
+    store.ingest([record(f"old{i}", t=now - 3 * 86400) for i in range(5)] +
+                 [record(f"new{i}", t=now) for i in range(5)], [], {})
+    Recorder(tmp_path / "spool", store, retention_days=2).apply_retention()
+    assert sorted(r for r, _ in store.request_ids()) == [f"new{i}" for i in range(5)]
+    store.ingest([record(f"bulk{i}", t=now + i) | {"error": "x" * 2000} for i in range(3000)], [], {})
+    Recorder(tmp_path / "spool", store, retention_bytes=2 * 1024 * 1024).apply_retention()
+    assert store.size_bytes() <= 2 * 1024 * 1024
+    left = {r for r, _ in store.request_ids()}
+    assert "bulk2999" in left and "new0" not in left, "the oldest go first"
