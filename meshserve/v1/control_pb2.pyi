@@ -149,3 +149,50 @@ class GetRecordsResponse(_message.Message):
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[PredictionRecord]
     def __init__(self, records: _Optional[_Iterable[_Union[PredictionRecord, _Mapping]]] = ...) -> None: ...
+
+class OutcomeValues(_message.Message):
+    __slots__ = ("numbers", "labels")
+    NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    numbers: _containers.RepeatedScalarFieldContainer[float]
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, numbers: _Optional[_Iterable[float]] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Outcome(_message.Message):
+    __slots__ = ("request_id", "outputs", "label", "time")
+    class OutputsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: OutcomeValues
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[OutcomeValues, _Mapping]] = ...) -> None: ...
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    outputs: _containers.MessageMap[str, OutcomeValues]
+    label: str
+    time: float
+    def __init__(self, request_id: _Optional[str] = ..., outputs: _Optional[_Mapping[str, OutcomeValues]] = ..., label: _Optional[str] = ..., time: _Optional[float] = ...) -> None: ...
+
+class RecordOutcomesRequest(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[Outcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[Outcome, _Mapping]]] = ...) -> None: ...
+
+class RecordOutcomesResponse(_message.Message):
+    __slots__ = ("stored", "matched", "unknown", "replaced", "refused")
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    stored: int
+    matched: int
+    unknown: int
+    replaced: int
+    refused: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, stored: _Optional[int] = ..., matched: _Optional[int] = ..., unknown: _Optional[int] = ..., replaced: _Optional[int] = ..., refused: _Optional[_Iterable[str]] = ...) -> None: ...

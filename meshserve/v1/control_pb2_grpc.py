@@ -59,6 +59,11 @@ class ControlStub:
                 request_serializer=meshserve_dot_v1_dot_control__pb2.GetRecordsRequest.SerializeToString,
                 response_deserializer=meshserve_dot_v1_dot_control__pb2.GetRecordsResponse.FromString,
                 _registered_method=True)
+        self.RecordOutcomes = channel.unary_unary(
+                '/meshserve.v1.Control/RecordOutcomes',
+                request_serializer=meshserve_dot_v1_dot_control__pb2.RecordOutcomesRequest.SerializeToString,
+                response_deserializer=meshserve_dot_v1_dot_control__pb2.RecordOutcomesResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -99,6 +104,13 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordOutcomes(self, request, context):
+        """Report what really happened for past requests (ground truth); the latest report of a request wins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +138,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.GetRecords,
                     request_deserializer=meshserve_dot_v1_dot_control__pb2.GetRecordsRequest.FromString,
                     response_serializer=meshserve_dot_v1_dot_control__pb2.GetRecordsResponse.SerializeToString,
+            ),
+            'RecordOutcomes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordOutcomes,
+                    request_deserializer=meshserve_dot_v1_dot_control__pb2.RecordOutcomesRequest.FromString,
+                    response_serializer=meshserve_dot_v1_dot_control__pb2.RecordOutcomesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +280,33 @@ class Control:
             '/meshserve.v1.Control/GetRecords',
             meshserve_dot_v1_dot_control__pb2.GetRecordsRequest.SerializeToString,
             meshserve_dot_v1_dot_control__pb2.GetRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordOutcomes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshserve.v1.Control/RecordOutcomes',
+            meshserve_dot_v1_dot_control__pb2.RecordOutcomesRequest.SerializeToString,
+            meshserve_dot_v1_dot_control__pb2.RecordOutcomesResponse.FromString,
             options,
             channel_credentials,
             insecure,

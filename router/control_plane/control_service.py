@@ -15,6 +15,7 @@ from meshserve.envoy.layout import EnvoyLayout
 from meshserve.envoy.rollouts import LiveRollouts
 from meshserve.router.model_table import ModelEntry, ModelTable
 from meshserve.sidecars.records.audit import audit, to_message
+from meshserve.sidecars.records.outcomes import outcomes_from_messages
 from meshserve.sidecars.records.store import open_store
 from meshserve.v1 import control_pb2 as cpb
 from meshserve.v1 import control_pb2_grpc as cpb_grpc
@@ -84,6 +85,27 @@ class ControlServicer(cpb_grpc.ControlServicer):
         except Exception as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"the records store cannot be read now: {exc}")
         return cpb.GetRecordsResponse(records=[to_message(r) for r in records])
+
+    async def RecordOutcomes(self, request, context):
+        """Ground truth for past requests, stored beside their records (sidecars/records/outcomes.py)."""
+        url = (self.table.control or {}).get("records_store")
+        if not url:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                "this mesh keeps no records (records.enabled is false in meshserve.yaml)")
+        try:
+            return await asyncio.to_thread(self._record_outcomes, url, list(request.outcomes))
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the records store cannot be written now: {exc}")
+
+    def _record_outcomes(self, url: str, outcomes: list) -> cpb.RecordOutcomesResponse:
+        with self._store_lock:
+            if self._store is None:
+                self._store = open_store(url)
+            accepted, refused = outcomes_from_messages(self._store, outcomes)
+            known, recorded = self._store.save_outcomes(accepted)
+        ids = {o[0] for o in accepted}
+        return cpb.RecordOutcomesResponse(stored=len(ids), matched=len(ids & recorded), unknown=len(ids - recorded),
+                                          replaced=len(ids & known), refused=refused)
 
     def _audit(self, url: str, request_id: str) -> list[dict]:
         with self._store_lock:  # one connection, used from worker threads one at a time

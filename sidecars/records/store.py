@@ -36,6 +36,10 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS packages (
         digest TEXT PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, body TEXT NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS spool_offsets (file TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+    # Ground truth: what really happened, reported later by request id; the latest report wins.
+    """CREATE TABLE IF NOT EXISTS outcomes (
+        request_id TEXT PRIMARY KEY, time DOUBLE PRECISION NOT NULL, reported_at DOUBLE PRECISION NOT NULL,
+        body TEXT NOT NULL)""",
 ]
 
 
@@ -162,6 +166,53 @@ class RecordStore:
             cursor.execute(self._q("DELETE FROM records WHERE (request_id, slot) IN "
                                    "(SELECT request_id, slot FROM records ORDER BY time LIMIT ?)"), (count,))
             return cursor.rowcount
+
+    def save_outcomes(self, outcomes: list[tuple[str, float, dict]]) -> tuple[set[str], set[str]]:
+        """Store (request_id, time, {output: values}) outcomes; returns (the ids reported before,
+        the ids with a recorded answer)."""
+        if not outcomes:
+            return set(), set()
+        ids = [o[0] for o in outcomes]
+        known = self._existing("outcomes", ids)
+        recorded = self._existing("records", ids, "slot = 'answer'")
+        reported_at = time.time()
+        with self._transaction() as cursor:
+            cursor.executemany(self._q(
+                "INSERT INTO outcomes (request_id, time, reported_at, body) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (request_id) DO UPDATE SET time = excluded.time, reported_at = excluded.reported_at, "
+                "body = excluded.body"),
+                [(request_id, when, reported_at, json.dumps(values)) for request_id, when, values in outcomes])
+        return known, recorded
+
+    def _existing(self, table: str, ids: list[str], condition: str = "") -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            where = f"request_id IN ({', '.join('?' * len(chunk))})" + (f" AND {condition}" if condition else "")
+            found |= {r["request_id"] for r in self._rows(self._q(f"SELECT request_id FROM {table} WHERE {where}"),
+                                                          chunk)}
+        return found
+
+    def joined(self, model: str, since: float | None = None, until: float | None = None,
+               batch: int = 1000) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        """(record, outcome) for every record of MODEL (answers and shadow copies) whose request has an outcome."""
+        where, params = ["r.model = ?", "r.code = 'OK'"], [model]
+        for clause, value in (("r.time >= ?", since), ("r.time < ?", until)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = (f"SELECT r.*, o.time AS outcome_time, o.body AS outcome_body FROM records r "
+               f"JOIN outcomes o ON o.request_id = r.request_id WHERE {' AND '.join(where)} "
+               f"ORDER BY r.time, r.request_id, r.slot")
+        offset = 0
+        while True:
+            rows = self._rows(self._q(f"{sql} LIMIT {int(batch)} OFFSET {int(offset)}"), params)
+            if not rows:
+                return
+            for row in rows:
+                outcome = {"time": row.pop("outcome_time"), "values": json.loads(row.pop("outcome_body"))}
+                yield record_of(row), outcome
+            offset += len(rows)
 
     def size_bytes(self) -> int:  # pragma: no cover - per database
         raise NotImplementedError

@@ -311,3 +311,34 @@ def test_explain_attributes_a_recorded_prediction_to_its_features_and_keeps_it_w
     refused = subprocess.run(meshserve_argv("explain", "pii-1", "--store", str(models), "--address", mesh.address),
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "marked pii" in refused.stderr
+
+
+def test_outcomes_reported_through_the_control_api_are_joined_to_their_predictions(mesh, models, records_dir):
+    from meshserve.v1 import control_pb2 as cpb
+    from meshserve.v1 import control_pb2_grpc as cpb_grpc
+
+    with grpc.insecure_channel(mesh.address) as channel:
+        pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(iris_request("truth-1"), timeout=30)
+        store = store_of(records_dir)
+        wait_until(lambda: store.records_for("truth-1"), 30, "the prediction's record")
+        store.close()
+        control = cpb_grpc.ControlStub(channel)
+        answer = control.RecordOutcomes(cpb.RecordOutcomesRequest(outcomes=[
+            cpb.Outcome(request_id="truth-1", label="versicolor"),
+            cpb.Outcome(request_id="nobody-asked", outputs={"species": cpb.OutcomeValues(labels=["setosa"])}),
+            cpb.Outcome(request_id="truth-1-empty"),
+        ]), timeout=30)
+        again = control.RecordOutcomes(cpb.RecordOutcomesRequest(outcomes=[
+            cpb.Outcome(request_id="truth-1", label="setosa")]), timeout=30)
+    assert (answer.stored, answer.matched, answer.unknown, answer.replaced) == (2, 1, 1, 0)
+    assert len(answer.refused) == 1 and "truth-1-empty" in answer.refused[0]
+    assert (again.stored, again.replaced) == (1, 1)
+    result = subprocess.run(meshserve_argv("quality", "iris-species", "--store", str(models), "--json"),
+                            capture_output=True, text=True, timeout=60)
+    [group] = json.loads(result.stdout)["groups"]
+    species = group["outputs"]["species"]
+    store = store_of(records_dir)
+    predicted = store.records_for("truth-1")[0]["outputs"]["species"]["values"][0]
+    store.close()
+    assert species["n"] == 1, "only truth-1 has both a prediction and an outcome"
+    assert species["accuracy"] == (1.0 if predicted == "setosa" else 0.0), "the latest report (setosa) counts"

@@ -1,0 +1,1 @@
+"""HTML reports people read (quality, comparison, drift): self-contained pages with SVG plots."""

@@ -1,0 +1,106 @@
+"""Self-contained HTML pages with inline SVG plots: no script, no network, opens from a file.
+
+Small on purpose: line charts over time, tables and heat-mapped matrices are all the reports
+need, and plain SVG renders the same in every browser and in headless Chromium's screenshots.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+from collections.abc import Sequence
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1100px; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td.text, th.text { text-align: left; }
+.alert { background: #fde2e1; border: 1px solid #d62728; padding: 0.6em 1em; margin: 1em 0; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def escape(text: object) -> str:
+    return html.escape(str(text))
+
+
+def page(title: str, body: Sequence[str]) -> str:
+    generated = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
+            f"<p class=\"note\">Generated {generated} by meshserve.</p>{''.join(body)}</body></html>\n")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], text_columns: int = 1) -> str:
+    head = "".join(f"<th class=\"{'text' if i < text_columns else ''}\">{escape(h)}</th>" for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(f"<td class=\"{'text' if i < text_columns else ''}\">{escape(c)}</td>"
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def matrix(title: str, labels: Sequence[str], counts: Sequence[Sequence[int]], row_name: str, column_name: str) -> str:
+    """A confusion matrix, each cell shaded by its share of its row."""
+    cells = []
+    for label, row in zip(labels, counts):
+        total = sum(row) or 1
+        tds = "".join(f"<td style=\"background: rgba(31,119,180,{c / total:.2f})\">{c}</td>" for c in row)
+        cells.append(f"<tr><th class=\"text\">{escape(label)}</th>{tds}</tr>")
+    head = "".join(f"<th>{escape(label)}</th>" for label in labels)
+    return (f"<p>{escape(title)} ({escape(row_name)} down, {escape(column_name)} across)</p>"
+            f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(cells)}</tbody></table>")
+
+
+def line_chart(title: str, series: dict[str, list[tuple[float, float]]], y_label: str, times: bool = True,
+               width: int = 760, height: int = 300) -> str:
+    """One line per series; x is seconds since the epoch (shown as UTC times) when TIMES."""
+    points = [p for values in series.values() for p in values]
+    if not points:
+        return f"<p>{escape(title)}: no data yet.</p>"
+    left, right, top, bottom = 60, 45, 30, 50
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(ys), max(ys)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    if y1 == y0:
+        y0, y1 = y0 - 0.05 * (abs(y0) or 1), y1 + 0.05 * (abs(y1) or 1)
+
+    def sx(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
+    def sy(y: float) -> float:
+        return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
+
+    parts = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=\"img\">",
+             f"<title>{escape(title)}</title>",
+             f"<text x=\"{left}\" y=\"18\" font-size=\"14\" font-weight=\"bold\">{escape(title)}</text>",
+             f"<line x1=\"{left}\" y1=\"{height - bottom}\" x2=\"{width - right}\" y2=\"{height - bottom}\" "
+             "stroke=\"#888\"/>",
+             f"<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{height - bottom}\" stroke=\"#888\"/>"]
+    for i in range(5):
+        y = y0 + (y1 - y0) * i / 4
+        parts.append(f"<text x=\"{left - 6}\" y=\"{sy(y) + 4:.1f}\" font-size=\"11\" text-anchor=\"end\">{y:.4g}</text>")
+        parts.append(f"<line x1=\"{left}\" y1=\"{sy(y):.1f}\" x2=\"{width - right}\" y2=\"{sy(y):.1f}\" "
+                     "stroke=\"#eee\"/>")
+    for i in range(4):
+        x = x0 + (x1 - x0) * i / 3
+        label = datetime.datetime.fromtimestamp(x, datetime.timezone.utc).strftime("%m-%d %H:%M") if times else f"{x:.3g}"
+        parts.append(f"<text x=\"{sx(x):.1f}\" y=\"{height - bottom + 16}\" font-size=\"11\" "
+                     f"text-anchor=\"middle\">{escape(label)}</text>")
+    parts.append(f"<text x=\"14\" y=\"{(top + height - bottom) / 2:.0f}\" font-size=\"12\" "
+                 f"transform=\"rotate(-90 14 {(top + height - bottom) / 2:.0f})\" "
+                 f"text-anchor=\"middle\">{escape(y_label)}</text>")
+    for i, (name, values) in enumerate(series.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in sorted(values))
+        parts.append(f"<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{path}\"/>")
+        for x, y in values:
+            parts.append(f"<circle cx=\"{sx(x):.1f}\" cy=\"{sy(y):.1f}\" r=\"3\" fill=\"{colour}\"/>")
+        parts.append(f"<rect x=\"{left + 10 + i * 170}\" y=\"{height - 18}\" width=\"12\" height=\"12\" "
+                     f"fill=\"{colour}\"/><text x=\"{left + 26 + i * 170}\" y=\"{height - 8}\" "
+                     f"font-size=\"12\">{escape(name)}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
