@@ -39,9 +39,11 @@ async def serve(table_path: str, listen: str, observers: list[Observer] | None =
     forwarder = Forwarder(table, observers=Observers(observers))
     server = create_server(interceptors)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(RouterInferenceServicer(forwarder), server)
-    control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(table, forwarder.ready), server)
+    control = ControlServicer(table, forwarder.ready)
+    control_pb2_grpc.add_ControlServicer_to_server(control, server)
     health = add_health_and_reflection(server, [INFERENCE_SERVICE, CONTROL_SERVICE])
     await start_serving(server, listen, "router", health, [INFERENCE_SERVICE, CONTROL_SERVICE])
+    await control.start_background()
     print(router_ready_line(listen), flush=True)
     await serve_until_stopped(server, health, on_stop=forwarder.close)
 

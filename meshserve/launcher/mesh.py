@@ -138,6 +138,7 @@ class Mesh:
                              mesh=f"127.0.0.1:{free_port()}", admin=f"127.0.0.1:{free_port()}")
         rollout_state = self.run_dir / "rollouts.json"
         rollout_state.unlink(missing_ok=True)  # a new mesh starts from the spec's split
+        (self.run_dir / "progressive.json").unlink(missing_ok=True)  # and its rollout plans from their start
         render(layout, deployment, UpstreamAddresses(router=[router_address], variants=replicas)).write(layout)
         deployment_path = self.run_dir / "deployment.json"
         deployment_path.write_text(deployment.model_dump_json(indent=2))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -14,6 +16,9 @@ from meshserve.envoy.admin import EnvoyAdmin, EnvoyError
 from meshserve.envoy.layout import EnvoyLayout
 from meshserve.envoy.rollouts import LiveRollouts
 from meshserve.router.model_table import ModelEntry, ModelTable
+from meshserve.router.control_plane.deployment_log import DeploymentLog
+from meshserve.router.control_plane.progressive import RolloutController
+from meshserve.sidecars.compare.comparison import compare
 from meshserve.sidecars.records.audit import audit, to_message
 from meshserve.sidecars.records.outcomes import outcomes_from_messages
 from meshserve.sidecars.records.store import open_store
@@ -32,6 +37,69 @@ class ControlServicer(cpb_grpc.ControlServicer):
         self.rollouts = live_rollouts(table)  # None when the mesh runs without Envoy
         self._store = None  # opened on the first GetRecords
         self._store_lock = threading.Lock()
+        control = table.control or {}
+        run_dir = Path(control["rollout_state"]).parent if "rollout_state" in control else None
+        self.deployment_log = DeploymentLog(run_dir / "deployment-log.jsonl") if run_dir else None
+        self.controller = self._controller(control, run_dir)
+
+    def _controller(self, control: dict, run_dir: Path | None) -> RolloutController | None:
+        """The progressive-delivery controller, when some model has a rollout plan."""
+        if self.rollouts is None or run_dir is None or not control.get("records_store"):
+            return None
+        if not any(d.rollout_plan for d in self.rollouts.spec.models.values()):
+            return None
+        url = control["records_store"]
+
+        def apply_and_wait(model: str, weights: dict, shadows: dict) -> None:
+            self.rollouts.apply(model, weights, shadows)
+            self.envoy_admin.wait_for_routes(self.rollouts.version_info)
+
+        return RolloutController(self.rollouts.spec, self.rollouts, lambda: open_store(url),
+                                 run_dir / "progressive.json", self.deployment_log, apply_and_wait=apply_and_wait)
+
+    async def start_background(self) -> None:
+        """Start what runs beside the control service: the rollout controller, if any plan exists."""
+        if self.controller is not None:
+            await asyncio.to_thread(self.controller.start)
+            self._controller_task = asyncio.get_running_loop().create_task(self.controller.run())
+
+    async def GetRolloutStatus(self, request, context):
+        if self.controller is None or request.model not in self.controller.plans:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"model '{request.model[:200]}' has no rollout_plan in meshserve.yaml "
+                                "(see docs/operator-guide.md, 'Progressive delivery')")
+        status = self.controller.status(request.model)
+        if self.deployment_log is not None:
+            status["log"] = self.deployment_log.entries(request.model)[-50:]
+        return cpb.RolloutStatus(model=request.model, status_json=json.dumps(status))
+
+    async def ActOnRollout(self, request, context):
+        if self.controller is None or request.model not in self.controller.plans:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"model '{request.model[:200]}' has no rollout_plan in meshserve.yaml")
+        try:
+            await asyncio.to_thread(self.controller.act, request.model, request.action, _caller(context))
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"action: {exc}")
+        return await self.GetRolloutStatus(request, context)
+
+    async def GetComparison(self, request, context):
+        url = (self.table.control or {}).get("records_store")
+        if not url:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this mesh keeps no records")
+        since = time.time() - request.window_s if request.window_s > 0 else None
+
+        def compared() -> dict:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = open_store(url)
+                return compare(self._store, request.model, since)
+
+        try:
+            result = await asyncio.to_thread(compared)
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the records store cannot be read now: {exc}")
+        return cpb.Comparison(model=request.model, comparison_json=json.dumps(result))
 
     async def ListModels(self, request, context):
         return cpb.ListModelsResponse(models=[await self._model(m) for m in self.table.models.values()])
@@ -63,6 +131,9 @@ class ControlServicer(cpb_grpc.ControlServicer):
             self.table.model(wanted.model)
             applied = self.rollouts.apply(wanted.model, dict(wanted.weights) or None, dict(wanted.shadows))
             await asyncio.to_thread(self.envoy_admin.wait_for_routes, self.rollouts.version_info)
+            if self.deployment_log is not None:
+                self.deployment_log.append(wanted.model, "set weights and shadows", "SetRollout", _caller(context),
+                                           weights=dict(applied.weights), shadows=dict(applied.shadows))
         except ManifestError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"rollout refused: {exc.problem} ({exc.field}). "
                                                                   f"Fix: {exc.fix}")
@@ -132,6 +203,11 @@ class ControlServicer(cpb_grpc.ControlServicer):
                 outputs=[_tensor(s) for s in manifest.signature.outputs],
                 ready=await self._ready(model.name, version), package_path=str(entry.package.directory)))
         return cpb.Model(name=model.name, versions=versions, rollout=self._rollout(model))
+
+
+def _caller(context) -> str:
+    """Who asked, as far as the call says: the peer's address (a principal, once authenticated)."""
+    return f"control API from {context.peer()}"
 
 
 def _rollout_message(model: str, rollout: Rollout) -> cpb.Rollout:
