@@ -11,6 +11,7 @@ the router, and the router's calls go through Envoy's mesh listener, which picks
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import socket
@@ -54,7 +55,12 @@ class ListenError(ValueError):
 
 
 def log(message: str) -> None:
-    print(message, flush=True)
+    try:
+        print(message, flush=True)
+    except (BrokenPipeError, ValueError):
+        # Whoever read our output went away (a closed terminal or pipe): keep serving, and
+        # keep stopping cleanly on SIGTERM, without a place to say so.
+        sys.stdout = open(os.devnull, "w")
 
 
 class Mesh:

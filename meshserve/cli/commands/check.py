@@ -14,6 +14,7 @@ def _check(args) -> int:
     packages = discover_packages(args.models)
     deployment_for(args.models, packages)  # raises, naming file, field and fix, on a bad meshserve.yaml
     for package in packages:
+        package.options.check_model(package)  # the model file against its signature; raises ManifestError
         signature = package.manifest.signature
         inputs = ", ".join(f"{s.name} {s.datatype}{s.shape}" for s in signature.inputs)
         outputs = ", ".join(f"{s.name} {s.datatype}{s.shape}" for s in signature.outputs)
