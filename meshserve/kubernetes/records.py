@@ -67,7 +67,10 @@ def recorder_sidecar(records: RecordsSpec, options: ClusterOptions, security: di
     if not records.enabled:
         return []
     args = ["python", "-m", "meshserve.sidecars.records.recorder",
-            "--spool", f"{RECORDS_DIR}/spool", "--store", "$(MESHSERVE_RECORDS_STORE)"]
+            "--spool", f"{RECORDS_DIR}/spool", "--store", "$(MESHSERVE_RECORDS_STORE)",
+            # Every pod's spool files have the same names (same labels, same small pids): the
+            # pod's own name keeps their offsets apart in the shared store.
+            "--source", "$(POD_NAMESPACE)/$(POD_NAME)"]
     if records.retention.days is not None:
         args += ["--retention-days", str(records.retention.days)]
     if records.retention.max_bytes is not None:
@@ -78,7 +81,9 @@ def recorder_sidecar(records: RecordsSpec, options: ClusterOptions, security: di
         "restartPolicy": "Always",
         "args": args,
         "env": [{"name": "MESHSERVE_RECORDS_STORE",
-                 "valueFrom": {"secretKeyRef": {"name": secret_name(options), "key": STORE_KEY}}}],
+                 "valueFrom": {"secretKeyRef": {"name": secret_name(options), "key": STORE_KEY}}},
+                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
         "volumeMounts": spool_mounts(records),
         "resources": RECORDER,
         "securityContext": security,

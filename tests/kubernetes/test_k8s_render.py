@@ -174,6 +174,8 @@ def test_records_go_to_the_specs_postgresql_through_a_secret(tmp_path):
     (recorder,) = adapter["initContainers"]
     assert recorder["restartPolicy"] == "Always" and adapter["shareProcessNamespace"] is True
     assert recorder["args"][-2:] == ["--retention-days", "7.0"]
+    # Pods share the store and their spool file names: each recorder keeps its offsets apart.
+    assert recorder["args"][recorder["args"].index("--source") + 1] == "$(POD_NAMESPACE)/$(POD_NAME)"
     table = yaml.safe_load(of_kind(manifests, "ConfigMap")["meshserve-models"]["data"]["models.json"])
     assert table["control"]["records_store"] == url
     assert table["mesh_address"] == "meshserve-envoy-mesh.meshserve.svc.cluster.local:8002"
