@@ -23,3 +23,5 @@ class ClusterOptions:
     envoy_replicas: int = 2
     records_secret: str | None = None  # an existing Secret with `store-url`; None: rendered from the spec
     grace_s: float = 5.0  # in-flight requests may finish this long after SIGTERM (MESHSERVE_SHUTDOWN_GRACE_S)
+    # NAME=VALUE pairs for every router and adapter container: MESHSERVE_* settings, OTEL_* exporters.
+    extra_env: tuple[tuple[str, str], ...] = ()

@@ -46,7 +46,8 @@ def _server_container(name: str, args: list[str], options: ClusterOptions, resou
     container = {
         "name": name, "image": options.image, "args": args,
         "ports": [{"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"}],
-        "env": [{"name": "MESHSERVE_SHUTDOWN_GRACE_S", "value": str(options.grace_s)}],
+        "env": [{"name": "MESHSERVE_SHUTDOWN_GRACE_S", "value": str(options.grace_s)}]
+               + [{"name": key, "value": value} for key, value in options.extra_env],
         "resources": resources_, "securityContext": CONTAINER_SECURITY,
         "lifecycle": drain_delay(), **grpc_probes(GRPC_PORT, startup_s),
     }

@@ -206,13 +206,18 @@ def test_the_cli_writes_the_files_and_removes_stale_ones(tmp_path):
         {"version": "1", "weight": 100}, {"version": "2", "weight": 0}]}}}))
     out = tmp_path / "out"
     run = subprocess.run(meshserve_argv("k8s", "render", str(models), "-o", str(out), "--namespace", "ml",
-                                        "--image", "registry.example/meshserve:1.0", "--validate"),
+                                        "--image", "registry.example/meshserve:1.0", "--validate",
+                                        "--env", "OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317"),
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "envoy --mode validate: OK" in run.stdout
     assert (out / f"variant-{variant_name('iris', '2')}.yaml").exists()
     docs = [d for f in out.glob("*.yaml") for d in yaml.safe_load_all(f.read_text())]
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"ml"}
+    router = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == ROUTER_NAME)
+    container = router["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.example/meshserve:1.0"
+    assert {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://collector:4317"} in container["env"]
     (models / "meshserve.yaml").write_text(yaml.safe_dump({"models": {"iris": {"variants": [
         {"version": "1", "weight": 100}]}}}))
     (models / "iris-2" / "model.yaml").unlink()

@@ -26,6 +26,9 @@ def register(subparsers) -> None:
                         help="existing Secret with key store-url (a PostgreSQL URL) instead of the spec's records.store")
     render.add_argument("--router-replicas", default="2:10", metavar="MIN:MAX",
                         help="the router autoscaler's bounds (default 2:10)")
+    render.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment for every router and adapter container, e.g. MESHSERVE_MAX_MESSAGE_BYTES "
+                             "or OTEL_EXPORTER_OTLP_ENDPOINT (repeatable)")
     render.add_argument("--cluster-domain", default="cluster.local", help="the cluster's DNS domain")
     render.add_argument("--validate", action="store_true", help="check the Envoy configuration with `envoy --mode validate`")
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -38,6 +41,17 @@ def _router_bounds(text: str) -> tuple[int, int]:
         raise ManifestError("--router-replicas", "router-replicas", f"'{text}' is not MIN:MAX with 1 <= MIN <= MAX",
                             "write for example --router-replicas 2:10")
     return int(low), int(high)
+
+
+def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.replace("_", "").isalnum():
+            raise ManifestError("--env", "env", f"'{item}' is not NAME=VALUE",
+                                "write for example --env OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317")
+        pairs.append((name, value))
+    return tuple(pairs)
 
 
 def _render(args) -> int:
@@ -57,7 +71,8 @@ def _render(args) -> int:
     router_min, router_max = _router_bounds(args.router_replicas)
     options = ClusterOptions(image=args.image, namespace=args.namespace, cluster_domain=args.cluster_domain,
                              models_root=PurePosixPath(args.models_root) if args.models_root else IMAGE_MODELS,
-                             router_min=router_min, router_max=router_max, records_secret=args.records_secret)
+                             router_min=router_min, router_max=router_max, records_secret=args.records_secret,
+                             extra_env=_env_pairs(args.env))
     packages = read_packages(models_dir, options.models_root)
     available: dict[str, set[str]] = {}
     for package in packages:
