@@ -9,6 +9,7 @@ autoscaler for the router, and nothing public but Envoy's front.
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path, PurePosixPath
 
 import kubernetes_validate
@@ -67,6 +68,15 @@ def examples() -> ClusterManifests:
 def test_every_rendered_object_passes_the_kubernetes_schemas_strictly(examples, version):
     for obj in examples.objects():
         kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_the_kubernetes_validate_command_accepts_the_rendered_example_files():
+    """The files as `kubectl apply -f compose/kubernetes` reads them, through the tool's own command."""
+    command = Path(sys.executable).with_name("kubernetes-validate")
+    files = sorted(str(p) for p in RENDERED_EXAMPLE.glob("*.yaml"))
+    result = subprocess.run([str(command), "--strict", "--quiet", "-k", KUBERNETES_VERSIONS[0], *files],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_strict_validation_catches_a_misspelled_field(examples):
