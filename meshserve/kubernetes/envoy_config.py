@@ -28,7 +28,7 @@ from meshserve.kubernetes.naming import (
 from meshserve.kubernetes.options import ClusterOptions
 from meshserve.router.deployment_spec import DeploymentSpec
 
-# Where the Envoy container finds its files (see envoy_volumes in parts.py).
+# Where the Envoy container finds its files (mounted by envoy_objects in parts.py).
 CONFIG_ROOT = Path("/etc/meshserve/envoy")
 BOOTSTRAP_DIR = Path("/etc/meshserve/envoy-bootstrap")
 BOOTSTRAP_KEY, CLUSTERS_KEY, ROUTES_KEY = "bootstrap.yaml", "clusters.yaml", "routes.yaml"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from meshserve.envoy.render import RenderedConfig
 from meshserve.kubernetes import records, resources
 from meshserve.kubernetes.envoy_config import (
     BOOTSTRAP_DIR, BOOTSTRAP_KEY, CLUSTERS_KEY, CONFIG_ROOT, ROUTES_KEY, restart_digest)
@@ -16,7 +17,6 @@ from meshserve.kubernetes.options import IMAGE_ENVOY, ClusterOptions
 from meshserve.kubernetes.packages import PackageRef
 from meshserve.kubernetes.workloads import (
     CONTAINER_SECURITY, config_map, cpu_autoscaler, deployment, disruption_budget, drain_delay, grpc_probes, service)
-from meshserve.envoy.render import RenderedConfig
 from meshserve.router.deployment_spec import DeploymentSpec
 
 # Seconds a server may take to load before liveness counts: a JVM, R or Triton loading a model.

@@ -100,11 +100,11 @@ def notes(records: RecordsSpec, options: ClusterOptions) -> list[str]:
     if not records.enabled:
         return []
     if options.records_secret:
-        return [f"records: Secret {options.records_secret} must hold `{STORE_KEY}` (a PostgreSQL URL) "
-                f"and, if a model has pii inputs, `{PII_KEY}`"]
+        return [(f"records: Secret {options.records_secret} must hold `{STORE_KEY}` (a PostgreSQL URL) "
+                 f"and, if a model has pii inputs, `{PII_KEY}`")]
     if is_postgres(records.store):
-        return [f"records: every pod records into the spec's PostgreSQL store (Secret {RECORDS_SECRET}); "
-                f"add `{PII_KEY}` to it if a model has pii inputs"]
-    return [f"records: the spec's store ({records.store or 'SQLite by default'}) serves one machine only; "
-            f"create the Secret before applying: kubectl -n {options.namespace} create secret generic "
-            f"{RECORDS_SECRET} --from-literal={STORE_KEY}=postgresql://USER:PASSWORD@HOST/DB"]
+        return [(f"records: every pod records into the spec's PostgreSQL store (Secret {RECORDS_SECRET}); "
+                 f"add `{PII_KEY}` to it if a model has pii inputs")]
+    return [(f"records: the spec's store ({records.store or 'SQLite by default'}) serves one machine only; "
+             f"create the Secret before applying: kubectl -n {options.namespace} create secret generic "
+             f"{RECORDS_SECRET} --from-literal={STORE_KEY}=postgresql://USER:PASSWORD@HOST/DB")]

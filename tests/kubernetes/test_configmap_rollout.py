@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import yaml
 from conftest import free_port
