@@ -249,4 +249,4 @@ def test_a_bad_spec_is_refused_with_file_field_and_fix(tmp_path):
 def test_the_rendered_example_in_compose_kubernetes_is_fresh(examples):
     """compose/kubernetes/ is `meshserve k8s render examples -o compose/kubernetes`; re-render it when this fails."""
     committed = {p.name: list(yaml.safe_load_all(p.read_text())) for p in RENDERED_EXAMPLE.glob("*.yaml")}
-    assert committed == examples.files
+    assert committed == examples.files, "stale: run `meshserve k8s render examples -o compose/kubernetes`"
