@@ -125,7 +125,8 @@ class ControlServicer(cpb_grpc.ControlServicer):
         if self.rollouts is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 "live rollouts need the mesh to run Envoy in front of the adapters "
-                                "(started with --no-envoy)")
+                                "(started with --no-envoy), or on Kubernetes a new Envoy ConfigMap "
+                                "(see docs/kubernetes.md, 'Rollouts on the cluster')")
         wanted = request.rollout
         try:
             self.table.model(wanted.model)
