@@ -350,10 +350,15 @@ def spec_path_for(models_dir: str | Path) -> Path:
     return Path(models_dir) / SPEC_NAME
 
 
-def deployment_for(models_dir: str | Path, packages: Iterable[Any]) -> DeploymentSpec:
-    """The checked spec for a folder of model packages (objects with `.name` and `.version`)."""
+def deployment_for(models_dir: str | Path, packages: Iterable[Any], skipped: Iterable[str] = ()) -> DeploymentSpec:
+    """The checked spec for a folder of model packages (objects with `.name` and `.version`);
+    models named in SKIPPED (their packages are broken) are left out of it."""
     available: dict[str, set[str]] = {}
     for package in packages:
         available.setdefault(package.name, set()).add(package.version)
     path = spec_path_for(models_dir)
-    return resolve_spec(load_spec(path), available, str(path))
+    spec = load_spec(path)
+    skipped = set(skipped)
+    if skipped & set(spec.models):
+        spec = spec.model_copy(update={"models": {m: d for m, d in spec.models.items() if m not in skipped}})
+    return resolve_spec(spec, available, str(path))

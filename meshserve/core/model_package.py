@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -244,8 +245,29 @@ def load_package(directory: str | Path) -> ModelPackage:
     return package
 
 
-def discover_packages(root: str | Path) -> list[ModelPackage]:
-    """Every model package under ROOT (a package directory itself, or a folder of them)."""
+@dataclass(frozen=True)
+class BrokenPackage:
+    """A package that could not be loaded: where it is, the model it names (if readable), why."""
+
+    directory: Path
+    model: str | None
+    error: ManifestError
+
+
+def _model_named_in(manifest: Path) -> str | None:
+    try:
+        raw = yaml.safe_load(manifest.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return str(name) if name is not None else None
+
+
+def discover_packages(root: str | Path, broken: list[BrokenPackage] | None = None) -> list[ModelPackage]:
+    """Every model package under ROOT (a package directory itself, or a folder of them).
+
+    A malformed package raises ManifestError, unless BROKEN is given: then it is appended there
+    and the others are returned, so one bad package need not stop a mesh serving the rest."""
     root = Path(root).resolve()
     if not root.exists():
         raise ManifestError(str(root), "(path)", "does not exist", "pass a folder that holds model packages")
@@ -254,7 +276,17 @@ def discover_packages(root: str | Path) -> list[ModelPackage]:
     else:  # follow links, so a folder of symlinked packages works
         manifests = sorted(Path(d) / MANIFEST_NAME for d, dirs, files in os.walk(root, followlinks=True)
                            if MANIFEST_NAME in files and "node_modules" not in Path(d).parts)
-    packages = [load_package(m.parent) for m in manifests]
+    packages = []
+    for manifest in manifests:
+        try:
+            packages.append(load_package(manifest.parent))
+        except ManifestError as exc:
+            if broken is None:
+                raise
+            broken.append(BrokenPackage(manifest.parent, _model_named_in(manifest), exc))
+    if broken:  # a model with one broken version is not served at all: its split would be wrong
+        unusable = {b.model for b in broken if b.model}
+        packages = [p for p in packages if p.name not in unusable]
     seen: dict[tuple[str, str], ModelPackage] = {}
     for p in packages:
         key = (p.name, p.version)
@@ -264,5 +296,7 @@ def discover_packages(root: str | Path) -> list[ModelPackage]:
                                 "give each package of the same model its own version")
         seen[key] = p
     if not packages:
+        if broken:
+            raise broken[0].error
         raise ManifestError(str(root), "(path)", "no model.yaml found", "point at a folder of model packages")
     return packages

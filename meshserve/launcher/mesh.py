@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from meshserve.core.mesh_protocol import ADAPTER_READY, ENVOY_READY, ROUTER_READY
-from meshserve.core.model_package import ModelPackage, discover_packages
+from meshserve.core.model_package import BrokenPackage, ModelPackage, discover_packages
 from meshserve.core.ports import free_port
 from meshserve.core.settings import get_settings
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
@@ -64,9 +64,12 @@ def log(message: str) -> None:
 
 
 class Mesh:
-    def __init__(self, models_dir: str | Path, listen: str, run_dir: str | Path | None = None, envoy: bool = True):
+    def __init__(self, models_dir: str | Path, listen: str, run_dir: str | Path | None = None, envoy: bool = True,
+                 strict: bool = False):
         self.models_dir = Path(models_dir)
         self.envoy = envoy
+        self.strict = strict  # one broken package stops the whole start
+        self.broken: list[BrokenPackage] = []
         self.listen = resolve_listen(listen)
         self._own_run_dir = run_dir is None
         self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="meshserve-run-"))
@@ -76,9 +79,15 @@ class Mesh:
         self.records_store: str | None = None
 
     async def start(self) -> None:
-        self.packages = discover_packages(self.models_dir)  # a bad manifest stops us here, before any process
-        # A bad meshserve.yaml stops us here too.
-        deployment = deployment_for(self.models_dir, self.packages) if self.envoy else None
+        broken: list[BrokenPackage] | None = None if self.strict else []
+        self.packages = discover_packages(self.models_dir, broken)  # under --strict a bad manifest stops us here
+        for package in broken or []:
+            log(f"meshserve: not serving {package.model or package.directory.name} ({package.directory}): "
+                f"{package.error}")
+        self.broken = broken or []
+        # A bad meshserve.yaml stops us here, before any process.
+        skipped = [b.model for b in self.broken if b.model]
+        deployment = deployment_for(self.models_dir, self.packages, skipped) if self.envoy else None
         records = (deployment or load_spec(spec_path_for(self.models_dir))).records
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log(f"meshserve: starting {len(self.packages)} model(s) from {self.models_dir}")
@@ -168,6 +177,9 @@ class Mesh:
     def _announce(self) -> None:
         models = ", ".join(f"{p.name} ({p.version}, {p.manifest.runtime})" for p in self.packages)
         log(f"meshserve: serving {models}")
+        if self.broken:
+            log(f"meshserve: NOT serving {len(self.broken)} broken package(s) (see above); fix them and restart "
+                "the mesh (`--strict` refuses to start with any)")
         log(f"meshserve: clients connect to {self.listen} (Open Inference Protocol over gRPC; "
             "control API meshserve.v1.Control); Ctrl-C stops the mesh")
 
@@ -180,9 +192,9 @@ class Mesh:
             log("meshserve: stopped")
 
 
-async def run_mesh(models_dir: str, listen: str, run_dir: str | None, envoy: bool = True) -> int:
+async def run_mesh(models_dir: str, listen: str, run_dir: str | None, envoy: bool = True, strict: bool = False) -> int:
     try:
-        mesh = Mesh(models_dir, listen, run_dir, envoy=envoy)
+        mesh = Mesh(models_dir, listen, run_dir, envoy=envoy, strict=strict)
     except ListenError as exc:
         print(f"meshserve: {exc}", file=sys.stderr, flush=True)
         return 2
