@@ -101,6 +101,19 @@ TEST_JAVA = {
             }
         }
     """,
+    "com/acme/Outer.java": """
+        package com.acme;
+        /** A nested class, as libraries such as xgboost-predictor have (FVec.Transformer). */
+        public class Outer {
+            public static class Inner {
+                public static double[] twice(double[] x, int rows) {
+                    double[] y = new double[rows];
+                    for (int i = 0; i < rows; i++) y[i] = 2 * x[i * 3];
+                    return y;
+                }
+            }
+        }
+    """,
     "com/acme/Misbehaving.java": """
         package com.acme;
         import io.meshserve.*;
@@ -308,3 +321,32 @@ def test_a_strict_package_refuses_another_java_version(tmp_path):
     runtime = JavaRuntime()
     run(runtime.load(load_package(pkg)))
     assert run(runtime.predict({"applicant": loan_rows(3)}))["risk_band"].shape == (3,)
+
+
+def test_a_nested_class_resolves_written_as_java_users_write_it(tmp_path, test_jar):
+    outputs = [{"name": n, "datatype": "FP64", "shape": [-1]} for n in ("dotted", "binary")]
+    calls = [{"output": "dotted", "static": "com.acme.Outer.Inner.twice", "args": [{"input": "x"}, {"rows": "x"}]},
+             {"output": "binary", "static": "com.acme.Outer$Inner.twice", "args": [{"input": "x"}, {"rows": "x"}]}]
+    pkg = write_package(tmp_path / "acme", legacy_manifest(test_jar, calls, outputs))
+    (pkg / "weights.csv").write_text("0.5,-1,2\n")
+    runtime = JavaRuntime()
+    run(runtime.load(load_package(pkg)))
+    out = run(runtime.predict({"x": np.array([[1.0, 2.0, 3.0], [4.0, 0.5, 0.25]])}))
+    assert out["dotted"].tolist() == out["binary"].tolist() == [2.0, 8.0]
+
+
+@pytest.mark.parametrize("call, field, words", [
+    ({"output": "flat", "target": "scorer", "method": "scoreFlatt", "args": [{"input": "x"}, {"rows": "x"}]},
+     "java.legacy.calls.flat.method", "scoreFlat"),
+    ({"output": "flat", "static": "com.acme.LegacyScorer.label", "args": [{"input": "x"}, {"rows": "x"}]},
+     "java.legacy.calls.flat.static", "labels"),
+    ({"output": "flat", "static": "com.acme.NoSuchScorer.score", "args": [{"input": "x"}]},
+     "java.legacy.calls.flat.static", "no class 'com.acme.NoSuchScorer'"),
+], ids=["method", "static-method", "class"])
+def test_a_call_that_does_not_exist_is_refused_when_the_model_loads(tmp_path, test_jar, call, field, words):
+    outputs = [{"name": "flat", "datatype": "FP64", "shape": [-1]}]
+    pkg = write_package(tmp_path / "acme", legacy_manifest(test_jar, [call], outputs))
+    (pkg / "weights.csv").write_text("0.5,-1,2\n")
+    with pytest.raises(ManifestError) as caught:
+        run(JavaRuntime().load(load_package(pkg)))
+    assert f"field '{field}'" in str(caught.value) and words in str(caught.value)
