@@ -19,9 +19,10 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 import meshserve
 from meshserve.adapters.dataplane import ModelService
-from meshserve.core.errors import MeshError, ModelNotFound, abort
+from meshserve.core.errors import MeshError, ModelNotFound, abort, bounded, quoted
 from meshserve.core.grpc_server import (
     add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
+from meshserve.core.message_guard import add_guarded
 from meshserve.core.mesh_protocol import CallInfo, adapter_ready_line, model_config
 from meshserve.core.model_package import load_package
 from meshserve.core.observers import Observer, Observers
@@ -82,12 +83,12 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 response = await self.service.infer(request, call_of(context, request, streamed=True))
                 yield pb.ModelStreamInferResponse(infer_response=response)
             except MeshError as exc:
-                yield pb.ModelStreamInferResponse(error_message=exc.message)
+                yield pb.ModelStreamInferResponse(error_message=bounded(exc.message))
 
     def _not_found(self, name: str, version: str) -> ModelNotFound:
         package = self.service.package
         return ModelNotFound(f"this adapter serves {package.name} version {package.version}, "
-                             f"not {name}{' version ' + version if version else ''}")
+                             f"not {quoted(name)}{' version ' + quoted(version) if version else ''}")
 
 
 async def serve(package_dir: str, listen: str, observers: list[Observer] | None = None,
@@ -99,7 +100,7 @@ async def serve(package_dir: str, listen: str, observers: list[Observer] | None 
         observers.append(recorder)
     service = await ModelService.start(package, Observers(observers))
     server = create_server(interceptors)
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(AdapterInferenceServicer(service), server)
+    add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server, AdapterInferenceServicer(service), server)
     health = add_health_and_reflection(server, [SERVICE_NAME])
     await start_serving(server, listen, "adapter", health, [package.name, SERVICE_NAME])
     print(adapter_ready_line(package.name, package.version, listen), flush=True)

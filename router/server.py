@@ -16,6 +16,7 @@ import grpc
 
 from meshserve.core.grpc_server import (
     add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
+from meshserve.core.message_guard import add_guarded
 from meshserve.core.mesh_protocol import router_ready_line
 from meshserve.core.observers import Observer, Observers
 from meshserve.router.control_plane.control_service import ControlServicer
@@ -38,8 +39,8 @@ async def serve(table_path: str, listen: str, observers: list[Observer] | None =
         observers.append(recorder)
     forwarder = Forwarder(table, observers=Observers(observers))
     server = create_server(interceptors)
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(RouterInferenceServicer(forwarder), server)
-    control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(table, forwarder.ready), server)
+    add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server, RouterInferenceServicer(forwarder), server)
+    add_guarded(control_pb2_grpc.add_ControlServicer_to_server, ControlServicer(table, forwarder.ready), server)
     health = add_health_and_reflection(server, [INFERENCE_SERVICE, CONTROL_SERVICE])
     await start_serving(server, listen, "router", health, [INFERENCE_SERVICE, CONTROL_SERVICE])
     print(router_ready_line(listen), flush=True)

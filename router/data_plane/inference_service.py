@@ -12,7 +12,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 import meshserve
-from meshserve.core.errors import MeshError, abort
+from meshserve.core.errors import MeshError, abort, bounded
 from meshserve.core.mesh_protocol import (
     REQUEST_ID_HEADER, CallInfo, deadline_from, model_config, model_metadata, new_request_id, request_id_of,
     trace_id_of)
@@ -75,4 +75,4 @@ class RouterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             except grpc.aio.AbortError:
                 raise
             except MeshError as exc:
-                yield pb.ModelStreamInferResponse(error_message=exc.message)
+                yield pb.ModelStreamInferResponse(error_message=bounded(exc.message))

@@ -7,7 +7,7 @@ import asyncio
 import grpc
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from meshserve.core.errors import MeshError, ModelUnavailable
+from meshserve.core.errors import MeshError, ModelUnavailable, quoted
 from meshserve.core.grpc_server import channel_options
 
 
@@ -32,7 +32,7 @@ class Upstreams:
 def upstream_error(exc: grpc.aio.AioRpcError, model: str, version: str) -> MeshError:
     """Keep the adapter's status and message; say what to do when the adapter is gone."""
     if exc.code() == grpc.StatusCode.UNAVAILABLE:
-        which = f"model '{model}'" + (f" version '{version}'" if version else "")
+        which = f"model '{model}'" + (f" version '{quoted(version)}'" if version else "")
         return ModelUnavailable(f"{which} is unavailable ({exc.details()}); "
                                 "its adapter is down or restarting, retry shortly")
     return MeshError.from_status(exc.code(), exc.details())
