@@ -23,7 +23,7 @@ from meshserve.core.errors import MeshError, ModelNotFound, abort, bounded, quot
 from meshserve.core.grpc_server import (
     add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
 from meshserve.core.message_guard import add_guarded
-from meshserve.core.mesh_protocol import CallInfo, adapter_ready_line, model_config
+from meshserve.core.mesh_protocol import CallInfo, adapter_ready_line, model_config, usable_request_id
 from meshserve.core.model_package import load_package
 from meshserve.core.observers import Observer, Observers
 from meshserve.sidecars.records.observer import adapter_record_observer
@@ -37,7 +37,7 @@ def call_of(context: grpc.aio.ServicerContext, request: pb.ModelInferRequest, st
     and the caller's deadline (a stream's, for each message of the stream). The messages of a
     stream share one set of headers, so there each message's own id comes first."""
     call = CallInfo.from_metadata(context.invocation_metadata(), request.id, context.time_remaining())
-    return dataclasses.replace(call, request_id=request.id) if streamed and request.id else call
+    return dataclasses.replace(call, request_id=request.id) if streamed and usable_request_id(request.id) else call
 
 
 class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):

@@ -66,6 +66,12 @@ class ModelNotFound(MeshError):
     code = grpc.StatusCode.NOT_FOUND
 
 
+class PermissionDenied(MeshError):
+    """The caller is authenticated but may not do this."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class ModelUnavailable(MeshError):
     """The runtime behind a model is gone (crashed, restarting); callers may retry."""
 

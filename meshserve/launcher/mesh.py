@@ -150,6 +150,7 @@ class Mesh:
         ModelTable.write(table_path, [(by_key[key], addresses[0]) for key, addresses in replicas.items()],
                          mesh_address=layout.mesh,
                          control={"deployment": str(deployment_path), "rollout_state": str(rollout_state),
+                                  "deployment_log": str(self.run_dir / "deployment-log.jsonl"),
                                   "records_store": self.records_store,
                                   "envoy": {"run_dir": str(layout.run_dir), "front": layout.front,
                                             "mesh": layout.mesh, "admin": layout.admin}})

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import grpc
 
-from meshserve.core.errors import ManifestError, MeshError, abort
+from meshserve.core.errors import ManifestError, MeshError, abort, quoted
 from meshserve.router.deployment_spec import DeploymentSpec, Rollout
 from meshserve.envoy.admin import EnvoyAdmin, EnvoyError
 from meshserve.envoy.layout import EnvoyLayout
 from meshserve.envoy.rollouts import LiveRollouts
+from meshserve.router.control_plane.deployment_log import FILE_NAME as DEPLOYMENT_LOG, DeploymentLog, caller_of
+from meshserve.router.data_plane.authorization import ModelAccess, principal_of
 from meshserve.router.model_table import ModelEntry, ModelTable
 from meshserve.sidecars.records.audit import audit, to_message
 from meshserve.sidecars.records.store import open_store
@@ -31,13 +33,16 @@ class ControlServicer(cpb_grpc.ControlServicer):
         self.rollouts = live_rollouts(table)  # None when the mesh runs without Envoy
         self._store = None  # opened on the first GetRecords
         self._store_lock = threading.Lock()
+        self.log = DeploymentLog(deployment_log_path(table))
+        self.security = ModelAccess.from_control(table.control).security
 
     async def ListModels(self, request, context):
-        return cpb.ListModelsResponse(models=[await self._model(m) for m in self.table.models.values()])
+        paths = self._shows_paths(context)
+        return cpb.ListModelsResponse(models=[await self._model(m, paths) for m in self.table.models.values()])
 
     async def GetModel(self, request, context):
         try:
-            return await self._model(self.table.model(request.name))
+            return await self._model(self.table.model(request.name), self._shows_paths(context))
         except MeshError as exc:
             await abort(context, exc)
 
@@ -58,17 +63,24 @@ class ControlServicer(cpb_grpc.ControlServicer):
                                 "live rollouts need the mesh to run Envoy in front of the adapters "
                                 "(started with --no-envoy)")
         wanted = request.rollout
+        caller = caller_of(context.invocation_metadata(), context.peer())
+        asked = {"model": quoted(wanted.model), "weights": dict(wanted.weights), "shadows": dict(wanted.shadows)}
         try:
             self.table.model(wanted.model)
             applied = self.rollouts.apply(wanted.model, dict(wanted.weights) or None, dict(wanted.shadows))
             await asyncio.to_thread(self.envoy_admin.wait_for_routes, self.rollouts.version_info)
         except ManifestError as exc:
+            self.log.append(caller, "SetRollout", "refused", **asked, reason=exc.problem)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"rollout refused: {exc.problem} ({exc.field}). "
                                                                   f"Fix: {exc.fix}")
         except EnvoyError as exc:
+            self.log.append(caller, "SetRollout", "failed", **asked, reason=str(exc))
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except MeshError as exc:
+            self.log.append(caller, "SetRollout", "refused", **asked, reason=exc.message)
             await abort(context, exc)
+        self.log.append(caller, "SetRollout", "applied", **asked,
+                        applied={"weights": dict(applied.weights), "shadows": dict(applied.shadows)})
         return _rollout_message(wanted.model, applied)
 
     async def GetRecords(self, request, context):
@@ -100,7 +112,16 @@ class ControlServicer(cpb_grpc.ControlServicer):
     def envoy_admin(self) -> EnvoyAdmin:
         return EnvoyAdmin(self.rollouts.layout.admin)
 
-    async def _model(self, model: ModelEntry) -> cpb.Model:
+    def _shows_paths(self, context) -> bool:
+        """Package paths on disk are for admins: a caller Envoy let in as a principal sees them only
+        when that principal is an admin; a trusted peer without a principal (control_from) sees them."""
+        principal = principal_of(context.invocation_metadata())
+        if principal is None:
+            return True
+        rules = self.security.principals.get(principal)
+        return rules is not None and rules.admin
+
+    async def _model(self, model: ModelEntry, show_paths: bool = True) -> cpb.Model:
         versions = []
         for version, entry in model.versions.items():
             manifest = entry.package.manifest
@@ -108,12 +129,20 @@ class ControlServicer(cpb_grpc.ControlServicer):
                 version=version, runtime=manifest.runtime, description=manifest.description,
                 inputs=[_tensor(s) for s in manifest.signature.inputs],
                 outputs=[_tensor(s) for s in manifest.signature.outputs],
-                ready=await self._ready(model.name, version), package_path=str(entry.package.directory)))
+                ready=await self._ready(model.name, version), package_path=str(entry.package.directory) if show_paths else ""))
         return cpb.Model(name=model.name, versions=versions, rollout=self._rollout(model))
 
 
 def _rollout_message(model: str, rollout: Rollout) -> cpb.Rollout:
     return cpb.Rollout(model=model, weights=rollout.weights, shadows=rollout.shadows)
+
+
+def deployment_log_path(table: ModelTable) -> Path | None:
+    """RUN_DIR/deployment-log.jsonl beside the rollout state `meshserve up` keeps (None without Envoy)."""
+    control = table.control or {}
+    if control.get("deployment_log"):
+        return Path(control["deployment_log"])
+    return Path(control["rollout_state"]).parent / DEPLOYMENT_LOG if control.get("rollout_state") else None
 
 
 def live_rollouts(table: ModelTable) -> LiveRollouts | None:

@@ -112,3 +112,12 @@ def test_an_unknown_60_kb_model_name_is_not_echoed_whole():
     with pytest.raises(ModelNotFound) as caught:
         ModelTable(models={}).model("m" * 60_000)
     assert len(caught.value.message) < 300
+
+
+@pytest.mark.parametrize("sent", ["a\x11b", "x" * 60_000, "snow\u2603"])
+def test_a_request_id_that_cannot_travel_as_a_header_is_replaced_not_an_internal_error(sent):
+    from meshserve.core.mesh_protocol import request_id_of
+
+    assert request_id_of([], sent) != sent
+    assert request_id_of([("x-request-id", sent)], "") != sent
+    assert request_id_of([], "order-17") == "order-17"
