@@ -9,6 +9,7 @@ docs/architecture.md for why the project's own .proto is not compiled for Python
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
 import sys
@@ -19,6 +20,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 import meshserve
 from meshserve.adapters.dataplane import ModelService
+from meshserve.adapters.readiness import follow_readiness
 from meshserve.core.errors import MeshError, ModelNotFound, abort, bounded, quoted
 from meshserve.core.grpc_server import (
     add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
@@ -104,7 +106,13 @@ async def serve(package_dir: str, listen: str, observers: list[Observer] | None 
     health = add_health_and_reflection(server, [SERVICE_NAME])
     await start_serving(server, listen, "adapter", health, [package.name, SERVICE_NAME])
     print(adapter_ready_line(package.name, package.version, listen), flush=True)
-    await serve_until_stopped(server, health, on_stop=service.close)
+    readiness = asyncio.get_running_loop().create_task(
+        follow_readiness(service.runtime, health, [package.name, SERVICE_NAME], f"{package.name}:{package.version}"))
+
+    async def stop() -> None:
+        readiness.cancel()
+        await service.close()
+    await serve_until_stopped(server, health, on_stop=stop)
 
 
 def main(argv: list[str] | None = None) -> int:

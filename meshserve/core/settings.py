@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         False, description="fsync each record before answering: survives a machine crash, not only a killed "
         "process (which the page cache already survives), at the cost of a disk flush per request.")
 
+    # Isolation of slow requests (docs/security.md)
+    python_abandoned_threads: int = Field(
+        4, ge=1, description="Threads a Python model may leave running after their callers' deadlines passed "
+        "(a thread cannot be stopped); while all are taken the adapter reports NOT_SERVING.")
+    health_poll_s: float = Field(
+        0.5, gt=0, description="How often an adapter asks its runtime whether it can take work, for its "
+        "gRPC health status (what Envoy's health checks read).")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
