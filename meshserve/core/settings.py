@@ -77,6 +77,14 @@ class Settings(BaseSettings):
         0.5, gt=0, description="How often an adapter asks its runtime whether it can take work, for its "
         "gRPC health status (what Envoy's health checks read).")
 
+    # The command line as a client of a secured mesh (`meshserve rollout`; docs/security.md)
+    client_ca: str | None = Field(
+        None, description="PEM file trusted for the front's TLS certificate; when set, commands connect with TLS.")
+    client_token: SecretStr | None = Field(
+        None, description="Bearer token (a JWT) commands send to a mesh with authentication; kept out of argv.")
+    client_api_key: SecretStr | None = Field(
+        None, description="API key (x-api-key) commands send to a mesh with authentication.")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -3,7 +3,8 @@ an allowed principal gets its answer, a wrong one PERMISSION_DENIED, none UNAUTH
 all before the router works; the control API answers only admins, and logs who changed what."""
 
 import json
-from pathlib import Path
+import os
+import subprocess
 
 import grpc
 import numpy as np
@@ -14,7 +15,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 from tritonclient.utils import InferenceServerException
 
-from conftest import EXAMPLES, start_mesh
+from conftest import EXAMPLES, meshserve_argv, start_mesh
 from credentials import AUDIENCE, ISSUER, make_certificate, token, write_api_keys, write_jwks
 from meshserve.v1 import control_pb2 as cpb
 from meshserve.v1 import control_pb2_grpc as cpb_grpc
@@ -44,7 +45,8 @@ def secured(tmp_path_factory):
     (folder / "meshserve.yaml").write_text(SECURITY)
     run_dir = folder / "run"
     process = start_mesh(folder, "--run-dir", str(run_dir))
-    process.certificate = (folder / "front.pem").read_bytes()
+    process.certificate_path = folder / "front.pem"
+    process.certificate = process.certificate_path.read_bytes()
     process.run_dir = run_dir
     yield process
     process.stop()
@@ -165,3 +167,15 @@ def test_plain_text_is_not_served_on_the_tls_port(secured):
 
 def test_the_router_never_spent_work_on_refused_callers(secured):
     assert "Traceback" not in secured.output
+
+
+def test_meshserve_rollout_works_over_tls_with_an_admin_token_from_the_environment(secured):
+    argv = meshserve_argv("rollout", "iris-species", "--weights", "1=100", "--address", secured.address,
+                          "--ca", str(secured.certificate_path))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MESHSERVE_CLIENT_")}
+    refused = subprocess.run(argv, capture_output=True, text=True, env=environment, timeout=60)
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                          env={**environment, "MESHSERVE_CLIENT_TOKEN": token("ops")})
+    assert done.returncode == 0, done.stderr
+    assert "iris-species: weights 1=100 (100.0%)" in done.stdout
