@@ -173,3 +173,11 @@ def security_fix(problem: str) -> str | None:
     if "is not a network" in problem:
         return "write networks in CIDR form, e.g. 127.0.0.1/32 or 10.0.0.0/8"
     return None
+
+
+def refuse_without_front(security: SecuritySpec, path: str) -> None:
+    """`meshserve up --no-envoy` has no front listener to enforce SECURITY: refuse rather than
+    serve in the clear what the spec says must be protected."""
+    if security.tls is not None or security.authenticates:
+        raise ManifestError(path, "security", "TLS and authentication are Envoy's front listener, "
+                            "and --no-envoy runs without it", "run `meshserve up` without --no-envoy")

@@ -27,6 +27,7 @@ from meshserve.envoy.render import render
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
 from meshserve.router.deployment_spec import (
     SPEC_NAME, DeploymentSpec, RecordsSpec, deployment_for, load_spec, spec_path_for)
+from meshserve.router.security_spec import refuse_without_front
 from meshserve.sidecars.records.observer import check_pii_key
 from meshserve.sidecars.records.recorder import READY_LINE as RECORDER_READY
 from meshserve.sidecars.records.store import default_store_url, redacted
@@ -73,7 +74,10 @@ class Mesh:
         self.packages = discover_packages(self.models_dir)  # a bad manifest stops us here, before any process
         # A bad meshserve.yaml stops us here too.
         deployment = deployment_for(self.models_dir, self.packages) if self.envoy else None
-        records = (deployment or load_spec(spec_path_for(self.models_dir))).records
+        spec = deployment or load_spec(spec_path_for(self.models_dir))
+        if deployment is None:
+            refuse_without_front(spec.security, str(spec_path_for(self.models_dir)))
+        records = spec.records
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log(f"meshserve: starting {len(self.packages)} model(s) from {self.models_dir}")
         if records.enabled:

@@ -88,3 +88,16 @@ def test_a_security_mistake_names_the_file_the_field_and_the_fix(folder, securit
     with pytest.raises(ManifestError) as caught:
         bootstrap_for(folder, security_yaml)
     assert caught.value.field == field and words in caught.value.problem and caught.value.fix
+
+
+def test_a_spec_asking_for_authentication_refuses_to_run_without_envoy(folder):
+    import subprocess
+
+    from conftest import EXAMPLES, meshserve_argv
+
+    (folder / "iris_species").symlink_to(EXAMPLES / "iris_species", target_is_directory=True)
+    (folder / "meshserve.yaml").write_text("security:\n  api_keys_file: keys.yaml\n")
+    result = subprocess.run(meshserve_argv("up", str(folder), "--no-envoy", "--listen", "127.0.0.1:0"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--no-envoy runs without it. Fix: run `meshserve up` without --no-envoy" in result.stderr
