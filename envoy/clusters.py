@@ -8,6 +8,7 @@ from typing import Any
 from meshserve.envoy.fragments import (
     AGGREGATE, CLUSTER, circuit_breakers, duration, http2_upstream, load_assignment)
 from meshserve.envoy.layout import UpstreamAddresses, fallback_cluster, variant_cluster
+from meshserve.envoy.security import internal_upstream
 from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment
 
 def _variant_cluster(model: str, version: str, deployment: ModelDeployment, addresses: list[str]) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def render_clusters(spec: DeploymentSpec, upstreams: UpstreamAddresses) -> dict[
             addresses = upstreams.variants.get((model, version))
             if not addresses:
                 raise ValueError(f"no addresses for {model} version {version}")
-            resources.append(_variant_cluster(model, version, deployment, addresses))
+            resources.append(internal_upstream(_variant_cluster(model, version, deployment, addresses), spec))
         if deployment.fallback is not None:
             # Every deployed version, shadows too: a rollout may give a shadow primary traffic.
             for version in deployment.replicas:

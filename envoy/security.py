@@ -185,3 +185,31 @@ def _rbac(security: SecuritySpec) -> dict[str, Any]:
         policies["inference"] = {"permissions": [{"not_rule": control}], "principals": inference_principals}
     return {"name": "envoy.filters.http.rbac", "typed_config": {
         "@type": RBAC, "rules": {"action": "ALLOW", "policies": policies}}}
+
+
+def internal_upstream(cluster: dict[str, Any], spec: DeploymentSpec) -> dict[str, Any]:
+    """CLUSTER (the router's, or a variant's) connecting with mutual TLS when the spec asks for
+    internal TLS: Envoy shows the internal certificate and checks the peer's against the CA.
+    Health checks use the same transport."""
+    tls = spec.security.internal_tls
+    if tls is not None:
+        cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": UPSTREAM_TLS, "common_tls_context": _internal_context(tls)}}
+    return cluster
+
+
+def secure_mesh(listener: dict[str, Any], spec: DeploymentSpec) -> dict[str, Any]:
+    """The mesh LISTENER (router -> adapters) requiring the internal certificate from its callers."""
+    tls = spec.security.internal_tls
+    if tls is not None:
+        listener["filter_chains"][0]["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": TLS_CONTEXT, "common_tls_context": _internal_context(tls), "require_client_certificate": True}}
+    return listener
+
+
+def _internal_context(tls) -> dict[str, Any]:
+    return {
+        "alpn_protocols": ["h2"],  # gRPC servers refuse a TLS connection that did not choose h2
+        "tls_certificates": [{"certificate_chain": {"filename": tls.certificate}, "private_key": {"filename": tls.private_key}}],
+        "validation_context": {"trusted_ca": {"filename": tls.ca}},
+    }

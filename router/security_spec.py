@@ -67,8 +67,18 @@ class PrincipalRules(StrictModel):
     admin: bool = Field(default=False, description="May use the whole control API (rollouts, records, listing).")
 
 
+class InternalTlsSpec(StrictModel):
+    """Mutual TLS on every connection behind the front: Envoy <-> router <-> Envoy <-> adapters.
+    One certificate (valid for 127.0.0.1) that every part presents and checks against CA."""
+
+    certificate: str = Field(description="PEM certificate every internal party presents (SAN IP:127.0.0.1).")
+    private_key: str = Field(description="Its PEM private key.")
+    ca: str = Field(description="PEM CA that signed it; a peer without a certificate it signed is refused.")
+
+
 class SecuritySpec(StrictModel):
     tls: TlsSpec | None = None
+    internal_tls: InternalTlsSpec | None = None
     jwt: JwtSpec | None = None
     api_keys_file: str | None = Field(default=None, description="YAML mapping principal -> API key.")
     principals: dict[str, PrincipalRules] = Field(default_factory=dict)
@@ -122,6 +132,10 @@ def resolve_security(security: SecuritySpec, base: Path, path: str) -> SecurityS
             "certificate": resolved("security.tls.certificate", security.tls.certificate),
             "private_key": resolved("security.tls.private_key", security.tls.private_key),
             "client_ca": resolved("security.tls.client_ca", security.tls.client_ca)})
+    if security.internal_tls is not None:
+        updates["internal_tls"] = security.internal_tls.model_copy(update={
+            field: resolved(f"security.internal_tls.{field}", getattr(security.internal_tls, field))
+            for field in ("certificate", "private_key", "ca")})
     if security.jwt is not None and security.jwt.jwks_file is not None:
         jwks = resolved("security.jwt.jwks_file", security.jwt.jwks_file)
         try:
@@ -178,6 +192,16 @@ def security_fix(problem: str) -> str | None:
 def refuse_without_front(security: SecuritySpec, path: str) -> None:
     """`meshserve up --no-envoy` has no front listener to enforce SECURITY: refuse rather than
     serve in the clear what the spec says must be protected."""
-    if security.tls is not None or security.authenticates:
+    if security.tls is not None or security.internal_tls is not None or security.authenticates:
         raise ManifestError(path, "security", "TLS and authentication are Envoy's front listener, "
                             "and --no-envoy runs without it", "run `meshserve up` without --no-envoy")
+
+
+def internal_tls_environment(security: SecuritySpec) -> dict[str, str]:
+    """The settings (MESHSERVE_INTERNAL_TLS_*) that make the router and adapters serve and call
+    with mutual TLS; empty when the spec asks for none."""
+    tls = security.internal_tls
+    if tls is None:
+        return {}
+    return {"MESHSERVE_INTERNAL_TLS_CERTIFICATE": tls.certificate, "MESHSERVE_INTERNAL_TLS_PRIVATE_KEY": tls.private_key,
+            "MESHSERVE_INTERNAL_TLS_CA": tls.ca}

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     client_api_key: SecretStr | None = Field(
         None, description="API key (x-api-key) commands send to a mesh with authentication.")
 
+    # Mutual TLS behind the front (security.internal_tls in meshserve.yaml; `meshserve up` sets these)
+    internal_tls_certificate: str | None = Field(
+        None, description="PEM certificate the router and adapters present on their own connections.")
+    internal_tls_private_key: str | None = Field(None, description="Its PEM private key.")
+    internal_tls_ca: str | None = Field(
+        None, description="PEM CA whose certificates the router and adapters accept from peers (and require).")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -27,7 +27,7 @@ from meshserve.envoy.render import render
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
 from meshserve.router.deployment_spec import (
     SPEC_NAME, DeploymentSpec, RecordsSpec, deployment_for, load_spec, spec_path_for)
-from meshserve.router.security_spec import refuse_without_front
+from meshserve.router.security_spec import internal_tls_environment, refuse_without_front
 from meshserve.sidecars.records.observer import check_pii_key
 from meshserve.sidecars.records.recorder import READY_LINE as RECORDER_READY
 from meshserve.sidecars.records.store import default_store_url, redacted
@@ -127,6 +127,7 @@ class Mesh:
     async def _start_behind_envoy(self, deployment: DeploymentSpec) -> None:
         """Replicas per variant, Envoy with the rendered config, then the router behind Envoy."""
         settings = get_settings()
+        self.child_env.update(internal_tls_environment(deployment.security))  # mutual TLS behind the front
         by_key = {(p.name, p.version): p for p in self.packages}
         replicas = {(model, version): [f"127.0.0.1:{free_port()}" for _ in range(count)]
                     for model, spec in sorted(deployment.models.items())

@@ -9,6 +9,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from meshserve.core.errors import MeshError, ModelUnavailable, quoted
 from meshserve.core.grpc_server import channel_options
+from meshserve.core.internal_tls import channel_credentials
 
 
 class Upstreams:
@@ -20,7 +21,9 @@ class Upstreams:
 
     def stub(self, address: str) -> pb_grpc.GRPCInferenceServiceStub:
         if address not in self._stubs:
-            channel = grpc.aio.insecure_channel(address, options=channel_options())
+            credentials = channel_credentials()  # mutual TLS behind the front when the spec asks for it
+            channel = (grpc.aio.secure_channel(address, credentials, options=channel_options()) if credentials
+                       else grpc.aio.insecure_channel(address, options=channel_options()))
             self._channels.append(channel)
             self._stubs[address] = pb_grpc.GRPCInferenceServiceStub(channel)
         return self._stubs[address]

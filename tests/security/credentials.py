@@ -48,3 +48,20 @@ def write_api_keys(path: Path, keys: dict[str, str]) -> Path:
     path.write_text("".join(f"{principal}: {key}\n" for principal, key in keys.items()))
     path.chmod(0o600)
     return path
+
+
+def make_internal_pki(folder: Path) -> dict[str, Path]:
+    """A CA and one certificate it signed for 127.0.0.1: what `security.internal_tls` takes."""
+    paths = {name: folder / f"internal-{name}" for name in ("ca.pem", "ca.key", "cert.pem", "key.pem", "csr.pem", "san.cnf")}
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=meshserve internal CA",
+            "-keyout", str(paths["ca.key"]), "-out", str(paths["ca.pem"]))
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=meshserve", "-keyout", str(paths["key.pem"]),
+            "-out", str(paths["csr.pem"]))
+    paths["san.cnf"].write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", str(paths["csr.pem"]), "-CA", str(paths["ca.pem"]), "-CAkey", str(paths["ca.key"]),
+            "-CAcreateserial", "-days", "2", "-extfile", str(paths["san.cnf"]), "-out", str(paths["cert.pem"]))
+    return {"ca": paths["ca.pem"], "certificate": paths["cert.pem"], "private_key": paths["key.pem"]}

@@ -3,7 +3,7 @@ and the spec's security mistakes as one-line errors naming file, field and fix."
 
 import pytest
 
-from credentials import make_certificate, write_api_keys, write_jwks
+from credentials import make_certificate, make_internal_pki, write_api_keys, write_jwks
 from meshserve.core.errors import ManifestError
 from meshserve.envoy.bootstrap import render_bootstrap
 from meshserve.envoy.render import render
@@ -17,6 +17,7 @@ def folder(tmp_path):
     make_certificate(tmp_path)
     write_jwks(tmp_path / "jwks.json")
     write_api_keys(tmp_path / "keys.yaml", {"scorer": "k" * 20, "ops": "o" * 20})
+    make_internal_pki(tmp_path)
     return tmp_path
 
 
@@ -48,6 +49,8 @@ CASES = {
     "JWT": "  jwt: {issuer: https://login.test, jwks_file: jwks.json}\n  principals: {scorer: {models: ['*']}}\n",
     "remote JWKS": "  jwt: {issuer: https://login.test, jwks_uri: 'https://login.test/jwks.json'}\n",
     "API keys": "  api_keys_file: keys.yaml\n  principals: {scorer: {models: ['*']}, ops: {admin: true}}\n",
+    "internal mutual TLS": ("  internal_tls: {certificate: internal-cert.pem, private_key: internal-key.pem, "
+                            "ca: internal-ca.pem}\n"),
     "everything": ("  tls: {certificate: front.pem, private_key: front.key}\n"
                    "  jwt: {issuer: https://login.test, audiences: [meshserve], jwks_file: jwks.json}\n"
                    "  api_keys_file: keys.yaml\n  control_from: []\n"
