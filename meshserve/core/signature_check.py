@@ -81,6 +81,10 @@ def check_request(request, signature: Signature) -> None:
             elif tensor.shape[0] != rows[1]:
                 raise InvalidInput(tensor.name, f"has {tensor.shape[0]} rows but input '{quoted(rows[0])}' has "
                                                 f"{rows[1]}; send the same number of rows in every input")
+    # Each requested output is encoded once per request: asking for one 40,000 times would
+    # multiply the answer's size and work.
+    for name in repeated(o.name for o in request.outputs):
+        raise InvalidInput(name, "requested more than once", kind="requested output")
     for requested in request.outputs:
         if signature.output(requested.name) is None:
             raise InvalidInput(requested.name, f"no such output; outputs are {', '.join(s.name for s in signature.outputs)}", kind="requested output")

@@ -91,6 +91,13 @@ def _many_inputs(count: int) -> bytes:  # 40,000 inputs take 23 ms to build: bui
     return request.SerializeToString()
 
 
+def many_outputs(rng: random.Random) -> bytes:
+    request = good_request()
+    for _ in range(rng.choice([2, 1000])):
+        request.outputs.add(name="species")
+    return request.SerializeToString()
+
+
 def mixed_contents(rng: random.Random) -> bytes:
     request = good_request()
     request.inputs[0].contents.fp32_contents.extend([9.0] * 4)
@@ -115,7 +122,7 @@ def rows_mismatch(rng: random.Random) -> bytes:
     return request.SerializeToString()
 
 
-KINDS = {f.__name__: f for f in (random_bytes, mutated, lying_bytes, huge_name, odd_name, odd_id, many_inputs,
+KINDS = {f.__name__: f for f in (random_bytes, mutated, lying_bytes, huge_name, odd_name, odd_id, many_inputs, many_outputs,
                                  mixed_contents, bad_values, rows_mismatch)}
 
 

@@ -121,3 +121,11 @@ def test_a_request_id_that_cannot_travel_as_a_header_is_replaced_not_an_internal
     assert request_id_of([], sent) != sent
     assert request_id_of([("x-request-id", sent)], "") != sent
     assert request_id_of([], "order-17") == "order-17"
+
+
+def test_an_output_requested_many_times_is_refused_not_encoded_many_times():
+    request = pb.ModelInferRequest(model_name="m")
+    request.inputs.add(name="text", datatype="BYTES", shape=[1]).contents.bytes_contents.append(b"x")
+    for _ in range(40_000):
+        request.outputs.add(name="label")
+    assert refusal(lambda: check_request(request, TEXT)).message == "requested output 'label': requested more than once"
