@@ -49,6 +49,10 @@ def secure_front(listener: dict[str, Any], spec: DeploymentSpec) -> dict[str, An
     if security.tls is not None:
         chain["transport_socket"] = _tls(security)
     manager = chain["filters"][0]["typed_config"]
+    # Paths are matched by the rules below: one spelling per path, so "//meshserve.v1.Control/..."
+    # or an escaped slash cannot slip past a prefix; and a client must send its headers promptly.
+    manager.update({"normalize_path": True, "merge_slashes": True,
+                    "path_with_escaped_slashes_action": "REJECT_REQUEST", "request_headers_timeout": "10s"})
     guards = [_strip_mesh_headers()]
     if security.jwt is not None:
         guards.append(_jwt_authn(security))

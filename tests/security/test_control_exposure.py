@@ -43,6 +43,22 @@ def test_an_outside_peer_cannot_change_or_read_the_deployment_but_can_infer(mesh
         assert pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10).outputs[0].name == "species"
 
 
+@pytest.mark.parametrize("path", ["//meshserve.v1.Control/SetRollout", "/meshserve.v1.Control//SetRollout",
+                                  "/meshserve.v1.Control%2FSetRollout", "/./meshserve.v1.Control/SetRollout",
+                                  "/inference.GRPCInferenceService/../meshserve.v1.Control/SetRollout"])
+def test_another_spelling_of_a_control_path_does_not_slip_past_the_rules(mesh, path):
+    request = cpb.SetRolloutRequest(rollout=cpb.Rollout(model="iris-species", weights={"1": 100}))
+    with grpc.insecure_channel(mesh.address) as channel:
+        call = channel.unary_unary(path, request_serializer=cpb.SetRolloutRequest.SerializeToString,
+                                   response_deserializer=cpb.Rollout.FromString)
+        with pytest.raises(grpc.RpcError) as caught:
+            call(request, timeout=10)
+    # Envoy merges and normalizes the path before the rules see it; an escaped slash is a 400
+    # (INTERNAL to a gRPC client) before anything is forwarded.
+    expected = grpc.StatusCode.INTERNAL if "%2F" in path else grpc.StatusCode.PERMISSION_DENIED
+    assert caught.value.code() == expected, caught.value
+
+
 def own_network_address() -> str | None:
     """This machine's address on its network (not loopback), if it has one."""
     import socket
