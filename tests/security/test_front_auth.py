@@ -179,3 +179,10 @@ def test_meshserve_rollout_works_over_tls_with_an_admin_token_from_the_environme
                           env={**environment, "MESHSERVE_CLIENT_TOKEN": token("ops")})
     assert done.returncode == 0, done.stderr
     assert "iris-species: weights 1=100 (100.0%)" in done.stdout
+
+
+def test_api_keys_reach_only_files_no_other_user_can_read(secured):
+    bootstrap = secured.run_dir / "envoy" / "bootstrap.yaml"
+    assert SCORER_KEY in bootstrap.read_text()  # Envoy needs them in its configuration...
+    assert bootstrap.stat().st_mode & 0o077 == 0  # ...which only the mesh's user can read
+    assert SCORER_KEY not in secured.output
