@@ -17,6 +17,7 @@ from meshserve.adapters.batching import MicroBatcher
 from meshserve.adapters.runtime import Runtime, Tensors, create_runtime, request_deadline
 from meshserve.adapters.tensor_codec import as_datatype, decode_tensor, encode_tensor
 from meshserve.core.errors import MeshError, ModelFailed
+from meshserve.core.input_policy import check_values
 from meshserve.core.mesh_protocol import ROLE_PARAMETER, CallInfo, model_metadata
 from meshserve.core.model_package import ModelPackage
 from meshserve.core.observers import InferenceEvent, Observers
@@ -64,6 +65,7 @@ class ModelService:
             for i, t in enumerate(request.inputs)
         }
         event.inputs = inputs
+        check_values(inputs, self.signature, self.package.manifest.input_policy)
         now = time.perf_counter()
         timings["decode"], mark = now - mark, now
         if call.deadline is not None:

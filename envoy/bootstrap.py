@@ -10,6 +10,7 @@ from meshserve.core.mesh_protocol import ROLE_HEADER
 from meshserve.envoy.fragments import (
     HCM, ROUTER_FILTER, buffer_limit_bytes, circuit_breakers, duration, http2_upstream, load_assignment, socket_address)
 from meshserve.envoy.layout import MESH_ROUTES, ROUTER_CLUSTER, EnvoyLayout, UpstreamAddresses
+from meshserve.envoy.security import internal_upstream, secure_front, secure_mesh, security_clusters
 from meshserve.router.deployment_spec import DeploymentSpec
 
 def _path_source(path: Path) -> dict[str, Any]:
@@ -72,10 +73,11 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
         "static_resources": {
             "listeners": [
                 # AUTO: clients may speak HTTP/2 with prior knowledge (gRPC) or HTTP/1.1 (health probes).
-                _listener("front", layout.front, _connection_manager("front", "AUTO", front_routes)),
-                _listener("mesh", layout.mesh, _connection_manager("mesh", "HTTP2", mesh_routes)),
+                # TLS, authentication and authorization from the spec's security section.
+                secure_front(_listener("front", layout.front, _connection_manager("front", "AUTO", front_routes)), spec),
+                secure_mesh(_listener("mesh", layout.mesh, _connection_manager("mesh", "HTTP2", mesh_routes)), spec),
             ],
-            "clusters": [{
+            "clusters": [internal_upstream({
                 "name": ROUTER_CLUSTER,
                 "type": "STATIC",
                 "connect_timeout": "1s",
@@ -83,7 +85,7 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
                 "load_assignment": load_assignment(ROUTER_CLUSTER, upstreams.router),
                 "typed_extension_protocol_options": http2_upstream(),
                 "circuit_breakers": circuit_breakers(),
-            }],
+            }, spec), *security_clusters(spec)],
         },
         "dynamic_resources": {"cds_config": _path_source(layout.clusters_path)},
     }

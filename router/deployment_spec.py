@@ -36,6 +36,7 @@ from meshserve.core.errors import ManifestError
 from meshserve.core.mesh_protocol import INTERNAL_HEADER_PREFIX
 from meshserve.core.strict_model import StrictModel, manifest_error, repeated, version_as_text
 from meshserve.router.model_table import newest
+from meshserve.router.security_spec import SecuritySpec, check_principal_models, resolve_security, security_fix
 
 SPEC_NAME = "meshserve.yaml"
 
@@ -199,6 +200,7 @@ class DeploymentSpec(StrictModel):
 
     models: dict[str, ModelDeployment] = Field(default_factory=dict)
     records: RecordsSpec = RecordsSpec()
+    security: SecuritySpec = SecuritySpec()  # TLS, authentication, who may do what (router/security_spec.py)
 
     @model_validator(mode="after")
     def _plans_need_records(self) -> "DeploymentSpec":
@@ -277,6 +279,8 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 def _fix_for(err: dict) -> str | None:
     message = err["msg"]
+    if err["loc"] and err["loc"][0] == "security" and security_fix(message):
+        return security_fix(message)
     if "listed more than once" in message:
         return "list each version once: either as a variant or as a shadow"
     if "positive total" in message:
@@ -314,7 +318,8 @@ def load_spec(path: str | Path) -> DeploymentSpec:
     except yaml.YAMLError as exc:
         raise ManifestError(str(path), "(file)", f"not valid YAML: {exc}",
                             "fix the YAML syntax (each key once per mapping)") from exc
-    return parse_spec(raw, str(path))
+    spec = parse_spec(raw, str(path))
+    return spec.model_copy(update={"security": resolve_security(spec.security, path.parent, str(path))})
 
 
 def resolve_spec(spec: DeploymentSpec, available: dict[str, set[str]], path: str = SPEC_NAME) -> DeploymentSpec:
@@ -342,7 +347,8 @@ def resolve_spec(spec: DeploymentSpec, available: dict[str, set[str]], path: str
         default = newest(list(versions))
         models[model] = ModelDeployment(variants=[Variant(version=default, weight=100)] + [
             Variant(version=v, weight=0) for v in sorted(versions) if v != default])
-    return DeploymentSpec(models=models, records=spec.records)
+    check_principal_models(spec.security, set(available), path)
+    return DeploymentSpec(models=models, records=spec.records, security=spec.security)
 
 
 def spec_path_for(models_dir: str | Path) -> Path:

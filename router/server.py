@@ -16,9 +16,11 @@ import grpc
 
 from meshserve.core.grpc_server import (
     add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
+from meshserve.core.message_guard import add_guarded
 from meshserve.core.mesh_protocol import router_ready_line
 from meshserve.core.observers import Observer, Observers
 from meshserve.router.control_plane.control_service import ControlServicer
+from meshserve.router.data_plane.authorization import ModelAccess
 from meshserve.router.data_plane.forwarding import Forwarder
 from meshserve.router.data_plane.inference_service import RouterInferenceServicer
 from meshserve.router.model_table import ModelTable
@@ -38,9 +40,10 @@ async def serve(table_path: str, listen: str, observers: list[Observer] | None =
         observers.append(recorder)
     forwarder = Forwarder(table, observers=Observers(observers))
     server = create_server(interceptors)
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(RouterInferenceServicer(forwarder), server)
+    add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server,
+                RouterInferenceServicer(forwarder, ModelAccess.from_control(table.control)), server)
     control = ControlServicer(table, forwarder.ready)
-    control_pb2_grpc.add_ControlServicer_to_server(control, server)
+    add_guarded(control_pb2_grpc.add_ControlServicer_to_server, control, server)
     health = add_health_and_reflection(server, [INFERENCE_SERVICE, CONTROL_SERVICE])
     await start_serving(server, listen, "router", health, [INFERENCE_SERVICE, CONTROL_SERVICE])
     await control.start_background()

@@ -12,17 +12,16 @@ in onnxruntime (onnx_model.py).
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
 from pydantic import Field
 
 from meshserve.adapters.python.frames import FramePlan
-from meshserve.adapters.runtime import Runtime, RuntimeOptions, Tensors
+from meshserve.adapters.python.workers import PredictWorkers
+from meshserve.adapters.runtime import Runtime, RuntimeOptions, Tensors, request_deadline
 from meshserve.core.errors import InvalidInput, ManifestError
 from meshserve.core.model_package import ModelPackage
 from meshserve.core.settings import get_settings
@@ -99,7 +98,7 @@ def check_estimator_inputs(estimator: Any, package: ModelPackage) -> FramePlan |
 class PythonRuntime(Runtime):
     def __init__(self) -> None:
         self._call: Callable[[Tensors], Tensors] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._workers: PredictWorkers | None = None
 
     async def load(self, package: ModelPackage) -> None:
         self.package = package
@@ -135,16 +134,20 @@ class PythonRuntime(Runtime):
                                     f"{module_name} has no function {function_name}", "name a function the module defines")
             self._call = _callable_call(function, package.manifest.signature.outputs[0].name)
         threads = options.threads if options.threads is not None else get_settings().python_threads
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="predict") if threads else None
+        self._workers = PredictWorkers(threads, get_settings().python_abandoned_threads) if threads else None
 
     async def predict(self, inputs: Tensors) -> Tensors:
-        if self._executor is None:
+        if self._workers is None:
             return self._call(inputs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, inputs)
+        return await self._workers.run(self._call, inputs, request_deadline.get())
+
+    async def ready(self) -> bool:
+        """False while abandoned calls hold every spare thread: new work would not start on time."""
+        return self._workers is None or self._workers.ready()
 
     async def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._workers is not None:
+            self._workers.close()
 
 
 def _callable_call(function: Callable[..., Any], only_output: str) -> Callable[[Tensors], Tensors]:

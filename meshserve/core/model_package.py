@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from meshserve.core.errors import ManifestError
+from meshserve.core.input_policy import InputPolicy
 from meshserve.core.strict_model import StrictModel, manifest_error, repeated, version_as_text
 
 MANIFEST_NAME = "model.yaml"
@@ -115,6 +116,8 @@ class Manifest(StrictModel):
     environment: dict[str, Any] | None = Field(
         default=None, description="What `meshserve package` captured: language and library versions, digests."
     )
+    input_policy: InputPolicy = Field(
+        default_factory=InputPolicy, description="Values refused before the model sees them (NaN, inf, zero rows).")
     runtime_sections: dict[str, dict[str, Any]] = Field(
         default_factory=dict, exclude=True,
         description="Each runtime's own section (`python:`, `r:`, ...), keyed by runtime name; "

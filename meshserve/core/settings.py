@@ -69,6 +69,29 @@ class Settings(BaseSettings):
         False, description="fsync each record before answering: survives a machine crash, not only a killed "
         "process (which the page cache already survives), at the cost of a disk flush per request.")
 
+    # Isolation of slow requests (docs/security.md)
+    python_abandoned_threads: int = Field(
+        4, ge=1, description="Threads a Python model may leave running after their callers' deadlines passed "
+        "(a thread cannot be stopped); while all are taken the adapter reports NOT_SERVING.")
+    health_poll_s: float = Field(
+        0.5, gt=0, description="How often an adapter asks its runtime whether it can take work, for its "
+        "gRPC health status (what Envoy's health checks read).")
+
+    # The command line as a client of a secured mesh (`meshserve rollout`; docs/security.md)
+    client_ca: str | None = Field(
+        None, description="PEM file trusted for the front's TLS certificate; when set, commands connect with TLS.")
+    client_token: SecretStr | None = Field(
+        None, description="Bearer token (a JWT) commands send to a mesh with authentication; kept out of argv.")
+    client_api_key: SecretStr | None = Field(
+        None, description="API key (x-api-key) commands send to a mesh with authentication.")
+
+    # Mutual TLS behind the front (security.internal_tls in meshserve.yaml; `meshserve up` sets these)
+    internal_tls_certificate: str | None = Field(
+        None, description="PEM certificate the router and adapters present on their own connections.")
+    internal_tls_private_key: str | None = Field(None, description="Its PEM private key.")
+    internal_tls_ca: str | None = Field(
+        None, description="PEM CA whose certificates the router and adapters accept from peers (and require).")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

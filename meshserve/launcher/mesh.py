@@ -28,6 +28,7 @@ from meshserve.envoy.render import render
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
 from meshserve.router.deployment_spec import (
     SPEC_NAME, DeploymentSpec, RecordsSpec, deployment_for, load_spec, spec_path_for)
+from meshserve.router.security_spec import internal_tls_environment, refuse_without_front
 from meshserve.sidecars.records.observer import check_pii_key
 from meshserve.sidecars.records.recorder import READY_LINE as RECORDER_READY
 from meshserve.sidecars.records.store import default_store_url, redacted
@@ -88,7 +89,10 @@ class Mesh:
         # A bad meshserve.yaml stops us here, before any process.
         skipped = [b.model for b in self.broken if b.model]
         deployment = deployment_for(self.models_dir, self.packages, skipped) if self.envoy else None
-        records = (deployment or load_spec(spec_path_for(self.models_dir))).records
+        spec = deployment or load_spec(spec_path_for(self.models_dir))
+        if deployment is None:
+            refuse_without_front(spec.security, str(spec_path_for(self.models_dir)))
+        records = spec.records
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log(f"meshserve: starting {len(self.packages)} model(s) from {self.models_dir}")
         if records.enabled:
@@ -138,6 +142,7 @@ class Mesh:
     async def _start_behind_envoy(self, deployment: DeploymentSpec) -> None:
         """Replicas per variant, Envoy with the rendered config, then the router behind Envoy."""
         settings = get_settings()
+        self.child_env.update(internal_tls_environment(deployment.security))  # mutual TLS behind the front
         by_key = {(p.name, p.version): p for p in self.packages}
         replicas = {(model, version): [f"127.0.0.1:{free_port()}" for _ in range(count)]
                     for model, spec in sorted(deployment.models.items())
@@ -166,6 +171,7 @@ class Mesh:
         ModelTable.write(table_path, [(by_key[key], addresses[0]) for key, addresses in replicas.items()],
                          mesh_address=layout.mesh,
                          control={"deployment": str(deployment_path), "rollout_state": str(rollout_state),
+                                  "deployment_log": str(self.run_dir / "deployment-log.jsonl"),
                                   "records_store": self.records_store,
                                   "envoy": {"run_dir": str(layout.run_dir), "front": layout.front,
                                             "mesh": layout.mesh, "admin": layout.admin}})

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import grpc
 
-from meshserve.core.errors import ManifestError, MeshError, abort
+from meshserve.core.errors import ManifestError, MeshError, abort, quoted
 from meshserve.router.deployment_spec import DeploymentSpec, Rollout
 from meshserve.envoy.admin import EnvoyAdmin, EnvoyError
 from meshserve.envoy.layout import EnvoyLayout
 from meshserve.envoy.rollouts import LiveRollouts
+from meshserve.router.control_plane.deployment_log import FILE_NAME as DEPLOYMENT_LOG, DeploymentLog, caller_of
+from meshserve.router.data_plane.authorization import ModelAccess, principal_of
 from meshserve.router.model_table import ModelEntry, ModelTable
-from meshserve.router.control_plane.deployment_log import DeploymentLog
 from meshserve.router.control_plane.progressive import RolloutController
 from meshserve.sidecars.compare.comparison import compare
 from meshserve.sidecars.records.audit import audit, to_message
@@ -37,9 +38,10 @@ class ControlServicer(cpb_grpc.ControlServicer):
         self.rollouts = live_rollouts(table)  # None when the mesh runs without Envoy
         self._store = None  # opened on the first GetRecords
         self._store_lock = threading.Lock()
+        self.log = DeploymentLog(deployment_log_path(table))
+        self.security = ModelAccess.from_control(table.control).security
         control = table.control or {}
         run_dir = Path(control["rollout_state"]).parent if "rollout_state" in control else None
-        self.deployment_log = DeploymentLog(run_dir / "deployment-log.jsonl") if run_dir else None
         self.controller = self._controller(control, run_dir)
 
     def _controller(self, control: dict, run_dir: Path | None) -> RolloutController | None:
@@ -55,7 +57,7 @@ class ControlServicer(cpb_grpc.ControlServicer):
             self.envoy_admin.wait_for_routes(self.rollouts.version_info)
 
         return RolloutController(self.rollouts.spec, self.rollouts, lambda: open_store(url),
-                                 run_dir / "progressive.json", self.deployment_log, apply_and_wait=apply_and_wait)
+                                 run_dir / "progressive.json", self.log, apply_and_wait=apply_and_wait)
 
     async def start_background(self) -> None:
         """Start what runs beside the control service: the rollout controller, if any plan exists."""
@@ -69,8 +71,7 @@ class ControlServicer(cpb_grpc.ControlServicer):
                                 f"model '{request.model[:200]}' has no rollout_plan in meshserve.yaml "
                                 "(see docs/operator-guide.md, 'Progressive delivery')")
         status = self.controller.status(request.model)
-        if self.deployment_log is not None:
-            status["log"] = self.deployment_log.entries(request.model)[-50:]
+        status["log"] = [e for e in self.log.entries(request.model) if "what" in e][-50:]
         return cpb.RolloutStatus(model=request.model, status_json=json.dumps(status))
 
     async def ActOnRollout(self, request, context):
@@ -78,7 +79,9 @@ class ControlServicer(cpb_grpc.ControlServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"model '{request.model[:200]}' has no rollout_plan in meshserve.yaml")
         try:
-            await asyncio.to_thread(self.controller.act, request.model, request.action, _caller(context))
+            caller = caller_of(context.invocation_metadata(), context.peer())
+            await asyncio.to_thread(self.controller.act, request.model, request.action,
+                                    f"{caller['principal']} from {caller['peer']} (control API)")
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"action: {exc}")
         return await self.GetRolloutStatus(request, context)
@@ -102,11 +105,12 @@ class ControlServicer(cpb_grpc.ControlServicer):
         return cpb.Comparison(model=request.model, comparison_json=json.dumps(result))
 
     async def ListModels(self, request, context):
-        return cpb.ListModelsResponse(models=[await self._model(m) for m in self.table.models.values()])
+        paths = self._shows_paths(context)
+        return cpb.ListModelsResponse(models=[await self._model(m, paths) for m in self.table.models.values()])
 
     async def GetModel(self, request, context):
         try:
-            return await self._model(self.table.model(request.name))
+            return await self._model(self.table.model(request.name), self._shows_paths(context))
         except MeshError as exc:
             await abort(context, exc)
 
@@ -128,20 +132,24 @@ class ControlServicer(cpb_grpc.ControlServicer):
                                 "(started with --no-envoy), or on Kubernetes a new Envoy ConfigMap "
                                 "(see docs/kubernetes.md, 'Rollouts on the cluster')")
         wanted = request.rollout
+        caller = caller_of(context.invocation_metadata(), context.peer())
+        asked = {"model": quoted(wanted.model), "weights": dict(wanted.weights), "shadows": dict(wanted.shadows)}
         try:
             self.table.model(wanted.model)
             applied = self.rollouts.apply(wanted.model, dict(wanted.weights) or None, dict(wanted.shadows))
             await asyncio.to_thread(self.envoy_admin.wait_for_routes, self.rollouts.version_info)
-            if self.deployment_log is not None:
-                self.deployment_log.append(wanted.model, "set weights and shadows", "SetRollout", _caller(context),
-                                           weights=dict(applied.weights), shadows=dict(applied.shadows))
         except ManifestError as exc:
+            self.log.append(caller, "SetRollout", "refused", **asked, reason=exc.problem)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"rollout refused: {exc.problem} ({exc.field}). "
                                                                   f"Fix: {exc.fix}")
         except EnvoyError as exc:
+            self.log.append(caller, "SetRollout", "failed", **asked, reason=str(exc))
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except MeshError as exc:
+            self.log.append(caller, "SetRollout", "refused", **asked, reason=exc.message)
             await abort(context, exc)
+        self.log.append(caller, "SetRollout", "applied", **asked,
+                        applied={"weights": dict(applied.weights), "shadows": dict(applied.shadows)})
         return _rollout_message(wanted.model, applied)
 
     async def GetRecords(self, request, context):
@@ -194,7 +202,16 @@ class ControlServicer(cpb_grpc.ControlServicer):
     def envoy_admin(self) -> EnvoyAdmin:
         return EnvoyAdmin(self.rollouts.layout.admin)
 
-    async def _model(self, model: ModelEntry) -> cpb.Model:
+    def _shows_paths(self, context) -> bool:
+        """Package paths on disk are for admins: a caller Envoy let in as a principal sees them only
+        when that principal is an admin; a trusted peer without a principal (control_from) sees them."""
+        principal = principal_of(context.invocation_metadata())
+        if principal is None:
+            return True
+        rules = self.security.principals.get(principal)
+        return rules is not None and rules.admin
+
+    async def _model(self, model: ModelEntry, show_paths: bool = True) -> cpb.Model:
         versions = []
         for version, entry in model.versions.items():
             manifest = entry.package.manifest
@@ -202,17 +219,20 @@ class ControlServicer(cpb_grpc.ControlServicer):
                 version=version, runtime=manifest.runtime, description=manifest.description,
                 inputs=[_tensor(s) for s in manifest.signature.inputs],
                 outputs=[_tensor(s) for s in manifest.signature.outputs],
-                ready=await self._ready(model.name, version), package_path=str(entry.package.directory)))
+                ready=await self._ready(model.name, version), package_path=str(entry.package.directory) if show_paths else ""))
         return cpb.Model(name=model.name, versions=versions, rollout=self._rollout(model))
-
-
-def _caller(context) -> str:
-    """Who asked, as far as the call says: the peer's address (a principal, once authenticated)."""
-    return f"control API from {context.peer()}"
 
 
 def _rollout_message(model: str, rollout: Rollout) -> cpb.Rollout:
     return cpb.Rollout(model=model, weights=rollout.weights, shadows=rollout.shadows)
+
+
+def deployment_log_path(table: ModelTable) -> Path | None:
+    """RUN_DIR/deployment-log.jsonl beside the rollout state `meshserve up` keeps (None without Envoy)."""
+    control = table.control or {}
+    if control.get("deployment_log"):
+        return Path(control["deployment_log"])
+    return Path(control["rollout_state"]).parent / DEPLOYMENT_LOG if control.get("rollout_state") else None
 
 
 def live_rollouts(table: ModelTable) -> LiveRollouts | None:

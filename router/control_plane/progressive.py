@@ -131,7 +131,7 @@ class RolloutController:
         else:
             self.rollouts.apply(model, weights, shadows)
         state = self.states[model]
-        entry = self.log.append(model, what, why, by, weights=weights, shadows=shadows)
+        entry = self.log.change(model, what, why, by, weights=weights, shadows=shadows)
         state.history.append({k: entry[k] for k in ("time", "what", "why", "by")})
         log.warning("rollout of %s: %s (%s)", model, what, why)
 
@@ -197,11 +197,11 @@ class RolloutController:
         state = self.states[model]
         if action == "pause":
             state.paused = True
-            self.log.append(model, "paused", "asked by hand", by)
+            self.log.change(model, "paused", "asked by hand", by)
         elif action == "resume":
             state.paused = False
             state.stage_started_at = time.time()
-            self.log.append(model, "resumed", "asked by hand", by)
+            self.log.change(model, "resumed", "asked by hand", by)
         elif action == "rollback":
             if state.stage != "rolled_back":
                 self._roll_back(model, "asked by hand", by)

@@ -51,6 +51,9 @@ def register(subparsers) -> None:
     parser.add_argument("--no-shadows", action="store_true", help="stop mirroring to any shadow")
     parser.add_argument("--address", default=None,
                         help="the mesh's client address (default MESHSERVE_LISTEN or 127.0.0.1:8001)")
+    parser.add_argument("--ca", default=None, metavar="PEM",
+                        help="connect with TLS, trusting this certificate or CA (default MESHSERVE_CLIENT_CA); "
+                             "credentials come from MESHSERVE_CLIENT_TOKEN or MESHSERVE_CLIENT_API_KEY")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the mesh")
     parser.set_defaults(func=_rollout)
 
@@ -58,6 +61,7 @@ def register(subparsers) -> None:
 def _rollout(args) -> int:
     import grpc
 
+    from meshserve.cli.mesh_channel import credentials_metadata, open_channel
     from meshserve.v1 import control_pb2 as cpb
     from meshserve.v1 import control_pb2_grpc as cpb_grpc
 
@@ -72,10 +76,12 @@ def _rollout(args) -> int:
         print("meshserve: give either --shadow or --no-shadows", file=sys.stderr)
         return 2
     address = args.address or get_settings().listen
-    with grpc.insecure_channel(address) as channel:
+    metadata = credentials_metadata()
+    with open_channel(address, args.ca) as channel:
         control = cpb_grpc.ControlStub(channel)
         try:
-            current = control.GetRollout(cpb.GetRolloutRequest(model=args.model), timeout=args.timeout)
+            current = control.GetRollout(cpb.GetRolloutRequest(model=args.model), timeout=args.timeout,
+                                         metadata=metadata)
             if args.weights is None and args.shadow is None and not args.no_shadows:
                 print(_describe(current))
                 return 0
@@ -85,7 +91,8 @@ def _rollout(args) -> int:
             elif args.shadow is not None:
                 shadows = {version: fraction for group in args.shadow for version, fraction in group.items()}
             wanted = cpb.Rollout(model=args.model, weights=args.weights or {}, shadows=shadows)
-            applied = control.SetRollout(cpb.SetRolloutRequest(rollout=wanted), timeout=args.timeout)
+            applied = control.SetRollout(cpb.SetRolloutRequest(rollout=wanted), timeout=args.timeout,
+                                         metadata=metadata)
         except grpc.RpcError as exc:
             print(f"meshserve: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
