@@ -25,6 +25,7 @@ from meshserve.core.grpc_server import (
 from meshserve.core.mesh_protocol import CallInfo, adapter_ready_line, model_config
 from meshserve.core.model_package import load_package
 from meshserve.core.observers import Observer, Observers
+from meshserve.observability.telemetry import adapter_telemetry
 
 log = logging.getLogger("meshserve.adapter")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -92,13 +93,20 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 async def serve(package_dir: str, listen: str, observers: list[Observer] | None = None,
                 interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
     package = load_package(package_dir)
-    service = await ModelService.start(package, Observers(observers or ()))
-    server = create_server(interceptors)
+    telemetry = adapter_telemetry(package)
+    service = await ModelService.start(package, Observers([*telemetry.observers, *(observers or ())]))
+    if service.batcher is not None:
+        telemetry.watch_queue(package.name, package.version, lambda: service.batcher.queued)
+    server = create_server([*telemetry.interceptors, *(interceptors or ())])
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(AdapterInferenceServicer(service), server)
     health = add_health_and_reflection(server, [SERVICE_NAME])
     await start_serving(server, listen, "adapter", health, [package.name, SERVICE_NAME])
     print(adapter_ready_line(package.name, package.version, listen), flush=True)
-    await serve_until_stopped(server, health, on_stop=service.close)
+
+    async def stop() -> None:
+        await service.close()
+        await telemetry.close()
+    await serve_until_stopped(server, health, on_stop=stop)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from meshserve.core.grpc_server import (
     add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
 from meshserve.core.mesh_protocol import router_ready_line
 from meshserve.core.observers import Observer, Observers
+from meshserve.observability.telemetry import router_telemetry
 from meshserve.router.control_plane.control_service import ControlServicer
 from meshserve.router.data_plane.forwarding import Forwarder
 from meshserve.router.data_plane.inference_service import RouterInferenceServicer
@@ -31,14 +32,20 @@ CONTROL_SERVICE = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
 async def serve(table_path: str, listen: str, observers: list[Observer] | None = None,
                 interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
     table = ModelTable.read(table_path)
-    forwarder = Forwarder(table, observers=Observers(observers or ()))
-    server = create_server(interceptors)
+    telemetry = router_telemetry(weights_of=lambda model: control.weights_in_force(model))
+    forwarder = Forwarder(table, observers=Observers([*telemetry.observers, *(observers or ())]))
+    server = create_server([*telemetry.interceptors, *(interceptors or ())])
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(RouterInferenceServicer(forwarder), server)
-    control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(table, forwarder.ready), server)
+    control = ControlServicer(table, forwarder.ready)
+    control_pb2_grpc.add_ControlServicer_to_server(control, server)
     health = add_health_and_reflection(server, [INFERENCE_SERVICE, CONTROL_SERVICE])
     await start_serving(server, listen, "router", health, [INFERENCE_SERVICE, CONTROL_SERVICE])
     print(router_ready_line(listen), flush=True)
-    await serve_until_stopped(server, health, on_stop=forwarder.close)
+
+    async def stop() -> None:
+        await forwarder.close()
+        await telemetry.close()
+    await serve_until_stopped(server, health, on_stop=stop)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ REQUEST_ID_HEADER = "x-request-id"
 MODEL_HEADER = "x-meshserve-model"  # set by the router; Envoy's mesh listener routes on it
 VERSION_HEADER = "x-meshserve-version"  # set by the router when the client named a version
 ROLE_HEADER = "x-meshserve-role"  # set by Envoy on the way to an adapter: which traffic this is
+TRACE_ID_HEADER = "x-meshserve-trace-id"  # trailing metadata: the trace an answer belongs to, when traced
 INTERNAL_HEADER_PREFIX = "x-meshserve-"
 # Headers only the mesh may set: the router drops any a client sent, whatever is in front of it.
 INTERNAL_HEADERS = (MODEL_HEADER, VERSION_HEADER, ROLE_HEADER)

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from meshserve.core.errors import ManifestError
+from meshserve.core.feature_limits import FeatureLimit, check_limits
 from meshserve.core.strict_model import StrictModel, manifest_error, repeated, version_as_text
 
 MANIFEST_NAME = "model.yaml"
@@ -34,6 +35,9 @@ class TensorSpec(StrictModel):
     features: list[str] | None = Field(
         default=None, description="Names of the columns along the last axis, in order."
     )
+    limits: dict[str, FeatureLimit] | None = Field(
+        default=None, description="Expected range or categories per feature (see meshserve/core/feature_limits.py)."
+    )
 
     @field_validator("shape")
     @classmethod
@@ -52,6 +56,8 @@ class TensorSpec(StrictModel):
                 )
             if len(set(self.features)) != len(self.features):
                 raise ValueError("feature names must be unique")
+        if self.limits:
+            check_limits(self.limits, self.features or [self.name], self.datatype)
         return self
 
     def accepts_shape(self, shape: tuple[int, ...] | list[int]) -> bool:
@@ -170,7 +176,7 @@ def _fixes(path: Path):
             return "remove the field or check its spelling (allowed fields are listed in docs/model-package.md)"
         if "unknown runtime" in err["msg"]:
             return "set runtime to one of the names listed"
-        return None
+        return getattr(err.get("ctx", {}).get("error"), "fix", None)  # errors that carry their fix
     return fix
 
 

@@ -66,6 +66,18 @@ class ControlServicer(cpb_grpc.ControlServicer):
             await abort(context, exc)
         return _rollout_message(wanted.model, applied)
 
+    def weights_in_force(self, model: str) -> str:
+        """The model's live split as spans show it: "1=90,2=10", with shadows as "shadow 3=0.1"."""
+        if self.rollouts is None or model not in self.table.models:
+            return ""
+        try:
+            rollout = self.rollouts.current(model)
+        except MeshError:
+            return ""
+        weights = ",".join(f"{v}={w}" for v, w in rollout.weights.items())
+        shadows = ",".join(f"{v}={f:g}" for v, f in rollout.shadows.items())
+        return weights + (f" shadow {shadows}" if shadows else "")
+
     def _rollout(self, model: ModelEntry) -> cpb.Rollout:
         if self.rollouts is not None:
             return _rollout_message(model.name, self.rollouts.current(model.name))

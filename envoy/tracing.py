@@ -1,0 +1,82 @@
+"""Envoy's OpenTelemetry tracer on both listeners, rendered only when tracing is on.
+
+Tracing is on when OTEL_TRACES_EXPORTER includes otlp (the same variable the router and
+adapters read); Envoy then exports its spans over OTLP/gRPC to OTEL_EXPORTER_OTLP_[TRACES_]
+ENDPOINT through a cluster of its own, and continues the caller's W3C `traceparent`:
+- front listener: a client's sampled traceparent is followed; a request without one starts a
+  trace with the OTEL_TRACES_SAMPLER[_ARG] ratio; health and readiness calls start none;
+- mesh listener: only continues the router's trace (its own sampling is 0), so the router's
+  readiness questions never start traces, and every mirrored (shadow) copy joins its
+  primary's trace as a child of the same mesh span.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from meshserve.core.settings import get_tracing_settings
+from meshserve.envoy.fragments import http2_upstream, load_assignment
+
+TRACER = "envoy.tracers.opentelemetry"
+TRACER_CONFIG = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig"
+COLLECTOR_CLUSTER = "opentelemetry_collector"
+# Calls that only ask whether something is up: traced, they would bury the inferences.
+UNTRACED_PATHS = r"/grpc\.health\.v1\.Health/.*|/inference\.GRPCInferenceService/(ServerLive|ServerReady|ModelReady)"
+UUID_REQUEST_ID = "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig"
+NO_SAMPLING = {name: {"numerator": 0} for name in ("client_sampling", "random_sampling", "overall_sampling")}
+
+
+def tracing_enabled() -> bool:
+    return "otlp" in get_tracing_settings().exporters
+
+
+def collector_address() -> str:
+    """host:port of the OTLP/gRPC receiver, from the endpoint URL (http://host:port)."""
+    endpoint = get_tracing_settings().traces_endpoint
+    parsed = urlparse(endpoint if "//" in endpoint else f"//{endpoint}")
+    return f"{parsed.hostname or 'localhost'}:{parsed.port or 4317}"
+
+
+def request_id_extension() -> dict[str, Any]:
+    """Sample without looking at x-request-id: the router owns request ids, so Envoy neither makes
+    one nor reads a sampling decision into one (with no id, Envoy would trace nothing)."""
+    return {"typed_config": {"@type": UUID_REQUEST_ID, "pack_trace_reason": False,
+                             "use_request_id_for_trace_sampling": False}}
+
+
+def listener_tracing(sampling_percent: float) -> dict[str, Any]:
+    """The `tracing` block of one listener's connection manager."""
+    service = f"{get_tracing_settings().service_name}-envoy"
+    return {
+        "random_sampling": {"value": sampling_percent},
+        # One span per upstream call too, so a shadow copy shows as its own span.
+        "spawn_upstream_span": True,
+        "provider": {
+            "name": TRACER,
+            "typed_config": {
+                "@type": TRACER_CONFIG,
+                "grpc_service": {"envoy_grpc": {"cluster_name": COLLECTOR_CLUSTER}, "timeout": "1s"},
+                "service_name": service,
+            },
+        },
+    }
+
+
+def front_sampling_percent() -> float:
+    return round(get_tracing_settings().sampling_ratio * 100, 4)
+
+
+def untraced_route(cluster: str) -> dict[str, Any]:
+    """A front route for health and readiness calls that starts no trace."""
+    return {"match": {"safe_regex": {"regex": UNTRACED_PATHS}}, "route": {"cluster": cluster}, "tracing": NO_SAMPLING}
+
+
+def collector_cluster() -> dict[str, Any]:
+    return {
+        "name": COLLECTOR_CLUSTER,
+        "type": "STRICT_DNS",
+        "connect_timeout": "1s",
+        "load_assignment": load_assignment(COLLECTOR_CLUSTER, [collector_address()]),
+        "typed_extension_protocol_options": http2_upstream(),
+    }
