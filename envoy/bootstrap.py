@@ -11,7 +11,7 @@ from meshserve.envoy.fragments import (
     HCM, ROUTER_FILTER, buffer_limit_bytes, circuit_breakers, duration, http2_upstream, load_assignment, socket_address)
 from meshserve.envoy.layout import MESH_ROUTES, ROUTER_CLUSTER, EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.tracing import (
-    collector_cluster, front_sampling_percent, listener_tracing, request_id_extension, tracing_enabled, untraced_route)
+    collector_cluster, front_sampling_ratio, health_check_filter, listener_tracing, request_id_extension, tracing_enabled)
 from meshserve.router.deployment_spec import DeploymentSpec
 
 def _path_source(path: Path) -> dict[str, Any]:
@@ -30,7 +30,8 @@ def _connection_manager(stat_prefix: str, codec: str, routing: dict[str, Any],
             # The router decides the request id: the client's header, else the request's id field.
             "generate_request_id": False,
             "http2_protocol_options": {"max_concurrent_streams": 1024},
-            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_FILTER}}],
+            "http_filters": [*([health_check_filter()] if tracing else []),
+                             {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_FILTER}}],
             **({"tracing": tracing, "request_id_extension": request_id_extension()} if tracing else {}),
             **routing,
         },
@@ -71,8 +72,6 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
     }
     mesh_routes = {"rds": {"route_config_name": MESH_ROUTES, "config_source": _path_source(layout.routes_path)}}
     traced = tracing_enabled()
-    if traced:
-        front_routes["route_config"]["virtual_hosts"][0]["routes"].insert(0, untraced_route(ROUTER_CLUSTER))
     router_cluster = {
         "name": ROUTER_CLUSTER,
         "type": "STATIC",
@@ -89,7 +88,7 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
             "listeners": [
                 # AUTO: clients may speak HTTP/2 with prior knowledge (gRPC) or HTTP/1.1 (health probes).
                 _listener("front", layout.front, _connection_manager(
-                    "front", "AUTO", front_routes, listener_tracing(front_sampling_percent()) if traced else None)),
+                    "front", "AUTO", front_routes, listener_tracing(front_sampling_ratio()) if traced else None)),
                 # The mesh only continues the router's traces (see envoy/tracing.py).
                 _listener("mesh", layout.mesh, _connection_manager(
                     "mesh", "HTTP2", mesh_routes, listener_tracing(0) if traced else None)),

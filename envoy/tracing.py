@@ -24,7 +24,8 @@ COLLECTOR_CLUSTER = "opentelemetry_collector"
 # Calls that only ask whether something is up: traced, they would bury the inferences.
 UNTRACED_PATHS = r"/grpc\.health\.v1\.Health/.*|/inference\.GRPCInferenceService/(ServerLive|ServerReady|ModelReady)"
 UUID_REQUEST_ID = "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig"
-NO_SAMPLING = {name: {"numerator": 0} for name in ("client_sampling", "random_sampling", "overall_sampling")}
+HEALTH_CHECK_FILTER = "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck"
+SAMPLERS = "type.googleapis.com/envoy.extensions.tracers.opentelemetry.samplers.v3."
 
 
 def tracing_enabled() -> bool:
@@ -45,11 +46,11 @@ def request_id_extension() -> dict[str, Any]:
                              "use_request_id_for_trace_sampling": False}}
 
 
-def listener_tracing(sampling_percent: float) -> dict[str, Any]:
-    """The `tracing` block of one listener's connection manager."""
+def listener_tracing(root_ratio: float) -> dict[str, Any]:
+    """The `tracing` block of one listener's connection manager; ROOT_RATIO of the requests
+    that come without a trace start one."""
     service = f"{get_tracing_settings().service_name}-envoy"
     return {
-        "random_sampling": {"value": sampling_percent},
         # One span per upstream call too, so a shadow copy shows as its own span.
         "spawn_upstream_span": True,
         "provider": {
@@ -58,18 +59,36 @@ def listener_tracing(sampling_percent: float) -> dict[str, Any]:
                 "@type": TRACER_CONFIG,
                 "grpc_service": {"envoy_grpc": {"cluster_name": COLLECTOR_CLUSTER}, "timeout": "1s"},
                 "service_name": service,
+                "sampler": sampler(root_ratio),
             },
         },
     }
 
 
-def front_sampling_percent() -> float:
-    return round(get_tracing_settings().sampling_ratio * 100, 4)
+def front_sampling_ratio() -> float:
+    return get_tracing_settings().sampling_ratio
 
 
-def untraced_route(cluster: str) -> dict[str, Any]:
-    """A front route for health and readiness calls that starts no trace."""
-    return {"match": {"safe_regex": {"regex": UNTRACED_PATHS}}, "route": {"cluster": cluster}, "tracing": NO_SAMPLING}
+def health_check_filter() -> dict[str, Any]:
+    """Marks health and readiness calls as health checks, which Envoy never traces; they still
+    reach the router (pass-through), which answers them as before."""
+    return {"name": "envoy.filters.http.health_check", "typed_config": {
+        "@type": HEALTH_CHECK_FILTER, "pass_through_mode": True,
+        "headers": [{"name": ":path", "string_match": {"safe_regex": {"regex": UNTRACED_PATHS}}}]}}
+
+
+def sampler(ratio: float) -> dict[str, Any]:
+    """Follow the caller's sampled flag; sample RATIO of the traces that start here."""
+    if ratio >= 1.0:
+        root = {"name": "envoy.tracers.opentelemetry.samplers.always_on",
+                "typed_config": {"@type": SAMPLERS + "AlwaysOnSamplerConfig"}}
+    else:
+        root = {"name": "envoy.tracers.opentelemetry.samplers.trace_id_ratio_based",
+                "typed_config": {"@type": SAMPLERS + "TraceIdRatioBasedSamplerConfig",
+                                 "sampling_percentage": {"numerator": int(ratio * 1_000_000),
+                                                         "denominator": "MILLION"}}}
+    return {"name": "envoy.tracers.opentelemetry.samplers.parent_based",
+            "typed_config": {"@type": SAMPLERS + "ParentBasedSamplerConfig", "wrapped_sampler": root}}
 
 
 def collector_cluster() -> dict[str, Any]:

@@ -3,12 +3,18 @@ its traces at a real OTLP receiver, its metrics through a real Prometheus."""
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
+from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
+from models.variant_traffic import within_binomial_interval
 from watched_mesh import (  # noqa: F401  (fixtures)
-    SHADOW, SPLIT, breast_cancer_request, front, observed_mesh, otlp, tensor_request, trailers)
+    MEAN_RADIUS_RANGE, SHADOW, SPLIT, breast_cancer_request, front, observed_mesh, otlp, prometheus, tensor_request,
+    trailers)
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +106,6 @@ def test_a_client_without_traceparent_gets_a_trace_and_its_id(front, otlp):
 
 
 def test_a_refused_request_has_its_status_and_error_on_its_spans(front, otlp):
-    import grpc
     traceparent, trace_id, _ = new_traceparent()
     bad = breast_cancer_request(np.zeros((1, 29)))
     with pytest.raises(grpc.RpcError) as refused:
@@ -111,6 +116,23 @@ def test_a_refused_request_has_its_status_and_error_on_its_spans(front, otlp):
     assert router.attributes["meshserve.status"] == "INVALID_ARGUMENT"
     assert "features" in router.attributes["meshserve.error"]
     assert router.status_code == 2  # ERROR
+
+
+def test_health_and_readiness_calls_make_no_spans(observed_mesh, front, otlp):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from tritonclient.grpc import service_pb2 as pb
+
+    with grpc.insecure_channel(observed_mesh.address) as channel:
+        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+    front.ServerLive(pb.ServerLiveRequest())
+    front.ServerReady(pb.ServerReadyRequest())  # the router asks every model through the mesh
+    front.ModelReady(pb.ModelReadyRequest(name="breast-cancer"))
+    # Envoy exports in order: once a later inference's front span is in, the earlier calls' would be.
+    traceparent, trace_id, client_span = new_traceparent()
+    front.ModelInfer(breast_cancer_request(ROWS), metadata=[("traceparent", traceparent)])
+    otlp.wait_for(lambda _: any(s.parent_id == client_span for s in otlp.trace(trace_id)), timeout=20)
+    paths = {s.attributes.get("grpc.path", "") for s in otlp.spans} | {s.attributes.get("rpc.method", "") for s in otlp.spans}
+    assert not [p for p in paths if "Health" in p or "Ready" in p or "Live" in p], paths
 
 
 RUNTIME_REQUESTS = {
@@ -130,3 +152,79 @@ def test_each_world_shows_its_runtime_span(runtime, observed_mesh, front, otlp):
     spans = otlp.trace(trace_id)
     predict = next(s for s in spans if s.name == f"predict {runtime}")
     assert by_id(spans)[predict.parent_id].service == "meshserve-adapter"
+
+
+ADAPTER_REQUESTS = 'sum by (version, role) (meshserve_requests_total{side="adapter",model="breast-cancer",code="OK"})'
+ROUTER_REQUESTS = 'sum(meshserve_requests_total{side="router",model="breast-cancer",code="OK"})'
+MEAN_RADIUS = '{model="breast-cancer",feature="mean radius",role!="shadow"}'
+
+
+def test_prometheus_counts_what_was_sent_split_in_the_canarys_proportion(front, prometheus):
+    n = 200
+    before_router = prometheus.scalar(ROUTER_REQUESTS)
+    before = prometheus.by_label(ADAPTER_REQUESTS, "version")
+    radius = np.random.default_rng(3).uniform(0, 40, size=n)  # some below and above the declared 5..30
+    rows = np.tile(ROWS, (n, 1))
+    rows[:, 0] = radius
+    before_buckets = prometheus.by_label(f"sum by (le) (meshserve_feature_value_bucket{MEAN_RADIUS})", "le")
+    before_out = prometheus.scalar(f"sum(meshserve_feature_out_of_range_total{MEAN_RADIUS})")
+    before_values = prometheus.scalar(f"sum(meshserve_feature_values_total{MEAN_RADIUS})")
+    for row in rows:
+        front.ModelInfer(breast_cancer_request(row[None, :]))
+
+    prometheus.wait_until(lambda: prometheus.scalar(ROUTER_REQUESTS) >= before_router + n, what="the router's count")
+    assert prometheus.scalar(ROUTER_REQUESTS) == before_router + n
+    prometheus.wait_until(lambda: sum(prometheus.by_label(ADAPTER_REQUESTS, "version").values())
+                          >= sum(before.values()) + 2 * n, what="the adapters' counts")
+    after = prometheus.by_label(ADAPTER_REQUESTS, "version")
+    sent = {v: after.get(v, 0) - before.get(v, 0) for v in after}
+    assert sent[SHADOW] == n  # every request was mirrored
+    assert sent["1"] + sent["2"] == n
+    assert within_binomial_interval(int(sent["2"]), n, SPLIT["2"] / 100), sent
+
+    prometheus.wait_until(lambda: prometheus.scalar(f"sum(meshserve_feature_values_total{MEAN_RADIUS})")
+                          >= before_values + n, what="the feature counts")
+    edges = np.linspace(*MEAN_RADIUS_RANGE, 11)
+    buckets = prometheus.by_label(f"sum by (le) (meshserve_feature_value_bucket{MEAN_RADIUS})", "le")
+    for edge in edges:
+        le = repr(float(edge))
+        assert buckets[le] - before_buckets.get(le, 0) == int((radius <= edge).sum()), le
+    assert buckets["+Inf"] - before_buckets.get("+Inf", 0) == n
+    outside = int(((radius < MEAN_RADIUS_RANGE[0]) | (radius > MEAN_RADIUS_RANGE[1])).sum())
+    assert prometheus.scalar(f"sum(meshserve_feature_out_of_range_total{MEAN_RADIUS})") - before_out == outside
+
+
+def test_latency_histograms_carry_trace_ids_as_exemplars(front, prometheus):
+    traceparent, trace_id, _ = new_traceparent()
+    front.ModelInfer(breast_cancer_request(ROWS), metadata=[("traceparent", traceparent)])
+    query = 'meshserve_request_duration_seconds_bucket{side="router",model="breast-cancer"}'
+    found = prometheus.wait_until(lambda: [e for series in prometheus.exemplars(query) for e in series["exemplars"]
+                                           if e["labels"].get("trace_id") == trace_id], what="the exemplar")
+    assert found
+
+
+def test_envoy_and_the_launcher_are_scraped_too(prometheus):
+    assert prometheus.scalar('up{job="meshserve-envoy"}') == 1
+    assert prometheus.scalar('sum(envoy_cluster_upstream_rq_total{envoy_cluster_name="router"})') > 0
+    assert prometheus.scalar('up{job="meshserve-launcher"}') == 1
+
+
+def test_a_crashed_adapter_is_counted_as_a_restart(observed_mesh, prometheus):
+    os.kill(child_pid(observed_mesh.proc.pid, f"breast_cancer_{SHADOW}"), signal.SIGKILL)
+    restarts = f'meshserve_process_restarts_total{{process="adapter",model="breast-cancer",version="{SHADOW}"}}'
+    prometheus.wait_until(lambda: prometheus.scalar(restarts) == 1, timeout=30, what="the restart")
+
+
+def child_pid(parent: int, word: str) -> int:
+    """The child process of PARENT whose command line contains WORD."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if ppid == parent and word in cmdline:
+            return int(entry.name)
+    raise AssertionError(f"no child of {parent} runs {word}")

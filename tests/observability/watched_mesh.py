@@ -104,3 +104,16 @@ def breast_cancer_request(rows: np.ndarray) -> pb.ModelInferRequest:
 def trailers(call) -> dict[str, str]:
     return {k: v for k, v in call.trailing_metadata() or ()}
 
+
+
+@pytest.fixture(scope="module")
+def prometheus(observed_mesh, tmp_path_factory):
+    from prometheus_server import PrometheusServer, prometheus_binary
+    if prometheus_binary() is None:
+        pytest.skip("Prometheus is not installed (scripts/setup.d/60-prometheus.sh installs Debian's package)")
+    server = PrometheusServer(observed_mesh.run_dir / "prometheus-targets.json", tmp_path_factory.mktemp("prometheus"))
+    targets = len(yaml.safe_load((observed_mesh.run_dir / "prometheus-targets.json").read_text()))
+    # Its first scrape lands about 5 s after it starts.
+    server.wait_until(lambda: server.scalar("count(up == 1)") == targets, timeout=30, what="every target up")
+    yield server
+    server.stop()
