@@ -51,8 +51,9 @@ def listener_tracing(root_ratio: float) -> dict[str, Any]:
     that come without a trace start one."""
     service = f"{get_tracing_settings().service_name}-envoy"
     return {
-        # One span per upstream call too, so a shadow copy shows as its own span.
-        "spawn_upstream_span": True,
+        # One span per listener; a shadow copy still gets its own ("mirror"). Upstream spans
+        # would double Envoy's spans for no new information.
+        "spawn_upstream_span": False,
         "provider": {
             "name": TRACER,
             "typed_config": {

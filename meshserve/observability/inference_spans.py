@@ -87,8 +87,7 @@ class TracingObserver:
             if seconds is None:
                 continue
             name = f"predict {self.runtime}" if stage == "predict" and self.runtime else stage
-            child = tracer().start_span(name, context=context, start_time=_ns(at),
-                                        attributes={"meshserve.stage": stage})
+            child = tracer().start_span(name, context=context, start_time=_ns(at))
             if stage == "predict":
                 child.set_attribute("meshserve.runtime", self.runtime)
                 if event.error and event.code.name == "INTERNAL":

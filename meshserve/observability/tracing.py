@@ -126,8 +126,17 @@ def configure_tracing(part: str) -> TracerProvider | None:
     for name in exporters:
         provider.add_span_processor(CountedBatchProcessor(_exporter(name)))
     trace.set_tracer_provider(provider)
+    global _tracer
+    _tracer = None  # made again from this provider
     return provider
 
 
+_tracer: trace.Tracer | None = None
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    """The process's tracer, made once: get_tracer builds a new one each call (~90 us)."""
+    global _tracer
+    if _tracer is None:
+        _tracer = trace.get_tracer(TRACER_NAME)
+    return _tracer
