@@ -118,6 +118,22 @@ def test_a_refused_request_has_its_status_and_error_on_its_spans(front, otlp):
     assert router.status_code == 2  # ERROR
 
 
+def test_each_message_of_a_stream_is_a_span_inside_the_streams_span(front, otlp):
+    traceparent, trace_id, _ = new_traceparent()
+    requests = [breast_cancer_request(ROWS) for _ in range(2)]
+    for i, request in enumerate(requests):
+        request.id = f"stream-{trace_id}-{i}"
+    answers = list(front.ModelStreamInfer(iter(requests), metadata=[("traceparent", traceparent)]))
+    assert [a.infer_response.id for a in answers] == [r.id for r in requests]
+    otlp.wait_for(lambda _: sum(s.service == "meshserve-router" and s.name.startswith("ModelInfer")
+                                for s in otlp.trace(trace_id)) == 2, timeout=20)
+    spans = otlp.trace(trace_id)
+    stream = next(s for s in spans if s.service == "meshserve-router" and s.name == "ModelStreamInfer")
+    messages = [s for s in spans if s.service == "meshserve-router" and s.name.startswith("ModelInfer")]
+    assert {m.parent_id for m in messages} == {stream.span_id}
+    assert sorted(m.attributes["meshserve.request_id"] for m in messages) == sorted(r.id for r in requests)
+
+
 def test_health_and_readiness_calls_make_no_spans(observed_mesh, front, otlp):
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from tritonclient.grpc import service_pb2 as pb
