@@ -8,7 +8,7 @@ Spans go over OTLP/gRPC to a receiver in a process of its own that counts them, 
 or a Collector would take them; a Prometheus-like scraper reads every /metrics endpoint once a
 second, so the cost of being scraped is in the figures too.
 
-    .venv/bin/python bench/bench_observability.py [--seconds 30] [--rounds 10]
+    .venv/bin/python bench/bench_observability.py [--seconds 30] [--rounds 10] [--parts]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from load import Result, measure, table  # noqa: E402
 
 CONCURRENCY = 16
 OFF, ON = "everything off", "traces 100% + metrics"
+METRICS_ONLY, TRACES_ONLY, NO_STAGES = "metrics + features only", "traces 100% only", "traces, no stage spans"
 
 
 def serve_counting_receiver() -> None:
@@ -77,25 +78,30 @@ class Scraper(threading.Thread):
                         pass
 
 
-async def run(seconds: float, rounds: int) -> None:
+async def run(seconds: float, rounds: int, parts: bool) -> None:
     request = one_row_request()
     receiver = subprocess.Popen([sys.executable, __file__, "--receiver"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True)
     port = int(receiver.stdout.readline())
     run_dir = Path(subprocess.check_output(["mktemp", "-d"], text=True).strip())
+    traces = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+              "OTEL_TRACES_SAMPLER": "parentbased_always_on"}
     meshes = {
         OFF: start_mesh(MODEL_DIR, env={"MESHSERVE_METRICS": "false", "OTEL_TRACES_EXPORTER": "none"}),
-        ON: start_mesh(MODEL_DIR, "--run-dir", str(run_dir), env={
-            "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
-            "OTEL_TRACES_SAMPLER": "parentbased_always_on"}),
+        ON: start_mesh(MODEL_DIR, "--run-dir", str(run_dir), env=traces),
     }
+    if parts:  # where the cost goes: each half alone
+        meshes[METRICS_ONLY] = start_mesh(MODEL_DIR, env={"OTEL_TRACES_EXPORTER": "none"})
+        meshes[TRACES_ONLY] = start_mesh(MODEL_DIR, env={**traces, "MESHSERVE_METRICS": "false"})
+        meshes[NO_STAGES] = start_mesh(MODEL_DIR, env={**traces, "MESHSERVE_METRICS": "false",
+                                                       "MESHSERVE_TRACE_STAGES": "false"})
     scraper = Scraper(run_dir / "prometheus-targets.json")
     scraper.start()
     merged: dict[str, Result] = {}
     try:
         # Short slices in alternating order, so load from elsewhere on a shared machine lands on both.
         for round_number in range(rounds):
-            order = [OFF, ON] if round_number % 2 == 0 else [ON, OFF]
+            order = list(meshes) if round_number % 2 == 0 else list(meshes)[::-1]
             for label in order:
                 print(f"round {round_number + 1}/{rounds}: {label}", flush=True)
                 part = await measure(label, meshes[label].address, request, CONCURRENCY, seconds / rounds,
@@ -111,7 +117,7 @@ async def run(seconds: float, rounds: int) -> None:
     print()
     print(f"breast-cancer through the whole mesh, one row per request, concurrency {CONCURRENCY}, "
           f"{seconds:.0f} s per target in {rounds} slices (ratios against everything off)")
-    print(table([off, on], OFF))
+    print(table([merged[label] for label in meshes], OFF))
     print(f"throughput ratio {on.throughput / off.throughput:.3f}, p99 ratio {on.p99_ms / off.p99_ms:.3f}; "
           f"spans received {int(spans.strip() or 0)} for {on.requests} traced requests (plus warm-ups); "
           f"{scraper.scrapes} scrapes")
@@ -121,12 +127,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="measuring time per target")
     parser.add_argument("--rounds", type=int, default=10, help="slices the measuring time is cut into")
+    parser.add_argument("--parts", action="store_true", help="also measure metrics alone, traces alone, and traces without stage spans")
     parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver:
         serve_counting_receiver()
         return
-    asyncio.run(run(args.seconds, args.rounds))
+    asyncio.run(run(args.seconds, args.rounds, args.parts))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         True, description="Per-feature input statistics at the adapters (needs a metrics endpoint), "
         "aggregated off the request path.",
     )
+    trace_stages: bool = Field(
+        True, description="When tracing, a child span per adapter stage (decode, queue, predict, encode); "
+        "false keeps their times as attributes of the adapter's span and halves its spans.",
+    )
     feature_statistics_interval_s: float = Field(
         1.0, gt=0, description="How often the adapter folds queued inputs into the feature statistics "
         "(a scrape folds them too, so Prometheus never reads stale counts).",

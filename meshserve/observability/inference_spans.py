@@ -32,8 +32,10 @@ def _ns(seconds: float) -> int:
 class TracingObserver:
     before_answer = False
 
-    def __init__(self, side: str, runtime: str = "", weights_of: Callable[[str], str] | None = None):
+    def __init__(self, side: str, runtime: str = "", weights_of: Callable[[str], str] | None = None,
+                 stage_spans: bool = True):
         self.side = side
+        self.stage_spans = stage_spans  # False: stage times become attributes (meshserve.<stage>_ms)
         self.runtime = runtime  # the adapter's model world; names its predict span
         self.weights_of = weights_of  # the router's: model -> the split in force, e.g. "1=90,2=10"
 
@@ -77,7 +79,11 @@ class TracingObserver:
             span.set_attribute("meshserve.error", event.error)
             span.set_status(Status(StatusCode.ERROR, event.error))
         if self.side == "adapter":
-            self._stage_spans(span, event)
+            if self.stage_spans:
+                self._stage_spans(span, event)
+            else:
+                span.set_attributes({f"meshserve.{stage}_ms": round(event.timings[stage] * 1e3, 3)
+                                     for stage in STAGES if stage in event.timings})
 
     def _stage_spans(self, parent: Span, event: InferenceEvent) -> None:
         context = trace.set_span_in_context(parent)
