@@ -25,8 +25,9 @@ class CallSpan:
 
     @property
     def trace_id(self) -> str:
+        """The trace id, only when the trace is sampled: an unsampled one cannot be found anywhere."""
         context = self.span.get_span_context()
-        return trace.format_trace_id(context.trace_id) if context.is_valid else ""
+        return trace.format_trace_id(context.trace_id) if context.is_valid and context.trace_flags.sampled else ""
 
     def end_unless_taken(self) -> None:
         if self.taken:
@@ -54,3 +55,15 @@ def set_call_span(call: CallSpan | None) -> contextvars.Token:
 
 def reset_call_span(token: contextvars.Token) -> None:
     _current.reset(token)
+
+
+def trace_headers() -> dict[str, str]:
+    """W3C trace context of the call being served, for a runtime that calls another server
+    (Triton): with Triton's OpenTelemetry trace mode on, its spans join the inference's trace."""
+    if _current.get() is None:
+        return {}
+    from opentelemetry import propagate
+
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    return headers

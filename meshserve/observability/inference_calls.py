@@ -7,7 +7,8 @@ no spans), it:
   caller sent (Envoy's span, or the client's), and makes it the current span;
 - shows the servicer the call's trace context as this span, so whatever the servicer
   forwards (the router's call through Envoy to an adapter) continues the trace from here;
-- returns the trace id in trailing metadata (`x-meshserve-trace-id`), so a user can find it.
+- returns the trace id in trailing metadata (`x-meshserve-trace-id`) when the trace is sampled,
+  so a user can find it.
 
 The span is ended after the answer has left, by the tracing observer or, for a call that
 never became an inference, by this interceptor (scheduled on the event loop after the
@@ -39,8 +40,9 @@ class _TracedContext:
     def __init__(self, context: grpc.aio.ServicerContext, metadata: tuple, trace_id: str):
         self._context = context
         self._metadata = metadata
-        self._trailer = ((TRACE_ID_HEADER, trace_id),)
-        context.set_trailing_metadata(self._trailer)
+        self._trailer = ((TRACE_ID_HEADER, trace_id),) if trace_id else ()
+        if trace_id:
+            context.set_trailing_metadata(self._trailer)
 
     def invocation_metadata(self):
         return self._metadata

@@ -105,6 +105,18 @@ def test_a_client_without_traceparent_gets_a_trace_and_its_id(front, otlp):
                   <= {s.service for s in otlp.trace(trace_id)}, timeout=20)
 
 
+def test_a_client_that_samples_its_trace_out_gets_no_spans_and_no_trace_id(front, otlp):
+    _, trace_id, span_id = new_traceparent()
+    _, call = front.ModelInfer.with_call(breast_cancer_request(ROWS),
+                                         metadata=[("traceparent", f"00-{trace_id}-{span_id}-00")])
+    assert "x-meshserve-trace-id" not in trailers(call)
+    # A later sampled request's spans arrive; none of the unsampled one's do.
+    traceparent, later, _ = new_traceparent()
+    front.ModelInfer(breast_cancer_request(ROWS), metadata=[("traceparent", traceparent)])
+    otlp.wait_for(lambda _: any(s.service == "meshserve-adapter" for s in otlp.trace(later)), timeout=20)
+    assert otlp.trace(trace_id) == []
+
+
 def test_a_refused_request_has_its_status_and_error_on_its_spans(front, otlp):
     traceparent, trace_id, _ = new_traceparent()
     bad = breast_cancer_request(np.zeros((1, 29)))
