@@ -19,7 +19,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -107,7 +106,7 @@ async def run(seconds: float, rounds: int, parts: bool) -> None:
                 part = await measure(label, meshes[label].address, request, CONCURRENCY, seconds / rounds,
                                      warmup_s=0.5)
                 merged[label] = _merge(merged.get(label), part)
-        time.sleep(6)  # Envoy sends its spans every 5 s
+        await asyncio.sleep(6)  # Envoy sends its spans every 5 s
     finally:
         scraper.stopped.set()
         for mesh in meshes.values():

@@ -39,7 +39,7 @@ class FeatureLimit(StrictModel):
     categories: list[str] | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "FeatureLimit":
+    def _one_kind(self) -> FeatureLimit:
         if (self.range is None) == (self.categories is None):
             raise LimitError("a feature limit needs exactly one of range or categories",
                              "write {range: [lo, hi]} for a number or {categories: [a, b]} for a category")

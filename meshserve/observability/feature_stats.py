@@ -135,7 +135,7 @@ class FeatureStatistics:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._fold_periodically, name="meshserve-feature-stats", daemon=True)
 
-    def start(self) -> "FeatureStatistics":
+    def start(self) -> FeatureStatistics:
         REGISTRY.register(self)
         self._thread.start()
         return self

@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor, ConsoleSpanExporter, SpanExporter, SpanExportResult)
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter, SpanExportResult
 
 from meshserve.core.settings import get_tracing_settings
 from meshserve.observability.metrics import SPANS_DROPPED, SPANS_EXPORTED
