@@ -28,6 +28,7 @@ from meshserve.core.message_guard import add_guarded
 from meshserve.core.mesh_protocol import CallInfo, adapter_ready_line, model_config, usable_request_id
 from meshserve.core.model_package import load_package
 from meshserve.core.observers import Observer, Observers
+from meshserve.observability.telemetry import adapter_telemetry
 from meshserve.sidecars.records.observer import adapter_record_observer
 
 log = logging.getLogger("meshserve.adapter")
@@ -96,12 +97,15 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 async def serve(package_dir: str, listen: str, observers: list[Observer] | None = None,
                 interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
     package = load_package(package_dir)
-    observers = list(observers or ())
+    telemetry = adapter_telemetry(package)
+    observers = [*telemetry.observers, *(observers or ())]
     recorder = adapter_record_observer(package, label=f"{package.name}-{package.version}")
     if recorder is not None:
         observers.append(recorder)
     service = await ModelService.start(package, Observers(observers))
-    server = create_server(interceptors)
+    if service.batcher is not None:
+        telemetry.watch_queue(package.name, package.version, lambda: service.batcher.queued)
+    server = create_server([*telemetry.interceptors, *(interceptors or ())])
     add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server, AdapterInferenceServicer(service), server)
     health = add_health_and_reflection(server, [SERVICE_NAME])
     await start_serving(server, listen, "adapter", health, [package.name, SERVICE_NAME])
@@ -112,6 +116,7 @@ async def serve(package_dir: str, listen: str, observers: list[Observer] | None 
     async def stop() -> None:
         readiness.cancel()
         await service.close()
+        await telemetry.close()
     await serve_until_stopped(server, health, on_stop=stop)
 
 

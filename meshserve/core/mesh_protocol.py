@@ -23,6 +23,7 @@ REQUEST_ID_HEADER = "x-request-id"
 MODEL_HEADER = "x-meshserve-model"  # set by the router; Envoy's mesh listener routes on it
 VERSION_HEADER = "x-meshserve-version"  # set by the router when the client named a version
 ROLE_HEADER = "x-meshserve-role"  # set by Envoy on the way to an adapter: which traffic this is
+TRACE_ID_HEADER = "x-meshserve-trace-id"  # trailing metadata: the trace an answer belongs to, when traced
 INTERNAL_HEADER_PREFIX = "x-meshserve-"
 # Set by Envoy's front listener only (client copies are removed first): who is calling, as
 # authentication established it, and the caller's own address, for authorization and the

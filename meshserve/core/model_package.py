@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from meshserve.core.errors import ManifestError
+from meshserve.core.feature_limits import FeatureLimit, check_limits
 from meshserve.core.input_policy import InputPolicy
 from meshserve.core.strict_model import StrictModel, manifest_error, repeated, version_as_text
 
@@ -36,6 +37,9 @@ class TensorSpec(StrictModel):
     shape: list[int] = Field(description="Dimensions; -1 marks a variable one (usually the batch).")
     features: list[str] | None = Field(
         default=None, description="Names of the columns along the last axis, in order."
+    )
+    limits: dict[str, FeatureLimit] | None = Field(
+        default=None, description="Expected range or categories per feature (see meshserve/core/feature_limits.py)."
     )
     pii: bool = Field(
         default=False, description="Personal data: prediction records keep only a keyed hash (HMAC-SHA256) of it."
@@ -58,6 +62,8 @@ class TensorSpec(StrictModel):
                 )
             if len(set(self.features)) != len(self.features):
                 raise ValueError("feature names must be unique")
+        if self.limits:
+            check_limits(self.limits, self.features or [self.name], self.datatype)
         return self
 
     def accepts_shape(self, shape: tuple[int, ...] | list[int]) -> bool:
@@ -194,7 +200,7 @@ def _fixes(path: Path):
             return "remove the field or check its spelling (allowed fields are listed in docs/model-package.md)"
         if "unknown runtime" in err["msg"]:
             return "set runtime to one of the names listed"
-        return None
+        return getattr(err.get("ctx", {}).get("error"), "fix", None)  # errors that carry their fix
     return fix
 
 

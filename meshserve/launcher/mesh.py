@@ -26,6 +26,7 @@ from meshserve.core.settings import get_settings
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.render import render
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
+from meshserve.observability.mesh_metrics import MeshMetrics
 from meshserve.router.deployment_spec import (
     SPEC_NAME, DeploymentSpec, RecordsSpec, deployment_for, load_spec, spec_path_for)
 from meshserve.router.security_spec import internal_tls_environment, refuse_without_front
@@ -74,7 +75,8 @@ class Mesh:
         self.listen = resolve_listen(listen)
         self._own_run_dir = run_dir is None
         self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="meshserve-run-"))
-        self.supervisor = Supervisor(log=log)
+        self.metrics = MeshMetrics(self.run_dir) if get_settings().metrics else None
+        self.supervisor = Supervisor(log=log, on_restart=self.metrics.restarted if self.metrics else None)
         self.packages: list[ModelPackage] = []
         self.child_env: dict[str, str] = {}  # settings every adapter and the router get
         self.records_store: str | None = None
@@ -129,14 +131,17 @@ class Mesh:
     async def _start_adapter(self, label: str, package: ModelPackage, address: str) -> None:
         await self.supervisor.start(
             ChildSpec(label, python_argv("-m", "meshserve.adapters.server", str(package.directory), "--listen", address),
-                      ready_marker=ADAPTER_READY, env=self.child_env),
+                      ready_marker=ADAPTER_READY,
+                      env={**self.child_env, **(self.metrics.adapter_env(label, package.name, package.version)
+                                                if self.metrics else {})}),
             timeout=get_settings().adapter_start_timeout_s)
 
     async def _start_router(self, table_path: Path, listen: str) -> None:
         await self.supervisor.start(
             ChildSpec("router", python_argv("-m", "meshserve.router.server", "--table", str(table_path),
                                             "--listen", listen),
-                      ready_marker=ROUTER_READY, env=self.child_env),
+                      ready_marker=ROUTER_READY,
+                      env={**self.child_env, **(self.metrics.router_env() if self.metrics else {})}),
             timeout=30)
 
     async def _start_behind_envoy(self, deployment: DeploymentSpec) -> None:
@@ -162,6 +167,8 @@ class Mesh:
         render(layout, deployment, UpstreamAddresses(router=[router_address], variants=replicas)).write(layout)
         deployment_path = self.run_dir / "deployment.json"
         deployment_path.write_text(deployment.model_dump_json(indent=2))
+        if self.metrics:
+            self.metrics.add_envoy(layout.admin)
         await self.supervisor.start(
             ChildSpec("envoy", python_argv("-m", "meshserve.envoy.process", str(layout.run_dir),
                                            "--admin", layout.admin, "--concurrency", str(settings.envoy_concurrency)),
@@ -183,6 +190,9 @@ class Mesh:
     def _announce(self) -> None:
         models = ", ".join(f"{p.name} ({p.version}, {p.manifest.runtime})" for p in self.packages)
         log(f"meshserve: serving {models}")
+        if self.metrics:
+            for line in self.metrics.start():
+                log(f"meshserve: {line}")
         if self.broken:
             log(f"meshserve: NOT serving {len(self.broken)} broken package(s) (see above); fix them and restart "
                 "the mesh (`--strict` refuses to start with any)")

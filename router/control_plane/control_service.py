@@ -152,6 +152,18 @@ class ControlServicer(cpb_grpc.ControlServicer):
                         applied={"weights": dict(applied.weights), "shadows": dict(applied.shadows)})
         return _rollout_message(wanted.model, applied)
 
+    def weights_in_force(self, model: str) -> str:
+        """The model's live split as spans show it: "1=90,2=10", with shadows as "shadow 3=0.1"."""
+        if self.rollouts is None or model not in self.table.models:
+            return ""
+        try:
+            rollout = self.rollouts.current(model)
+        except MeshError:
+            return ""
+        weights = ",".join(f"{v}={w}" for v, w in rollout.weights.items())
+        shadows = ",".join(f"{v}={f:g}" for v, f in rollout.shadows.items())
+        return weights + (f" shadow {shadows}" if shadows else "")
+
     async def GetRecords(self, request, context):
         """Every record of one request, read from the store the mesh's recorder fills."""
         url = (self.table.control or {}).get("records_store")
