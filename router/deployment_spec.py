@@ -83,6 +83,10 @@ class RolloutBounds(StrictModel):
     max_disagreement: float | None = Field(default=0.05, ge=0, le=1, description=(
         "Shadow stage: share of the primary's requests where the candidate's class output differs."))
     no_drift_alert: bool = Field(default=False, description="Hold the candidate while a drift alert names it.")
+    max_accuracy_drop: float | None = Field(default=None, ge=0, le=1, description=(
+        "Ground truth: the candidate's accuracy on reported outcomes may trail the primary's by at most this "
+        "(0.01 = one point); the plan holds until both have min_outcomes outcomes."))
+    min_outcomes: int = Field(default=500, ge=1, description="Outcomes each version needs before accuracy is judged.")
 
 
 class RolloutPlan(StrictModel):

@@ -33,6 +33,9 @@ SERVICE = "/inference.GRPCInferenceService/"
 UNARY, STREAM = SERVICE + "ModelInfer", SERVICE + "ModelStreamInfer"
 
 
+MAX_MODEL_LABELS = 64
+
+
 class _TracedContext:
     """The servicer's view of a traced call: the caller's metadata with this span as the trace
     context, and trailing metadata that always carries the trace id."""
@@ -58,6 +61,7 @@ class InferenceCallInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, side: str, traced: bool):
         self.side = side
         self.traced = traced
+        self._labels: set[str] = set()
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -98,9 +102,22 @@ class InferenceCallInterceptor(grpc.aio.ServerInterceptor):
         # After the observers this call scheduled, so the tracing observer gets to end it first.
         asyncio.get_running_loop().call_soon(call.end_unless_taken)
 
+    def _model_label(self, request) -> str:
+        """The model label of the in-flight gauge. Clients choose model names (an unparsable message
+        has none), so only the first MAX_MODEL_LABELS names get their own series: a client sending
+        made-up names cannot grow the metrics without bound."""
+        name = getattr(request, "model_name", "")
+        if not isinstance(name, str) or len(name) > 128:
+            return "(other)"
+        if name not in self._labels:
+            if len(self._labels) >= MAX_MODEL_LABELS:
+                return "(other)"
+            self._labels.add(name)
+        return name
+
     def _unary(self, behavior):
         async def serve(request, context):
-            gauge = IN_FLIGHT.labels(self.side, request.model_name)
+            gauge = IN_FLIGHT.labels(self.side, self._model_label(request))
             gauge.inc()
             try:
                 if not self.traced:

@@ -49,6 +49,7 @@ RESTARTS = Counter("meshserve_process_restarts", "Restarts of a process of the m
                    ("process", "model", "version"))
 
 STAGES = ("check", "decode", "queue", "predict", "encode")
+MAX_SERIES = 256  # (model, version) pairs a process labels its metrics with
 
 
 class MetricsObserver:
@@ -58,9 +59,24 @@ class MetricsObserver:
 
     def __init__(self, side: str):
         self.side = side
+        self._series: set[tuple[str, str]] = set()
+
+    def _model_version(self, event: InferenceEvent) -> tuple[str, str]:
+        """Model and version labels. A refused request carries whatever names its client chose, so
+        past MAX_SERIES pairs (or for names no person would write) they count under "(other)":
+        made-up names cannot grow the metrics without bound."""
+        pair = (event.model, event.version)
+        if pair in self._series:
+            return pair
+        if len(self._series) < MAX_SERIES and len(event.model) <= 128 and len(event.version) <= 64 and \
+                event.model.isprintable() and event.version.isprintable():
+            self._series.add(pair)
+            return pair
+        return "(other)", "(other)"
 
     def observe(self, event: InferenceEvent) -> None:
-        labels = (self.side, event.model, event.version, event.call.role)
+        model, version = self._model_version(event)
+        labels = (self.side, model, version, event.call.role)
         code = event.code.name
         REQUESTS.labels(*labels, code).inc()
         if code != "OK":
@@ -74,7 +90,7 @@ class MetricsObserver:
             if seconds is not None:
                 STAGE_LATENCY.labels(*labels, stage).observe(seconds)
         if event.batch_size is not None:
-            BATCH_SIZE.labels(event.model, event.version).observe(event.batch_size)
+            BATCH_SIZE.labels(model, version).observe(event.batch_size)
 
 
 def serve_metrics(listen: str) -> None:

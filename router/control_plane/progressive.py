@@ -46,6 +46,7 @@ class PlanState:
     stage: str  # shadow | step | done | rolled_back
     step: int = -1  # index into the plan's steps (-1 in the shadow stage)
     stage_started_at: float = field(default_factory=time.time)
+    plan_started_at: float = field(default_factory=time.time)
     paused: bool = False
     holding: str = ""  # why the step waits (not enough traffic), if it does
     initial_weights: dict[str, int] = field(default_factory=dict)
@@ -230,8 +231,10 @@ class RolloutController:
         records = list(self._store.query(model, since=since))
         pairs = list(self._store.shadow_pairs(model, since=since)) if state.stage == "shadow" else []
         figures = measure(records, plan.candidate, primary, pairs)
-        state.measurements = figures
         bounds = plan.bounds
+        if bounds.max_accuracy_drop is not None:
+            figures.update(self._accuracy(model, plan.candidate, primary, state.plan_started_at))
+        state.measurements = figures
         elapsed = time.time() - since
         if state.stage == "shadow":
             count, enough = figures["pairs"], figures["pairs"] >= plan.min_requests
@@ -247,6 +250,21 @@ class RolloutController:
             if breach:
                 self._roll_back(model, breach, "rollout controller")
                 return
+        if bounds.max_accuracy_drop is not None and state.stage == "step":
+            judged = figures.get("candidate_outcomes", 0) >= bounds.min_outcomes and \
+                figures.get("primary_outcomes", 0) >= bounds.min_outcomes
+            if judged and figures["accuracy_drop"] > bounds.max_accuracy_drop:
+                self._roll_back(model, f"accuracy {figures['candidate_accuracy']:.4f} of version {plan.candidate} on "
+                                f"{figures['candidate_outcomes']} outcomes trails version {primary}'s "
+                                f"{figures['primary_accuracy']:.4f} by more than {bounds.max_accuracy_drop}",
+                                "rollout controller")
+                return
+            if not judged and enough and elapsed >= plan.min_step_s:
+                state.holding = (f"held: waiting for outcomes ({figures.get('candidate_outcomes', 0)} of version "
+                                 f"{plan.candidate}, {figures.get('primary_outcomes', 0)} of version {primary}; "
+                                 f"each needs {bounds.min_outcomes}) before judging accuracy")
+                self._save()
+                return
         if enough and elapsed >= plan.min_step_s:
             if bounds.no_drift_alert and self._drift_alerts is not None and self._drift_alerts(model, plan.candidate):
                 state.holding = f"held: a drift alert names version {plan.candidate}"
@@ -261,6 +279,22 @@ class RolloutController:
                 log.warning("rollout of %s: %s", model, holding)
             state.holding = holding
         self._save()
+
+    def _accuracy(self, model: str, candidate: str, primary: str, since: float) -> dict[str, Any]:
+        """Each version's accuracy on the outcomes reported for its requests since the plan began."""
+        from meshserve.sidecars.records.quality import quality
+
+        report = quality(self._store.joined(model, since=since))
+        figures: dict[str, Any] = {}
+        for group in report["groups"]:
+            who = "candidate" if group["version"] == candidate and group["role"] != "shadow" else \
+                "primary" if group["version"] == primary and group["role"] == "primary" else None
+            classes = [f for f in group["outputs"].values() if "accuracy" in f]
+            if who and classes:
+                figures[f"{who}_accuracy"], figures[f"{who}_outcomes"] = classes[0]["accuracy"], classes[0]["n"]
+        if "candidate_accuracy" in figures and "primary_accuracy" in figures:
+            figures["accuracy_drop"] = figures["primary_accuracy"] - figures["candidate_accuracy"]
+        return figures
 
     @staticmethod
     def _breach(figures: dict[str, Any], bounds, model: str, candidate: str) -> str:

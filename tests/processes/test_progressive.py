@@ -80,15 +80,20 @@ def rollout(tmp_path_factory):
     models = tmp_path_factory.mktemp("progressive")
     spec = {"models": {}}
     for model, behaviour, shadow_stage in (("cancer-good", "copy", False), ("cancer-bad", "fail", False),
-                                           ("cancer-disagree", "disagree", True)):
+                                           ("cancer-disagree", "disagree", True), ("cancer-truth", "disagree", False)):
         write_package(models, model, "1", "copy")
         write_package(models, model, "2", behaviour)
+        plan = {"candidate": "2", "shadow_stage": shadow_stage, **PLAN}
+        if model == "cancer-truth":  # judged on reported outcomes, not on disagreement
+            plan["bounds"] = {**PLAN["bounds"], "max_accuracy_drop": 0.02, "min_outcomes": 40}
         spec["models"][model] = {"variants": [{"version": "1", "weight": 100}, {"version": "2", "weight": 0}],
-                                 "rollout_plan": {"candidate": "2", "shadow_stage": shadow_stage, **PLAN}}
+                                 "rollout_plan": plan}
     (models / "meshserve.yaml").write_text(yaml.safe_dump(spec))
     mesh = start_mesh(models)
-    data = load_breast_cancer().data
+    dataset = load_breast_cancer()
+    data = dataset.data
     outcomes: dict[str, Counter] = {m: Counter() for m in spec["models"]}
+    answered: list[tuple[str, int]] = []  # cancer-truth's request ids and their true labels
     stop = threading.Event()
 
     def client(model: str, offset: int) -> None:
@@ -97,14 +102,34 @@ def rollout(tmp_path_factory):
             i = offset
             while not stop.is_set():
                 i += 7
+                request = request_for(model, data[i % len(data)])
+                request.id = f"{model}-{offset}-{i}"
                 try:
-                    stub.ModelInfer(request_for(model, data[i % len(data)]), timeout=10)
+                    stub.ModelInfer(request, timeout=10)
                     outcomes[model]["OK"] += 1
+                    if model == "cancer-truth":
+                        answered.append((request.id, int(dataset.target[i % len(data)])))
                 except grpc.RpcError as exc:
                     outcomes[model][exc.code().name] += 1
                 time.sleep(0.002)
 
+    def report_outcomes() -> None:
+        """The truth arrives a little later, as it does in production."""
+        from meshserve.v1 import control_pb2 as cpb
+        from meshserve.v1 import control_pb2_grpc as cpb_grpc
+
+        sent = 0
+        with grpc.insecure_channel(mesh.address) as channel:
+            control = cpb_grpc.ControlStub(channel)
+            while not stop.is_set():
+                time.sleep(0.5)
+                batch, sent = answered[sent:], len(answered)
+                if batch:
+                    control.RecordOutcomes(cpb.RecordOutcomesRequest(outcomes=[
+                        cpb.Outcome(request_id=rid, label=str(label)) for rid, label in batch]), timeout=30)
+
     threads = [threading.Thread(target=client, args=(m, k), daemon=True) for m in spec["models"] for k in range(3)]
+    threads.append(threading.Thread(target=report_outcomes, daemon=True))
     for thread in threads:
         thread.start()
     run_dir_log = None
@@ -113,7 +138,7 @@ def rollout(tmp_path_factory):
         while time.monotonic() < deadline:
             texts = {m: status(mesh, m) for m in spec["models"]}
             if ": done" in texts["cancer-good"] and "rolled_back" in texts["cancer-bad"] and \
-                    "rolled_back" in texts["cancer-disagree"]:
+                    "rolled_back" in texts["cancer-disagree"] and "rolled_back" in texts["cancer-truth"]:
                 break
             time.sleep(1.0)
         stop.set()
@@ -168,3 +193,14 @@ def test_a_candidate_that_disagrees_in_its_shadow_stage_never_gets_live_traffic(
     assert all((entry.get("weights") or {}).get("2", 0) == 0 for entry in disagree["log"]), disagree["log"]
     assert disagree["weights"]["2"] == 0 and "2" not in disagree["shadows"]
     assert set(outcomes["cancer-disagree"]) == {"OK"}
+
+
+def test_a_candidate_less_accurate_on_reported_outcomes_than_its_primary_is_rolled_back(rollout):
+    mesh, final, outcomes = rollout
+    truth = final["cancer-truth"]
+    assert truth["state"]["stage"] == "rolled_back", truth
+    reason = truth["log"][-1]["why"]
+    assert "accuracy" in reason and "trails version 1" in reason, reason
+    figures = truth["state"]["measurements"]
+    assert figures["candidate_outcomes"] >= 40 and figures["accuracy_drop"] > 0.02
+    assert truth["weights"] == {"1": 100, "2": 0}
