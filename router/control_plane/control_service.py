@@ -15,6 +15,7 @@ from meshserve.router.deployment_spec import DeploymentSpec, Rollout
 from meshserve.envoy.admin import EnvoyAdmin, EnvoyError
 from meshserve.envoy.layout import EnvoyLayout
 from meshserve.envoy.rollouts import LiveRollouts
+from meshserve.core.settings import get_settings
 from meshserve.router.control_plane.deployment_log import FILE_NAME as DEPLOYMENT_LOG, DeploymentLog, caller_of
 from meshserve.router.data_plane.authorization import ModelAccess, principal_of
 from meshserve.router.model_table import ModelEntry, ModelTable
@@ -60,7 +61,14 @@ class ControlServicer(cpb_grpc.ControlServicer):
                                  run_dir / "progressive.json", self.log, apply_and_wait=apply_and_wait)
 
     async def start_background(self) -> None:
-        """Start what runs beside the control service: the rollout controller, if any plan exists."""
+        """Start what runs beside the control service: the rollout controller, if any plan exists,
+        and the judging metrics (shadow agreement, live quality) when metrics are on."""
+        url = (self.table.control or {}).get("records_store")
+        if url and get_settings().metrics_listen:
+            from meshserve.observability.judging_metrics import keep_publishing
+
+            self._judging_task = asyncio.get_running_loop().create_task(
+                keep_publishing(lambda: open_store(url), sorted(self.table.models)))
         if self.controller is not None:
             await asyncio.to_thread(self.controller.start)
             self._controller_task = asyncio.get_running_loop().create_task(self.controller.run())

@@ -145,3 +145,26 @@ def test_a_flipping_shadow_agrees_exactly_where_its_rule_says(compared):
     assert entry["outputs"]["label"]["agreement"] == pytest.approx(expected)
     low, high = entry["outputs"]["label"]["interval"]
     assert low < expected < high
+
+
+def test_shadow_agreement_and_pair_counts_are_published_as_metrics(compared):
+    """The router's judging metrics carry the same figures as `meshserve compare`."""
+    from prometheus_client import REGISTRY
+
+    from meshserve.observability.judging_metrics import publish
+    from meshserve.sidecars.compare.comparison import compare
+
+    models, _ = compared
+    store = open_store(str(models))
+    try:
+        report = compare(store, "breast-cancer")
+    finally:
+        store.close()
+    publish("breast-cancer", report, {"groups": []})
+    labels = {"model": "breast-cancer", "version": "4", "primary_version": "1"}
+    entry = next(e for e in report["shadows"] if e["version"] == "4" and e["primary_version"] == "1")
+    assert REGISTRY.get_sample_value("meshserve_shadow_pairs", labels) == entry["pairs"]
+    assert REGISTRY.get_sample_value("meshserve_shadow_agreement", labels | {"output": "label"}) == \
+        entry["outputs"]["label"]["agreement"]
+    assert REGISTRY.get_sample_value("meshserve_shadow_abs_difference",
+                                     labels | {"output": "probabilities", "quantile": "p99"}) is not None
