@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         False, description="fsync each record before answering: survives a machine crash, not only a killed "
         "process (which the page cache already survives), at the cost of a disk flush per request.")
 
+    # Drift monitor (docs/drift.md); per-model thresholds and windows are in meshserve.yaml `drift:`.
+    drift_check_every_s: float = Field(
+        30.0, gt=0, description="How often the recorder compares each model's recent records with its baseline.")
+    drift_max_window_rows: int = Field(
+        50_000, ge=100, description="Most rows a time window reads (the newest): bounds the cost of a check.")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

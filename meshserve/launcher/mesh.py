@@ -27,6 +27,7 @@ from meshserve.envoy.render import render
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
 from meshserve.router.deployment_spec import (
     SPEC_NAME, DeploymentSpec, RecordsSpec, deployment_for, load_spec, spec_path_for)
+from meshserve.sidecars.drift.plan import plan_for, write_plan
 from meshserve.sidecars.records.observer import check_pii_key
 from meshserve.sidecars.records.recorder import READY_LINE as RECORDER_READY
 from meshserve.sidecars.records.store import default_store_url, redacted
@@ -73,11 +74,12 @@ class Mesh:
         self.packages = discover_packages(self.models_dir)  # a bad manifest stops us here, before any process
         # A bad meshserve.yaml stops us here too.
         deployment = deployment_for(self.models_dir, self.packages) if self.envoy else None
-        records = (deployment or load_spec(spec_path_for(self.models_dir))).records
+        spec = deployment or load_spec(spec_path_for(self.models_dir))
+        records = spec.records
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log(f"meshserve: starting {len(self.packages)} model(s) from {self.models_dir}")
         if records.enabled:
-            await self._start_recorder(records)
+            await self._start_recorder(records, spec)
         if deployment is not None:
             await self._start_behind_envoy(deployment)
             self._announce()
@@ -90,7 +92,7 @@ class Mesh:
         await self._start_router(table_path, self.listen)
         self._announce()
 
-    async def _start_recorder(self, records: RecordsSpec) -> None:
+    async def _start_recorder(self, records: RecordsSpec, spec: DeploymentSpec) -> None:
         """The spools' folder for every process, and the recorder that empties them into the store."""
         settings = get_settings()
         records_dir = Path(settings.records_dir or self.models_dir / ".meshserve" / "records").resolve()
@@ -102,6 +104,10 @@ class Mesh:
             argv += ["--retention-days", str(records.retention.days)]
         if records.retention.max_bytes is not None:
             argv += ["--retention-bytes", str(records.retention.max_bytes)]
+        drift = plan_for(self.packages, {m: d.drift.model_dump() for m, d in spec.models.items()})
+        if drift:  # the recorder also checks drift of every model whose package has a baseline
+            write_plan(drift, self.run_dir / "drift.json")
+            argv += ["--drift", str(self.run_dir / "drift.json")]
         await self.supervisor.start(ChildSpec("recorder", python_argv(*argv), ready_marker=RECORDER_READY), timeout=60)
         self.records_store = store
         log(f"meshserve: recording every inference to {redacted(store)} (spools in {records_dir / 'spool'}; "

@@ -1,0 +1,135 @@
+"""The drift monitor: each model version and role's recent records against its baseline.
+
+`check_model` judges every monitored column over both windows and returns the results; the
+`DriftMonitor` runs it periodically inside the recorder, keeps the latest results and the alerts
+in the store (drift_tables.py) and writes one log line when an alert is raised or clears, so
+a person or a log shipper sees it without asking.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meshserve.sidecars.drift.baseline import Baseline, read_baseline
+from meshserve.sidecars.drift.drift_tables import KEY, DriftTables
+from meshserve.sidecars.drift.live_data import ROLES, Window, windows
+from meshserve.sidecars.drift.plan import ModelPlan
+from meshserve.sidecars.drift.statistics import Comparison, compare
+
+log = logging.getLogger("meshserve.drift")
+
+
+@dataclass
+class FeatureResult:
+    model: str
+    version: str
+    role: str
+    io: str  # "input" or "output"
+    tensor: str
+    feature: str
+    window: Window
+    comparison: Comparison
+    threshold: float
+    alerting: bool
+
+    @property
+    def key(self) -> tuple:
+        return (self.model, self.version, self.role, self.tensor, self.feature, self.window.kind)
+
+    def window_text(self) -> str:
+        if self.window.start is None:
+            return f"{self.window.label} (no rows)"
+        span = " to ".join(_clock(t) for t in (self.window.start, self.window.end))
+        return f"{self.window.label}, {span} UTC"
+
+    def message(self) -> str:
+        c = self.comparison
+        p = f"{c.p_value:.3g}" if c.p_value is not None else "-"
+        score = f"{c.psi:.4f}" if c.psi is not None else "-"
+        return (f"model={self.model} version={self.version} role={self.role} feature=\"{self.feature}\" "
+                f"({self.io} {self.tensor}) score=PSI {score} threshold={self.threshold:g} "
+                f"test={c.test} p={p} window=\"{self.window_text()}\" rows={c.rows}")
+
+    def status_row(self, now: float) -> dict[str, Any]:
+        return {"model": self.model, "version": self.version, "role": self.role, "tensor": self.tensor,
+                "feature": self.feature, "window_kind": self.window.kind, "checked_at": now,
+                "row_count": self.comparison.rows, "score": self.comparison.psi, "threshold": self.threshold,
+                "p_value": self.comparison.p_value, "alerting": int(self.alerting),
+                "body": {"io": self.io, "window": self.window_text(), "window_size": self.window.size,
+                         "message": self.message(),
+                         **self.comparison.as_dict()}}
+
+
+def _clock(moment: float) -> str:
+    return datetime.datetime.fromtimestamp(moment, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def check_model(store: Any, plan: ModelPlan, baselines: dict[str, Baseline], now: float,
+                max_rows: int) -> list[FeatureResult]:
+    policy = plan.policy
+    results: list[FeatureResult] = []
+    for version, baseline in sorted(baselines.items()):
+        wanted = [(f.role, f.tensor, f.column) for f in baseline.features]
+        for role in ROLES:
+            by_count, by_time = windows(store, plan.model, version, role, wanted, policy.window_rows,
+                                        policy.window_s, max_rows, now)
+            if not by_count.rows:
+                continue  # this version does not serve in this role
+            for window in (by_count, by_time):
+                for feature in baseline.features:
+                    comparison = compare(feature, window.columns.get((feature.tensor, feature.column), []))
+                    drifted = comparison.drifted(policy.psi_threshold, policy.alpha, policy.min_samples)
+                    results.append(FeatureResult(plan.model, version, role, feature.role, feature.tensor,
+                                                 feature.column, window, comparison, policy.psi_threshold, drifted))
+    return results
+
+
+class DriftMonitor:
+    """Periodic checks of every planned model, run from the recorder's loop."""
+
+    def __init__(self, store: Any, plans: list[ModelPlan], every_s: float, max_rows: int):
+        self.store = store
+        self.plans = plans
+        self.every_s = every_s
+        self.max_rows = max_rows
+        self.tables = DriftTables(store)
+        self.baselines = {p.model: {v: read_baseline(Path(path)) for v, path in p.baselines.items()} for p in plans}
+        self._next = 0.0
+
+    def maybe_check(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        if now < self._next:
+            return
+        self._next = now + self.every_s
+        for plan in self.plans:
+            try:
+                self.check(plan, now)
+            except Exception as exc:  # a check must never stop the recorder from recording
+                log.error("drift check of %s failed: %s: %s", plan.model, type(exc).__name__, exc)
+
+    def check(self, plan: ModelPlan, now: float) -> list[FeatureResult]:
+        results = check_model(self.store, plan, self.baselines[plan.model], now, self.max_rows)
+        if not results:
+            return results
+        self.tables.save_status([r.status_row(now) for r in results])
+        open_alerts = {tuple(a[c] for c in KEY): a for a in self.tables.open_alerts(plan.model)}
+        for result in results:
+            alert = open_alerts.get(result.key)
+            c = result.comparison
+            if result.alerting and alert is None:
+                message = result.message()
+                self.tables.raise_alert({**dict(zip(KEY, result.key)), "raised_at": now, "last_seen": now,
+                                         "score": c.psi, "threshold": result.threshold, "p_value": c.p_value,
+                                         "row_count": c.rows, "message": message})
+                log.warning("drift alert: %s", message)
+            elif result.alerting:
+                self.tables.refresh_alert(alert, now, c.psi, c.p_value, c.rows)
+            elif alert is not None and c.rows >= plan.policy.min_samples:
+                self.tables.clear_alert(alert, now)
+                log.info("drift cleared: %s", result.message())
+        return results
