@@ -60,7 +60,8 @@ class FeatureResult:
                 "feature": self.feature, "window_kind": self.window.kind, "checked_at": now,
                 "row_count": self.comparison.rows, "score": self.comparison.psi, "threshold": self.threshold,
                 "p_value": self.comparison.p_value, "alerting": int(self.alerting),
-                "body": {"io": self.io, "window": self.window_text(), "window_size": self.window.size,
+                "body": {"io": self.io, "window": self.window_text(), "window_label": self.window.label,
+                         "window_size": self.window.size,
                          "message": self.message(),
                          **self.comparison.as_dict()}}
 

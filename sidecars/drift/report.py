@@ -26,9 +26,14 @@ def _status(row: dict[str, Any], min_samples: int | None) -> str:
 
 def _line(row: dict[str, Any], min_samples: int | None) -> list[str]:
     body = row["body"]
-    return [row["feature"], f"{body['io']} {row['tensor']}", body["window"], f"{row['row_count']:,}", body["test"],
+    return [row["feature"], f"{body['io']} {row['tensor']}", _short(body), f"{row['row_count']:,}", body["test"],
             _number(row["p_value"], ".3g"), _number(row["score"]), _number(body.get("js_distance")),
             _number(body.get("wasserstein_std"), ".3f"), _status(row, min_samples)]
+
+
+def _short(body: dict[str, Any]) -> str:
+    """'newest 1,000 rows' rather than 'newest 1,000 rows, 2026-12-01 10:00:00 to ... UTC'."""
+    return body.get("window_label") or body["window"]
 
 
 def _order(row: dict[str, Any]) -> tuple:
@@ -86,7 +91,8 @@ def page(model: str, rows: list[dict[str, Any]], alerts: list[str], history: lis
     for (version, role), members in groups(rows).items():
         body.append(f"<h2>Version {html.escape(version)} ({html.escape(role)})</h2>")
         ordered = sorted(members, key=_order)
-        body.append(html.table(HEADERS, [_line(r, min_samples) for r in ordered], text_columns=3))
+        spans = {r["window_kind"]: f"{r['body']['window']} ({r['row_count']:,} rows)" for r in ordered}
+        body.append("<p>Windows: " + "; ".join(html.escape(spans[k]) for k in sorted(spans)) + ".</p>")
         charts = []
         by_feature: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for row in ordered:
@@ -95,12 +101,13 @@ def page(model: str, rows: list[dict[str, Any]], alerts: list[str], history: lis
             first = windows[0]["body"]
             series = {"training baseline": first["baseline_shares"]}
             for row in sorted(windows, key=lambda r: r["window_kind"]):
-                series[f"live: {row['body']['window'].split(',')[0]}"] = row["body"]["live_shares"]
+                series[f"live: {_short(row['body'])}"] = row["body"]["live_shares"]
             worst = max(windows, key=lambda r: r["score"] or 0.0)
             flag = " DRIFT" if any(r["alerting"] for r in windows) else ""
             title = f"{feature}: PSI {_number(worst['score'], '.3f')} (threshold {worst['threshold']:g}){flag}"
             charts.append(f"<div>{html.bar_chart(title, first['labels'], series, 'share of rows')}</div>")
         body.append(f"<div style=\"display: flex; flex-wrap: wrap; gap: 8px\">{''.join(charts)}</div>")
+        body.append(html.table(HEADERS, [_line(r, min_samples) for r in ordered], text_columns=3))
     if history:
         body.append("<h2>Alerts raised by the monitor</h2>")
         body.append(html.table(["state", "alert"], [["open" if a["cleared_at"] is None else "cleared", a["message"]]

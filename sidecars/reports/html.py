@@ -107,12 +107,12 @@ def line_chart(title: str, series: dict[str, list[tuple[float, float]]], y_label
 
 
 def bar_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[float]], y_label: str,
-              width: int = 520, height: int = 240) -> str:
+              width: int = 500, height: int = 260) -> str:
     """Grouped bars: for each label one bar per series (e.g. a baseline and a live histogram)."""
     values = [v for bars in series.values() for v in bars]
     if not labels or not values:
         return f"<p>{escape(title)}: no data yet.</p>"
-    left, right, top, bottom = 50, 10, 28, 74
+    left, right, top, bottom = 50, 10, 40, 80
     y1 = max(max(values), 1e-9) * 1.1
     plot_w, plot_h = width - left - right, height - top - bottom
     group_w = plot_w / len(labels)
@@ -139,8 +139,8 @@ def bar_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[floa
             parts.append(f"<rect x=\"{x:.1f}\" y=\"{sy(value):.1f}\" width=\"{bar_w:.1f}\" "
                          f"height=\"{max(0.0, height - bottom - sy(value)):.1f}\" fill=\"{colour}\">"
                          f"<title>{escape(name)} {escape(labels[i])}: {value:.4g}</title></rect>")
-        parts.append(f"<rect x=\"{left + 10 + k * 150}\" y=\"{height - 16}\" width=\"11\" height=\"11\" "
-                     f"fill=\"{colour}\"/><text x=\"{left + 25 + k * 150}\" y=\"{height - 6}\" "
+        parts.append(f"<rect x=\"{left + k * 150}\" y=\"22\" width=\"11\" height=\"11\" "
+                     f"fill=\"{colour}\"/><text x=\"{left + 15 + k * 150}\" y=\"32\" "
                      f"font-size=\"11\">{escape(name)}</text>")
     for i, label in enumerate(labels):
         x = left + (i + 0.5) * group_w
