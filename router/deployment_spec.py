@@ -83,6 +83,8 @@ class DriftSpec(StrictModel):
     window_rows: int = Field(default=1000, ge=10, le=1_000_000, description="Count window: the newest rows.")
     window_s: float = Field(default=3600.0, ge=1, le=30 * 86400, description="Time window: rows of the last seconds.")
     min_samples: int = Field(default=200, ge=10, description="Fewest rows in a window before it is judged at all.")
+    ignore: list[str] = Field(default_factory=list, description="Columns not to judge (feature, tensor or column "
+                              "names), e.g. one that is meant to change such as a date.")
 
 
 class ModelDeployment(StrictModel):

@@ -75,14 +75,15 @@ def check_model(store: Any, plan: ModelPlan, baselines: dict[str, Baseline], now
     policy = plan.policy
     results: list[FeatureResult] = []
     for version, baseline in sorted(baselines.items()):
-        wanted = [(f.role, f.tensor, f.column) for f in baseline.features]
+        judged = [f for f in baseline.features if f.column not in policy.ignore and f.tensor not in policy.ignore]
+        wanted = [(f.role, f.tensor, f.column) for f in judged]
         for role in ROLES:
             by_count, by_time = windows(store, plan.model, version, role, wanted, policy.window_rows,
                                         policy.window_s, max_rows, now)
             if not by_count.rows:
                 continue  # this version does not serve in this role
             for window in (by_count, by_time):
-                for feature in baseline.features:
+                for feature in judged:
                     comparison = compare(feature, window.columns.get((feature.tensor, feature.column), []))
                     drifted = comparison.drifted(policy.psi_threshold, policy.alpha, policy.min_samples)
                     results.append(FeatureResult(plan.model, version, role, feature.role, feature.tensor,

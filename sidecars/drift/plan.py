@@ -21,10 +21,12 @@ class DriftPolicy:
     window_rows: int = 1000
     window_s: float = 3600.0
     min_samples: int = 200
+    ignore: tuple[str, ...] = ()  # columns (or whole tensors) not judged
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> "DriftPolicy":
-        return cls(**{f.name: settings[f.name] for f in fields(cls) if f.name in settings})
+        values = {f.name: settings[f.name] for f in fields(cls) if f.name in settings}
+        return cls(**values | {"ignore": tuple(values.get("ignore", ()))})
 
 
 @dataclass
@@ -69,4 +71,5 @@ def write_plan(plans: list[ModelPlan], path: Path) -> None:
 
 
 def read_plan(path: Path) -> list[ModelPlan]:
-    return [ModelPlan(p["model"], DriftPolicy(**p["policy"]), p["baselines"]) for p in json.loads(path.read_text())]
+    return [ModelPlan(p["model"], DriftPolicy.from_settings(p["policy"]), p["baselines"])
+            for p in json.loads(path.read_text())]

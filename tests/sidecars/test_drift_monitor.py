@@ -91,3 +91,14 @@ def test_shifted_column_alerts_alone_persists_and_clears(setting, caplog):
     html = page("iris", status, [], restarted.tables.alerts("iris"))
     assert html.count("<svg") == 5 and "training baseline" in html
     json.dumps(status)
+
+
+def test_an_ignored_column_is_never_judged(setting):
+    store, plan, data = setting
+    shifted, species = draw(data, 1000, 4)
+    shifted[:, 1] += 5.0
+    ingest(store, shifted, species, 0, 999_000.0)
+    plan = ModelPlan("iris", DriftPolicy(ignore=("sepal width (cm)",)), plan.baselines)
+    results = DriftMonitor(store, [plan], every_s=30, max_rows=50_000).check(plan, 1_000_000.0)
+    assert results and "sepal width (cm)" not in {r.feature for r in results}
+    assert not [r for r in results if r.alerting]
