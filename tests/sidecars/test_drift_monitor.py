@@ -1,5 +1,6 @@
-"""The drift monitor over a real SQLite store: alerts name the shifted column only, survive a new
-monitor (a restarted recorder), and clear once the data is back to normal."""
+"""The drift monitor over a real store (SQLite, and PostgreSQL where it is installed): alerts name
+the shifted column only, survive a new monitor (a restarted recorder), and clear once the data is
+back to normal."""
 
 import json
 import logging
@@ -12,21 +13,43 @@ from meshserve.sidecars.drift.baseline import compute_baseline
 from meshserve.sidecars.drift.monitor import DriftMonitor
 from meshserve.sidecars.drift.plan import DriftPolicy, ModelPlan
 from meshserve.sidecars.drift.report import page
-from meshserve.sidecars.records.store import SQLiteStore
+from meshserve.sidecars.records.store import PostgresStore, SQLiteStore
+from postgres_server import PostgresServer, postgres_bin
 
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 ROWS_PER_REQUEST = 50
 
 
-@pytest.fixture
-def setting(tmp_path):
+@pytest.fixture(scope="module")
+def postgres():
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed here (scripts/setup.d/60-records.sh installs it)")
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+def open_test_store(kind, tmp_path, request):
+    if kind == "sqlite":
+        return SQLiteStore(tmp_path / "records.db")
+    import psycopg
+
+    url = request.getfixturevalue("postgres").url
+    with psycopg.connect(url, autocommit=True) as connection:  # each test starts from an empty database
+        connection.execute("DROP TABLE IF EXISTS records, packages, spool_offsets, outcomes, drift_status, "
+                           "drift_alerts")
+    return PostgresStore(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def setting(tmp_path, request):
     data = load_iris()
     baseline = compute_baseline(
         [("input", "measurements", name, "FP32", data.data[:, j].tolist()) for j, name in enumerate(FEATURES)]
         + [("output", "species", "species", "BYTES", data.target_names[data.target].tolist())])
     path = tmp_path / "baseline.json"
     path.write_text(baseline.model_dump_json())
-    store = SQLiteStore(tmp_path / "records.db")
+    store = open_test_store(request.param, tmp_path, request)
     plan = ModelPlan("iris", DriftPolicy(window_rows=1000, window_s=3600, min_samples=200), {"1": str(path)})
     yield store, plan, data
     store.close()
