@@ -6,11 +6,10 @@
 from pathlib import Path
 
 import joblib
+from meshserve.sidecars.drift.package_baseline import write_package_baseline
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
-
-from meshserve.sidecars.drift.package_baseline import write_package_baseline
 
 HERE = Path(__file__).resolve().parent
 

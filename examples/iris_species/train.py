@@ -6,10 +6,9 @@
 from pathlib import Path
 
 import numpy as np
+from meshserve.sidecars.drift.package_baseline import write_package_baseline
 from sklearn.datasets import load_iris
 from sklearn.neighbors import NearestCentroid
-
-from meshserve.sidecars.drift.package_baseline import write_package_baseline
 
 HERE = Path(__file__).resolve().parent
 

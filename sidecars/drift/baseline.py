@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from meshserve.sidecars.drift.columns import CATEGORICAL_TYPES, INTEGER_TYPES, MAX_INTEGER_CATEGORIES
 from pydantic import Field
 
 from meshserve.core.datatypes import NUMPY_DTYPES
 from meshserve.core.strict_model import StrictModel
-from meshserve.sidecars.drift.columns import CATEGORICAL_TYPES, INTEGER_TYPES, MAX_INTEGER_CATEGORIES
 
 BASELINE_FILE = "baseline.json"
 NUMERIC_BINS = 10
@@ -67,7 +67,7 @@ def is_missing(value: Any) -> bool:
 
 def category_of(value: Any) -> str:
     """The text a category is known by, the same for training data and records (1, 1.0, True -> '1', '1', 'true')."""
-    if isinstance(value, bool) or isinstance(value, np.bool_):
+    if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))

@@ -7,7 +7,6 @@ a [-1, k] tensor without feature names `NAME_0` ... `NAME_{k-1}`. Larger shapes 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 # Integer tensors with at most this many distinct values in the training data are categories
@@ -28,27 +27,3 @@ def columns_of(spec: Any) -> list[str] | None:
         if shape[1] > 0:
             return [f"{spec.name}_{j}" for j in range(shape[1])]
     return None
-
-
-def signature_columns(signature: Any) -> Iterator[tuple[str, Any, str, int | None]]:
-    """(role 'input' or 'output', spec, column, position along the last axis or None) for each column."""
-    for role, specs in (("input", signature.inputs), ("output", signature.outputs)):
-        for spec in specs:
-            names = columns_of(spec)
-            if names is None or spec.pii:  # pii values are keyed hashes: no distribution to compare
-                continue
-            for j, column in enumerate(names):
-                yield role, spec, column, (j if len(spec.shape) == 2 else None)
-
-
-def recorded_column(tensor: dict[str, Any], position: int | None) -> list | None:
-    """One column's values (one per row) of a recorded tensor, or None when its values were not kept."""
-    values = tensor.get("values")
-    if values is None:
-        return None
-    shape = tensor.get("shape") or []
-    if position is None:
-        return list(values) if len(shape) == 1 else None
-    if len(shape) != 2:
-        return None
-    return [row[position] if position < len(row) else None for row in values]

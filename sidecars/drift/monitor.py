@@ -67,7 +67,7 @@ class FeatureResult:
 
 
 def _clock(moment: float) -> str:
-    return datetime.datetime.fromtimestamp(moment, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.datetime.fromtimestamp(moment, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def check_model(store: Any, plan: ModelPlan, baselines: dict[str, Baseline], now: float,
@@ -111,7 +111,7 @@ class DriftMonitor:
         for plan in self.plans:
             try:
                 self.check(plan, now)
-            except Exception as exc:  # a check must never stop the recorder from recording
+            except Exception as exc:  # noqa: BLE001 - a check must never stop the recorder from recording
                 log.error("drift check of %s failed: %s: %s", plan.model, type(exc).__name__, exc)
 
     def check(self, plan: ModelPlan, now: float) -> list[FeatureResult]:

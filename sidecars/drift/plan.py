@@ -24,7 +24,7 @@ class DriftPolicy:
     ignore: tuple[str, ...] = ()  # columns (or whole tensors) not judged
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> "DriftPolicy":
+    def from_settings(cls, settings: dict[str, Any]) -> DriftPolicy:
         values = {f.name: settings[f.name] for f in fields(cls) if f.name in settings}
         return cls(**values | {"ignore": tuple(values.get("ignore", ()))})
 
@@ -53,10 +53,10 @@ def plan_for(packages: list[Any], drift_settings: dict[str, dict[str, Any]]) -> 
 
 def check_baseline(path: Path) -> None:
     """Refuse a baseline file the monitor could not read, before any process starts."""
+    from meshserve.sidecars.drift.baseline import read_baseline
     from pydantic import ValidationError
 
     from meshserve.core.errors import ManifestError
-    from meshserve.sidecars.drift.baseline import read_baseline
 
     try:
         read_baseline(path)

@@ -17,15 +17,15 @@ quiet on large samples of unchanged data and on small samples of anything. Stati
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
+from meshserve.sidecars.drift.baseline import FeatureBaseline, category_of, is_missing, numeric_bins, numeric_values
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
-
-from meshserve.sidecars.drift.baseline import (
-    FeatureBaseline, category_of, is_missing, numeric_bins, numeric_values)
 
 # Probability given to a bin the baseline never saw (and floor for live shares), so PSI stays
 # finite: a category seen in 10% of live rows and never in training scores about 0.7.
@@ -151,5 +151,5 @@ def _bin_labels(edges: Sequence[float]) -> list[str]:
     if not edges:
         return ["all"]
     labels = [f"<{edges[0]:.4g}"]
-    labels += [f"{a:.4g}-{b:.4g}" for a, b in zip(edges[:-1], edges[1:])]
+    labels += [f"{a:.4g}-{b:.4g}" for a, b in pairwise(edges)]
     return labels + [f">={edges[-1]:.4g}"]

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from meshserve.sidecars.drift.columns import columns_of
 
 from meshserve.core.datatypes import NUMPY_DTYPES
 from meshserve.core.errors import ManifestError
-from meshserve.sidecars.drift.columns import columns_of
 
 PREDICT_ROWS = 1000  # rows per predict call when the model scores the training data
 
@@ -57,9 +57,9 @@ def _tensor(spec: Any, table: dict[str, list]) -> np.ndarray:
     names = columns_of(spec)
     dtype = NUMPY_DTYPES[spec.datatype]
     if spec.datatype == "BYTES":
-        convert = lambda values: np.asarray([v.encode() if isinstance(v, str) else v for v in values], dtype=object)  # noqa: E731
+        convert = lambda values: np.asarray([v.encode() if isinstance(v, str) else v for v in values], dtype=object)
     else:
-        convert = lambda values: np.asarray([np.nan if v is None else v for v in values]).astype(dtype)  # noqa: E731
+        convert = lambda values: np.asarray([np.nan if v is None else v for v in values]).astype(dtype)
     if len(spec.shape) == 1:
         return convert(table[names[0]])
     return np.stack([convert(table[name]) for name in names], axis=1)

@@ -15,11 +15,10 @@ import grpc
 import numpy as np
 import pytest
 import yaml
+from conftest import EXAMPLES, ROOT, meshserve_argv, start_mesh
 from sklearn.datasets import load_breast_cancer
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
-
-from conftest import EXAMPLES, ROOT, meshserve_argv, start_mesh
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +65,11 @@ def drift_state(models: Path) -> tuple[list[dict], list[dict]]:
         store.close()
 
 
+def checked_all(state: tuple[list[dict], list[dict]], rows: int) -> tuple | None:
+    """STATE once a check's time window has seen all ROWS, else None."""
+    return state if any(r["window_kind"] == "time" and r["row_count"] == rows for r in state[0]) else None
+
+
 @pytest.fixture(scope="module")
 def drifted(tmp_path_factory):
     """A mesh that served 5,000 unchanged rows, then 1,000 with SHIFTED moved; what it said on the way."""
@@ -82,9 +86,8 @@ def drifted(tmp_path_factory):
             stub = pb_grpc.GRPCInferenceServiceStub(channel)
             send(stub, data.data[rng.integers(0, len(data.target), UNCHANGED_ROWS)], "same")
             # A check that has seen all 5,000 rows in its time window.
-            quiet = wait_for(lambda: (lambda s: s if any(r["window_kind"] == "time" and r["row_count"] ==
-                                                        UNCHANGED_ROWS for r in s[0]) else None)(drift_state(models)),
-                             60, "a drift check over all the unchanged rows")
+            quiet = wait_for(lambda: checked_all(drift_state(models), UNCHANGED_ROWS), 60,
+                             "a drift check over all the unchanged rows")
             column = list(data.feature_names).index(SHIFTED)
             shifted = data.data[rng.integers(0, len(data.target), WINDOW_ROWS)].copy()
             shifted[:, column] += 2 * data.data[:, column].std()
@@ -118,7 +121,7 @@ def test_one_shifted_feature_raises_an_alert_naming_it_and_no_other(drifted):
         ("breast-cancer", "1", "primary", "features")}
     assert "rows" in {a["window_kind"] for a in alerts}, "the count window holding the shifted rows fires"
     assert all(a["score"] >= a["threshold"] == 0.2 for a in alerts)
-    assert drifted["took"] < 10, "raised within a few checks of the window filling"
+    assert drifted["took"] < 20, "raised within a few checks (one a second here) of the shifted rows"
     alerting = {r["feature"] for r in drifted["status"] if r["alerting"]}
     assert alerting == {SHIFTED}
     logged = [line for line in drifted["log"] if "drift alert:" in line]
@@ -129,14 +132,14 @@ def test_one_shifted_feature_raises_an_alert_naming_it_and_no_other(drifted):
 def test_meshserve_drift_lists_the_alert_and_exits_3(drifted, tmp_path):
     models = drifted["models"]
     result = subprocess.run(meshserve_argv("drift", "breast-cancer", "--store", str(models), "--json"),
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 3, result.stderr
     report = json.loads(result.stdout)
     assert {r["feature"] for r in report["columns"] if r["alerting"]} == {SHIFTED}
     assert report["alerts"] and all(SHIFTED in a for a in report["alerts"])
     assert {a["feature"] for a in report["monitor_alerts"]} == {SHIFTED}
     text = subprocess.run(meshserve_argv("drift", "breast-cancer", "--store", str(models)),
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert text.returncode == 3 and f'ALERT: model=breast-cancer version=1 role=primary feature="{SHIFTED}"' in text.stdout
 
 
@@ -145,8 +148,9 @@ def test_the_drift_report_renders_in_a_real_browser_with_its_histograms(drifted,
     if chromium is None:
         pytest.skip("headless Chromium is not installed (scripts/setup.d/70-reports.sh installs it)")
     report_path = tmp_path / "drift.html"
-    subprocess.run(meshserve_argv("drift", "breast-cancer", "--store", str(drifted["models"]), "--html",
-                                  str(report_path)), capture_output=True, timeout=120)
+    made = subprocess.run(meshserve_argv("drift", "breast-cancer", "--store", str(drifted["models"]), "--html",
+                                         str(report_path)), capture_output=True, timeout=120, check=False)
+    assert made.returncode == 3, made.stderr  # 3: a column drifted
     page = report_path.read_text()
     assert page.count("<svg") == 33 and "training baseline" in page and f"{SHIFTED}: PSI" in page
     shot = tmp_path / "drift.png"
@@ -154,10 +158,10 @@ def test_the_drift_report_renders_in_a_real_browser_with_its_histograms(drifted,
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
                     "--window-size=1100,2400", f"--screenshot={shot}", report_path.as_uri()],
-                   capture_output=True, timeout=60)
+                   capture_output=True, timeout=60, check=False)
     shutil.rmtree(profile, ignore_errors=True)
     assert shot.is_file() and shot.stat().st_size > 10_000, "the page did not render"
-    from PIL import Image  # noqa: PLC0415 - only when a browser took the picture
+    from PIL import Image
 
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     blue = ((pixels[..., 2] - pixels[..., 0]) > 80).sum()  # the baseline's bars
@@ -174,5 +178,6 @@ def test_the_prometheus_drift_rules_are_valid():
     if promtool is None:
         pytest.skip("promtool is not installed (Debian package prometheus): the rules were only parsed")
     for check in (["check", "rules", str(rules)], ["test", "rules", str(rules.with_suffix(".test.yml"))]):
-        result = subprocess.run([promtool, *check], capture_output=True, text=True, timeout=60, cwd=rules.parent)
+        result = subprocess.run([promtool, *check], capture_output=True, text=True, timeout=60,
+                                cwd=rules.parent, check=False)
         assert result.returncode == 0, result.stdout + result.stderr

@@ -7,14 +7,13 @@ import logging
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_iris
-
 from meshserve.sidecars.drift.baseline import compute_baseline
 from meshserve.sidecars.drift.monitor import DriftMonitor
 from meshserve.sidecars.drift.plan import DriftPolicy, ModelPlan
 from meshserve.sidecars.drift.report import page
 from meshserve.sidecars.records.store import PostgresStore, SQLiteStore
 from postgres_server import PostgresServer, postgres_bin
+from sklearn.datasets import load_iris
 
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 ROWS_PER_REQUEST = 50

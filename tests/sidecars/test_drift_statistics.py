@@ -3,7 +3,6 @@ small samples whatever they hold."""
 
 import numpy as np
 import pytest
-
 from meshserve.sidecars.drift.baseline import feature_baseline
 from meshserve.sidecars.drift.statistics import compare
 
