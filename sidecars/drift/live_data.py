@@ -1,17 +1,20 @@
 """Live data for drift: the recorded values of one model version and role, over two windows.
 
 The count window is the newest `window_rows` rows whenever they came; the time window is every
-row of the last `window_s` seconds (at most `max_rows`, the newest). One newest-first pass over
-the store fills both. Only answered requests count (an error's inputs were refused, not served),
-and each row of a batched request is one row.
+row of the last `window_s` seconds (at most `max_rows`, the newest). Only answered requests count
+(an error's inputs were refused, not served), and each row of a batched request is one row.
+
+Reading is the cost of a check, so it is done in one or two indexed queries that fetch only the
+records' bodies, and each tensor's rows are gathered whole and cut into columns once at the end.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 ROLES = ("primary", "canary", "shadow")
 
@@ -23,71 +26,96 @@ class Window:
     rows: int = 0
     start: float | None = None  # time of the oldest and newest record in it
     end: float | None = None
-    columns: dict[tuple[str, str], list] = field(default_factory=lambda: defaultdict(list))
+    # (io, tensor) -> the recorded rows of that tensor, in chunks (one per record)
+    chunks: dict[tuple[str, str], list[list]] = field(default_factory=dict)
+    layouts: dict[tuple[str, str], tuple] = field(default_factory=dict)  # (io, tensor) -> (shape rank, features)
+    _matrices: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     @property
     def label(self) -> str:
         return f"newest {int(self.size):,} rows" if self.kind == "rows" else f"last {self.size:g} s"
 
-    def add(self, record: dict[str, Any], values: dict[tuple[str, str], list], rows: int) -> None:
-        self.rows += rows
-        self.start = record["time"] if self.start is None else min(self.start, record["time"])
-        self.end = record["time"] if self.end is None else max(self.end, record["time"])
-        for key, column in values.items():
-            self.columns[key] += column
+    def add(self, moment: float, body: dict[str, Any], wanted: set[tuple[str, str]], limit: int | None) -> int:
+        """Add a record's rows (at most LIMIT); returns how many rows it added."""
+        rows = 0
+        for io, group in (("input", body.get("inputs")), ("output", body.get("outputs"))):
+            for name, tensor in (group or {}).items():
+                values = tensor.get("values")
+                shape = tensor.get("shape") or []
+                if (io, name) not in wanted or values is None or len(shape) not in (1, 2):
+                    continue
+                values = values if limit is None else values[:limit]
+                self.chunks.setdefault((io, name), []).append(values)
+                self.layouts.setdefault((io, name), (len(shape), tuple(tensor.get("features") or ())))
+                rows = max(rows, len(values))
+        if rows:
+            self.rows += rows
+            self.start = moment if self.start is None else min(self.start, moment)
+            self.end = moment if self.end is None else max(self.end, moment)
+        return rows
+
+    def column(self, io: str, tensor: str, column: str) -> Any:
+        """One column's values over the window (empty when the records do not hold it)."""
+        chunks = self.chunks.get((io, tensor))
+        if not chunks:
+            return []
+        rank, features = self.layouts[(io, tensor)]
+        if rank == 1:
+            return [v for chunk in chunks for v in chunk] if column == tensor else []
+        position = _position(features, tensor, column)
+        if position is None:
+            return []
+        matrix = self._matrices.get((io, tensor))
+        if matrix is None:  # once per tensor, not once per column
+            rows = [row for chunk in chunks for row in chunk]
+            try:
+                matrix = np.asarray(rows, dtype=float)
+                if matrix.ndim != 2:
+                    raise ValueError("ragged rows")
+            except (TypeError, ValueError):  # text or ragged rows: kept as they are
+                matrix = rows
+            self._matrices[(io, tensor)] = matrix
+        if isinstance(matrix, np.ndarray):
+            return matrix[:, position] if position < matrix.shape[1] else []
+        return [row[position] if position < len(row) else None for row in matrix]
 
 
-def _position(tensor: dict[str, Any], name: str, column: str) -> int | None | bool:
-    """Where COLUMN sits in a recorded tensor: None for a 1-D tensor, an index, or False if absent."""
-    shape = tensor.get("shape") or []
-    if len(shape) == 1:
-        return None if column == name else False
-    if len(shape) != 2:
-        return False
-    features = tensor.get("features") or []
+def _position(features: tuple, tensor: str, column: str) -> int | None:
     if column in features:
         return features.index(column)
-    prefix = f"{name}_"
+    prefix = f"{tensor}_"
     if column.startswith(prefix) and column[len(prefix):].isdigit():
         return int(column[len(prefix):])
-    return False
+    return None
 
 
-def record_values(record: dict[str, Any], wanted: Iterable[tuple[str, str, str]]) -> tuple[dict, int]:
-    """({(tensor, column): values}, rows) of one record for the (role, tensor, column) WANTED."""
-    values: dict[tuple[str, str], list] = {}
-    rows = 0
-    for role, name, column in wanted:
-        tensor = (record.get("inputs" if role == "input" else "outputs") or {}).get(name)
-        if not tensor or tensor.get("values") is None:
-            continue
-        position = _position(tensor, name, column)
-        if position is False:
-            continue
-        data = tensor["values"]
-        column_values = list(data) if position is None else [row[position] for row in data]
-        values[(name, column)] = column_values
-        rows = max(rows, len(column_values))
-    return values, rows
+def _answered(store: Any, model: str, version: str, role: str, since: float | None, until: float,
+              limit: int) -> list[dict[str, Any]]:
+    sql = ("SELECT time, body FROM records WHERE model = ? AND version = ? AND role = ? AND code = 'OK' "
+           "AND side = 'adapter' AND time <= ?")
+    params: list[Any] = [model, version, role, until]
+    if since is not None:
+        sql += " AND time >= ?"
+        params.append(since)
+    return store._rows(store._q(f"{sql} ORDER BY time DESC LIMIT {int(limit)}"), params)
 
 
-def windows(store: Any, model: str, version: str, role: str, wanted: list[tuple[str, str, str]],
+def windows(store: Any, model: str, version: str, role: str, wanted: set[tuple[str, str]],
             window_rows: int, window_s: float, max_rows: int, now: float) -> tuple[Window, Window]:
+    """The count and time windows of one version and role; WANTED names the (io, tensor) to read."""
     by_count, by_time = Window("rows", window_rows), Window("time", window_s)
-    cutoff = now - window_s
-    for record in store.query(model, version=version, role=role, newest_first=True):
-        count_full = by_count.rows >= window_rows
-        time_done = record["time"] < cutoff or by_time.rows >= max_rows
-        if count_full and time_done:
+    recent = _answered(store, model, version, role, now - window_s, now, max_rows)
+    bodies = [(r["time"], json.loads(r["body"])) for r in recent]
+    for moment, body in bodies:
+        if by_time.rows >= max_rows:
             break
-        if record.get("code") != "OK" or record.get("side") != "adapter":
-            continue
-        values, rows = record_values(record, wanted)
-        if not rows:
-            continue
-        if not count_full:
-            keep = window_rows - by_count.rows
-            by_count.add(record, {k: v[:keep] for k, v in values.items()}, min(rows, keep))
-        if not time_done and record["time"] <= now:
-            by_time.add(record, values, rows)
+        by_time.add(moment, body, wanted, max_rows - by_time.rows)
+    if by_time.rows < window_rows:  # the count window reaches back before the time window
+        # A record holds at least one row, so window_rows records are always enough.
+        bodies = [(r["time"], json.loads(r["body"]))
+                  for r in _answered(store, model, version, role, None, now, window_rows)]
+    for moment, body in bodies:
+        if by_count.rows >= window_rows:
+            break
+        by_count.add(moment, body, wanted, window_rows - by_count.rows)
     return by_count, by_time

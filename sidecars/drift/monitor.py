@@ -1,7 +1,7 @@
 """The drift monitor: each model version and role's recent records against its baseline.
 
 `check_model` judges every monitored column over both windows and returns the results; the
-`DriftMonitor` runs it periodically inside the recorder, keeps the latest results and the alerts
+`DriftMonitor` runs it periodically (in a thread of the recorder, `MonitorThread`), keeps the latest results and the alerts
 in the store (drift_tables.py) and writes one log line when an alert is raised or clears, so
 a person or a log shipper sees it without asking.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,7 @@ def check_model(store: Any, plan: ModelPlan, baselines: dict[str, Baseline], now
     results: list[FeatureResult] = []
     for version, baseline in sorted(baselines.items()):
         judged = [f for f in baseline.features if f.column not in policy.ignore and f.tensor not in policy.ignore]
-        wanted = [(f.role, f.tensor, f.column) for f in judged]
+        wanted = {(f.role, f.tensor) for f in judged}
         for role in ROLES:
             by_count, by_time = windows(store, plan.model, version, role, wanted, policy.window_rows,
                                         policy.window_s, max_rows, now)
@@ -84,7 +85,7 @@ def check_model(store: Any, plan: ModelPlan, baselines: dict[str, Baseline], now
                 continue  # this version does not serve in this role
             for window in (by_count, by_time):
                 for feature in judged:
-                    comparison = compare(feature, window.columns.get((feature.tensor, feature.column), []))
+                    comparison = compare(feature, window.column(feature.role, feature.tensor, feature.column))
                     drifted = comparison.drifted(policy.psi_threshold, policy.alpha, policy.min_samples)
                     results.append(FeatureResult(plan.model, version, role, feature.role, feature.tensor,
                                                  feature.column, window, comparison, policy.psi_threshold, drifted))
@@ -135,3 +136,51 @@ class DriftMonitor:
                 self.tables.clear_alert(alert, now)
                 log.info("drift cleared: %s", result.message())
         return results
+
+
+class MonitorThread:
+    """The monitor in a thread of the recorder, with its own store connection: a check (seconds on a
+    large time window) never delays moving records, and a store that is down is retried."""
+
+    RETRY_S = 5.0
+
+    def __init__(self, store_url: str, plan_path: Path):
+        self.store_url, self.plan_path = store_url, plan_path
+        self.monitor: DriftMonitor | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drift-monitor", daemon=True)
+
+    @classmethod
+    def start(cls, store_url: str, plan_path: Path) -> MonitorThread:
+        thread = cls(store_url, plan_path)
+        thread._thread.start()
+        return thread
+
+    def _open(self) -> DriftMonitor:
+        from meshserve.sidecars.drift.plan import read_plan
+        from meshserve.sidecars.records.store import open_store
+
+        from meshserve.core.settings import get_settings
+
+        settings = get_settings()
+        return DriftMonitor(open_store(self.store_url), read_plan(self.plan_path), settings.drift_check_every_s,
+                            settings.drift_max_window_rows)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.monitor is None:
+                try:
+                    self.monitor = self._open()
+                except Exception as exc:  # noqa: BLE001 - recording goes on; drift checks wait for the store
+                    log.error("drift monitor cannot start: %s: %s; retrying in %g s", type(exc).__name__, exc,
+                              self.RETRY_S)
+                    self._stop.wait(self.RETRY_S)
+                    continue
+            self.monitor.maybe_check()
+            self._stop.wait(min(1.0, self.monitor.every_s))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+        if self.monitor is not None and not self._thread.is_alive():
+            self.monitor.store.close()

@@ -7,7 +7,8 @@ request's path: servers write their spools whether it runs or not, and it catche
 comes back. Each pass reads every spool file from its committed offset, stores what it read
 and the new offsets in one transaction, then deletes the files that are consumed and finished.
 Retention (days and/or bytes, from meshserve.yaml) is applied every minute. With `--drift PLAN`
-it also runs the drift monitor's periodic check (sidecars/drift/monitor.py) between passes.
+it also runs the drift monitor (sidecars/drift/monitor.py) in a thread of its own with its own
+connection to the store, so a check never delays moving records.
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ RETENTION_EVERY_S = 60.0
 
 class Recorder:
     def __init__(self, spool_dir: Path, store: RecordStore, retention_days: float | None = None,
-                 retention_bytes: int | None = None, drift=None):
-        self.drift = drift  # a DriftMonitor, or None
+                 retention_bytes: int | None = None):
         self.spool_dir = Path(spool_dir)
         self.store = store
         self.retention_days = retention_days
@@ -94,8 +94,6 @@ class Recorder:
             try:
                 moved = self.drain_once()
                 self.apply_retention()
-                if self.drift is not None:
-                    self.drift.maybe_check()
             except Exception as exc:  # a store that is down: keep the spools, try again
                 log.error("recorder: %s: %s; records stay spooled, trying again in 2 s", type(exc).__name__, exc)
                 time.sleep(2.0)
@@ -129,21 +127,20 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(2.0)
     Path(args.spool).mkdir(parents=True, exist_ok=True)
     print(f"{READY_LINE}: {args.spool} -> {redacted(store.url)}", flush=True)
-    Recorder(Path(args.spool), store, args.retention_days, args.retention_bytes,
-             drift=_drift_monitor(store, args.drift)).run(stop)
+    drift = _start_drift_monitor(args.store, args.drift)
+    Recorder(Path(args.spool), store, args.retention_days, args.retention_bytes).run(stop)
+    if drift is not None:
+        drift.stop()
     store.close()
     return 0
 
 
-def _drift_monitor(store: RecordStore, plan_path: str | None):
+def _start_drift_monitor(store_url: str, plan_path: str | None):
     if plan_path is None:
         return None
-    from meshserve.core.settings import get_settings
-    from meshserve.sidecars.drift.monitor import DriftMonitor
-    from meshserve.sidecars.drift.plan import read_plan
+    from meshserve.sidecars.drift.monitor import MonitorThread
 
-    settings = get_settings()
-    return DriftMonitor(store, read_plan(Path(plan_path)), settings.drift_check_every_s, settings.drift_max_window_rows)
+    return MonitorThread.start(store_url, Path(plan_path))
 
 
 if __name__ == "__main__":
