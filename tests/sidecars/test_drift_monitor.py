@@ -54,13 +54,13 @@ def setting(tmp_path, request):
     store.close()
 
 
-def ingest(store, rows, species, start, t):
+def ingest(store, rows, species, start, t, version="1", role="primary"):
     records = []
     for i in range(0, len(rows), ROWS_PER_REQUEST):
         chunk, names = rows[i:i + ROWS_PER_REQUEST], species[i:i + ROWS_PER_REQUEST]
         records.append({
-            "request_id": f"r{start + i}", "slot": "answer", "time": t + i * 1e-3, "side": "adapter", "model": "iris",
-            "version": "1", "role": "primary", "digest": "d", "training_data_sha256": "", "code_revision": "",
+            "request_id": f"r{start + i}", "slot": "answer" if role != "shadow" else f"shadow:{version}",
+            "time": t + i * 1e-3, "side": "adapter", "model": "iris", "version": version, "role": role, "digest": "d", "training_data_sha256": "", "code_revision": "",
             "trace_id": "", "code": "OK", "error": "", "latency_s": 0.001, "batch_size": None, "timings": {},
             "inputs": {"measurements": {"datatype": "FP32", "shape": [len(chunk), 4], "features": FEATURES,
                                         "values": np.asarray(chunk, dtype=np.float32).tolist()}},
@@ -124,3 +124,17 @@ def test_an_ignored_column_is_never_judged(setting):
     results = DriftMonitor(store, [plan], every_s=30, max_rows=50_000).check(plan, 1_000_000.0)
     assert results and "sepal width (cm)" not in {r.feature for r in results}
     assert not [r for r in results if r.alerting]
+
+
+def test_each_version_and_role_is_judged_on_its_own_rows(setting):
+    store, plan, data = setting
+    rows, species = draw(data, 1000, 5)
+    ingest(store, rows, species, 0, 999_000.0)  # version 1, primary: unchanged
+    shifted, species = draw(data, 1000, 6)
+    shifted[:, 2] += 2 * data.data[:, 2].std()
+    ingest(store, shifted, species, 100_000, 999_000.0, version="2", role="shadow")
+    plan = ModelPlan("iris", plan.policy, {"1": plan.baselines["1"], "2": plan.baselines["1"]})
+    results = DriftMonitor(store, [plan], every_s=30, max_rows=50_000).check(plan, 1_000_000.0)
+    assert {(r.version, r.role) for r in results} == {("1", "primary"), ("2", "shadow")}
+    assert {(r.version, r.role, r.feature) for r in results if r.alerting
+            and r.io == "input"} == {("2", "shadow", "petal length (cm)")}
