@@ -11,6 +11,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from meshserve.core.errors import ManifestError
+from meshserve.sidecars.drift.baseline import read_baseline
+from meshserve.sidecars.drift.columns import columns_of
+
 
 @dataclass(frozen=True)
 class DriftPolicy:
@@ -46,24 +52,25 @@ def plan_for(packages: list[Any], drift_settings: dict[str, dict[str, Any]]) -> 
             continue
         plan = plans.setdefault(package.name, ModelPlan(package.name, DriftPolicy.from_settings(settings)))
         path = package.path(package.manifest.baseline)
-        check_baseline(path)
+        check_baseline(path, package.manifest.signature)
         plan.baselines[package.version] = str(path)
     return list(plans.values())
 
 
-def check_baseline(path: Path) -> None:
-    """Refuse a baseline file the monitor could not read, before any process starts."""
-    from meshserve.sidecars.drift.baseline import read_baseline
-    from pydantic import ValidationError
-
-    from meshserve.core.errors import ManifestError
-
+def check_baseline(path: Path, signature: Any) -> None:
+    """Refuse a baseline file the monitor could not read or that describes other columns than the
+    signature's (a signature changed without a new baseline), before any process starts."""
+    fix = "make it again with `meshserve baseline DIR --data TRAINING_DATA`"
     try:
-        read_baseline(path)
+        baseline = read_baseline(path)
     except (ValidationError, ValueError, OSError) as exc:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ManifestError(str(path), "(file)", f"not a readable baseline ({problem})",
-                            "make it again with `meshserve baseline DIR --data TRAINING_DATA`") from exc
+        raise ManifestError(str(path), "(file)", f"not a readable baseline ({problem})", fix) from exc
+    known = {(spec.name, column) for spec in signature.inputs + signature.outputs for column in columns_of(spec) or []}
+    for feature in baseline.features:
+        if (feature.tensor, feature.column) not in known:
+            raise ManifestError(str(path), "features", f"column '{feature.column}' of '{feature.tensor}' is not in "
+                                "the package's signature", fix)
 
 
 def write_plan(plans: list[ModelPlan], path: Path) -> None:

@@ -89,6 +89,17 @@ def test_a_broken_baseline_file_stops_the_plan(iris_package):
     assert "baseline.json" in caught.value.path and "meshserve baseline" in caught.value.fix
 
 
+def test_a_baseline_of_other_columns_than_the_signature_is_refused_by_meshserve_check(iris_package, tmp_path):
+    text = (EXAMPLES / "iris_species" / "baseline.json").read_text().replace('"petal width (cm)"', '"petal girth"')
+    (iris_package / "baseline.json").write_text(text)
+    (iris_package / "model.yaml").write_text((iris_package / "model.yaml").read_text() + "baseline: baseline.json\n")
+    result = subprocess.run(meshserve_argv("check", str(iris_package)), capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 2
+    assert "column 'petal girth' of 'measurements' is not in the package's signature" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_drift_settings_in_the_spec_are_checked_and_reach_the_plan():
     spec = parse_spec({"models": {"iris-species": {"variants": [{"version": "1", "weight": 1}],
                                                    "drift": {"psi_threshold": 0.3, "window_rows": 500}}}}, "m.yaml")
