@@ -62,6 +62,11 @@ class MicroBatcher:
         self.batches = 0  # how many coalesced calls ran, for metrics and tests
         self.batched_requests = 0
 
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a batch now (meshserve_queue_depth)."""
+        return len(self._queue)
+
     async def predict(self, inputs: Tensors, event: InferenceEvent | None = None) -> Tensors:
         rows = next(iter(inputs.values())).shape[0] if inputs else 1
         if rows >= self.max_batch_size:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from tritonclient.grpc import service_pb2 as pb
 
 from meshserve.adapters.batching import MicroBatcher
 from meshserve.adapters.runtime import Runtime, Tensors, create_runtime, request_deadline
 from meshserve.adapters.tensor_codec import as_datatype, decode_tensor, encode_tensor
 from meshserve.core.errors import MeshError, ModelFailed
+from meshserve.core.input_policy import check_values
 from meshserve.core.mesh_protocol import ROLE_PARAMETER, CallInfo, model_metadata
 from meshserve.core.model_package import ModelPackage
 from meshserve.core.observers import InferenceEvent, Observers
@@ -62,6 +65,7 @@ class ModelService:
             for i, t in enumerate(request.inputs)
         }
         event.inputs = inputs
+        check_values(inputs, self.signature, self.package.manifest.input_policy)
         now = time.perf_counter()
         timings["decode"], mark = now - mark, now
         if call.deadline is not None:
@@ -70,6 +74,7 @@ class ModelService:
             request_deadline.set(call.deadline)
         outputs = await self._predict(inputs, event)
         event.outputs = outputs
+        self._check_rows(inputs, outputs)
         now = time.perf_counter()
         timings["predict"], mark = now - mark - timings.get("queue", 0.0), now
         wanted = [o.name for o in request.outputs] or [o.name for o in self.signature.outputs]
@@ -93,6 +98,22 @@ class ModelService:
                 response.raw_output_contents.append(data)
         timings["encode"] = time.perf_counter() - mark
         return response
+
+    def _check_rows(self, inputs: Tensors, outputs: Tensors) -> None:
+        """An output with a batch dimension has one row per input row, whatever the runtime."""
+        batched = [a.shape[0] for name, a in inputs.items()
+                   if getattr(a, "ndim", 0) and self.signature.input(name).shape[0] == -1]
+        if not batched:
+            return
+        rows = batched[0]
+        for spec in self.signature.outputs:
+            array = outputs.get(spec.name)
+            if array is None or not spec.shape or spec.shape[0] != -1:
+                continue
+            got = np.shape(array)[0] if np.ndim(array) else 0
+            if got != rows:
+                raise ModelFailed(f"the model returned output '{spec.name}' with {got} rows for {rows} input rows; "
+                                  "a model must answer one row per input row")
 
     async def _predict(self, inputs: Tensors, event: InferenceEvent) -> Tensors:
         try:

@@ -35,7 +35,13 @@ class RuntimeOptions(StrictModel):
     """A runtime's own section of model.yaml (`python:`, `r:`, ...), checked before anything starts."""
 
     def check_package(self, package: ModelPackage) -> None:
-        """Check the package's files against these options; raise ManifestError naming the fix."""
+        """Check the package's files against these options; raise ManifestError naming the fix.
+
+        Cheap: every process that reads the package (router, launcher) runs it."""
+
+    def check_model(self, package: ModelPackage) -> None:
+        """Load the model file and check the signature against it; what `meshserve check` adds to
+        check_package. A runtime makes the same checks when it loads the model."""
 
 
 class Runtime(abc.ABC):

@@ -9,6 +9,7 @@ docs/architecture.md for why the project's own .proto is not compiled for Python
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
 import sys
@@ -19,12 +20,15 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 import meshserve
 from meshserve.adapters.dataplane import ModelService
-from meshserve.core.errors import MeshError, ModelNotFound, abort
+from meshserve.adapters.readiness import follow_readiness
+from meshserve.core.errors import MeshError, ModelNotFound, abort, bounded, quoted
 from meshserve.core.grpc_server import (
     add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
-from meshserve.core.mesh_protocol import CallInfo, adapter_ready_line, model_config
+from meshserve.core.message_guard import add_guarded
+from meshserve.core.mesh_protocol import CallInfo, adapter_ready_line, model_config, usable_request_id
 from meshserve.core.model_package import load_package
 from meshserve.core.observers import Observer, Observers
+from meshserve.observability.telemetry import adapter_telemetry
 from meshserve.sidecars.records.observer import adapter_record_observer
 
 log = logging.getLogger("meshserve.adapter")
@@ -36,7 +40,7 @@ def call_of(context: grpc.aio.ServicerContext, request: pb.ModelInferRequest, st
     and the caller's deadline (a stream's, for each message of the stream). The messages of a
     stream share one set of headers, so there each message's own id comes first."""
     call = CallInfo.from_metadata(context.invocation_metadata(), request.id, context.time_remaining())
-    return dataclasses.replace(call, request_id=request.id) if streamed and request.id else call
+    return dataclasses.replace(call, request_id=request.id) if streamed and usable_request_id(request.id) else call
 
 
 class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -82,28 +86,38 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 response = await self.service.infer(request, call_of(context, request, streamed=True))
                 yield pb.ModelStreamInferResponse(infer_response=response)
             except MeshError as exc:
-                yield pb.ModelStreamInferResponse(error_message=exc.message)
+                yield pb.ModelStreamInferResponse(error_message=bounded(exc.message))
 
     def _not_found(self, name: str, version: str) -> ModelNotFound:
         package = self.service.package
         return ModelNotFound(f"this adapter serves {package.name} version {package.version}, "
-                             f"not {name}{' version ' + version if version else ''}")
+                             f"not {quoted(name)}{' version ' + quoted(version) if version else ''}")
 
 
 async def serve(package_dir: str, listen: str, observers: list[Observer] | None = None,
                 interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
     package = load_package(package_dir)
-    observers = list(observers or ())
+    telemetry = adapter_telemetry(package)
+    observers = [*telemetry.observers, *(observers or ())]
     recorder = adapter_record_observer(package, label=f"{package.name}-{package.version}")
     if recorder is not None:
         observers.append(recorder)
     service = await ModelService.start(package, Observers(observers))
-    server = create_server(interceptors)
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(AdapterInferenceServicer(service), server)
+    if service.batcher is not None:
+        telemetry.watch_queue(package.name, package.version, lambda: service.batcher.queued)
+    server = create_server([*telemetry.interceptors, *(interceptors or ())])
+    add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server, AdapterInferenceServicer(service), server)
     health = add_health_and_reflection(server, [SERVICE_NAME])
     await start_serving(server, listen, "adapter", health, [package.name, SERVICE_NAME])
     print(adapter_ready_line(package.name, package.version, listen), flush=True)
-    await serve_until_stopped(server, health, on_stop=service.close)
+    readiness = asyncio.get_running_loop().create_task(
+        follow_readiness(service.runtime, health, [package.name, SERVICE_NAME], f"{package.name}:{package.version}"))
+
+    async def stop() -> None:
+        readiness.cancel()
+        await service.close()
+        await telemetry.close()
+    await serve_until_stopped(server, health, on_stop=stop)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import struct
 import numpy as np
 
 from meshserve.core.datatypes import NUMPY_DTYPES
-from meshserve.core.errors import InvalidInput
+from meshserve.core.errors import InvalidInput, quoted
 
 # Which typed field carries each datatype. The specification gives FP16 no typed field;
 # we accept and emit it in fp32_contents so clients without raw support can still use it.
@@ -59,6 +59,11 @@ def serialize_bytes(array: np.ndarray) -> bytes:
 
 
 def deserialize_bytes(name: str, raw: bytes, count: int) -> np.ndarray:
+    # Each element needs at least its 4-byte prefix: a count the bytes cannot hold is refused
+    # before the array is allocated (a 141-byte request must not claim 2^31 elements).
+    if count * 4 > len(raw):
+        raise InvalidInput(name, f"raw BYTES contents hold {len(raw)} bytes, too few for {count} elements "
+                                 "(each needs a 4-byte length prefix)")
     out = np.empty(count, dtype=object)
     offset, view = 0, memoryview(raw)
     for i in range(count):
@@ -76,14 +81,16 @@ def deserialize_bytes(name: str, raw: bytes, count: int) -> np.ndarray:
 
 
 def decode_tensor(name: str, datatype: str, shape, contents, raw: bytes | None) -> np.ndarray:
-    """One request tensor as a numpy array of its shape; `raw` wins over typed contents."""
+    """One request tensor as a numpy array of its shape, from raw bytes or typed contents (not both)."""
     if datatype not in NUMPY_DTYPES:
-        raise InvalidInput(name, f"unknown datatype '{datatype}'; use one of {', '.join(NUMPY_DTYPES)}")
+        raise InvalidInput(name, f"unknown datatype '{quoted(datatype)}'; use one of {', '.join(NUMPY_DTYPES)}")
     if any(d < 0 for d in shape):
         raise InvalidInput(name, f"shape {list(shape)} has a negative dimension")
     count = element_count(shape)
     dtype = NUMPY_DTYPES[datatype]
     if raw is not None:
+        if contents is not None and contents.ListFields():
+            raise InvalidInput(name, "has both typed contents and raw_input_contents; send the values one way only")
         if datatype == "BYTES":
             flat = deserialize_bytes(name, raw, count)
         else:

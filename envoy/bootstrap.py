@@ -10,6 +10,9 @@ from meshserve.core.mesh_protocol import ROLE_HEADER
 from meshserve.envoy.fragments import (
     HCM, ROUTER_FILTER, buffer_limit_bytes, circuit_breakers, duration, http2_upstream, load_assignment, socket_address)
 from meshserve.envoy.layout import MESH_ROUTES, ROUTER_CLUSTER, EnvoyLayout, UpstreamAddresses
+from meshserve.envoy.security import internal_upstream, secure_front, secure_mesh, security_clusters
+from meshserve.envoy.tracing import (
+    collector_cluster, front_sampling_ratio, health_check_filter, listener_tracing, request_id_extension, tracing_enabled)
 from meshserve.router.deployment_spec import DeploymentSpec
 
 def _path_source(path: Path) -> dict[str, Any]:
@@ -17,7 +20,8 @@ def _path_source(path: Path) -> dict[str, Any]:
             "resource_api_version": "V3"}
 
 
-def _connection_manager(stat_prefix: str, codec: str, routing: dict[str, Any]) -> dict[str, Any]:
+def _connection_manager(stat_prefix: str, codec: str, routing: dict[str, Any],
+                        tracing: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
@@ -27,7 +31,9 @@ def _connection_manager(stat_prefix: str, codec: str, routing: dict[str, Any]) -
             # The router decides the request id: the client's header, else the request's id field.
             "generate_request_id": False,
             "http2_protocol_options": {"max_concurrent_streams": 1024},
-            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_FILTER}}],
+            "http_filters": [*([health_check_filter()] if tracing else []),
+                             {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_FILTER}}],
+            **({"tracing": tracing, "request_id_extension": request_id_extension()} if tracing else {}),
             **routing,
         },
     }
@@ -66,24 +72,32 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
         }
     }
     mesh_routes = {"rds": {"route_config_name": MESH_ROUTES, "config_source": _path_source(layout.routes_path)}}
+    traced = tracing_enabled()
+    router_cluster = {
+        "name": ROUTER_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "lb_policy": "LEAST_REQUEST",
+        "load_assignment": load_assignment(ROUTER_CLUSTER, upstreams.router),
+        "typed_extension_protocol_options": http2_upstream(),
+        "circuit_breakers": circuit_breakers(),
+    }
     return {
         "node": {"id": layout.node_id, "cluster": "meshserve"},
         "admin": {"address": socket_address(layout.admin)},
         "static_resources": {
             "listeners": [
                 # AUTO: clients may speak HTTP/2 with prior knowledge (gRPC) or HTTP/1.1 (health probes).
-                _listener("front", layout.front, _connection_manager("front", "AUTO", front_routes)),
-                _listener("mesh", layout.mesh, _connection_manager("mesh", "HTTP2", mesh_routes)),
+                # TLS, authentication and authorization from the spec's security section; the tracer when
+                # tracing is on. The mesh only continues the router's traces (see envoy/tracing.py).
+                secure_front(_listener("front", layout.front, _connection_manager(
+                    "front", "AUTO", front_routes, listener_tracing(front_sampling_ratio()) if traced else None)),
+                    spec),
+                secure_mesh(_listener("mesh", layout.mesh, _connection_manager(
+                    "mesh", "HTTP2", mesh_routes, listener_tracing(0) if traced else None)), spec),
             ],
-            "clusters": [{
-                "name": ROUTER_CLUSTER,
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "lb_policy": "LEAST_REQUEST",
-                "load_assignment": load_assignment(ROUTER_CLUSTER, upstreams.router),
-                "typed_extension_protocol_options": http2_upstream(),
-                "circuit_breakers": circuit_breakers(),
-            }],
+            "clusters": [internal_upstream(router_cluster, spec), *security_clusters(spec),
+                         *([collector_cluster()] if traced else [])],
         },
         "dynamic_resources": {"cds_config": _path_source(layout.clusters_path)},
     }

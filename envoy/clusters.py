@@ -8,6 +8,7 @@ from typing import Any
 from meshserve.envoy.fragments import (
     AGGREGATE, CLUSTER, circuit_breakers, duration, http2_upstream, load_assignment)
 from meshserve.envoy.layout import UpstreamAddresses, fallback_cluster, variant_cluster
+from meshserve.envoy.security import internal_upstream
 from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment
 
 def _variant_cluster(model: str, version: str, deployment: ModelDeployment, addresses: list[str]) -> dict[str, Any]:
@@ -31,15 +32,18 @@ def _variant_cluster(model: str, version: str, deployment: ModelDeployment, addr
             "healthy_threshold": 1,
             "grpc_health_check": {},
         }],
-        # Passive checks act between probes. Only failures of the replica itself count:
-        # refused connections and UNAVAILABLE; a model raising on bad input (INTERNAL,
-        # INVALID_ARGUMENT) says nothing about the replica's health.
+        # Passive checks act between probes. Only failures of the replica itself count: refused
+        # or reset connections (local origin). Answers never do: Envoy reads a gRPC status as
+        # an HTTP code, so DEADLINE_EXCEEDED is a 504 "gateway failure", yet the deadline is the
+        # client's choice, and a few clients with tight deadlines would eject a healthy replica;
+        # INTERNAL and INVALID_ARGUMENT say nothing about the replica. A replica that cannot
+        # take work says so on its health service (NOT_SERVING), which the active checks read.
         "outlier_detection": {
             "split_external_local_origin_errors": True,
             "consecutive_local_origin_failure": 2,
             "enforcing_consecutive_local_origin_failure": 100,
             "consecutive_gateway_failure": 3,
-            "enforcing_consecutive_gateway_failure": 100,
+            "enforcing_consecutive_gateway_failure": 0,
             "enforcing_consecutive_5xx": 0,
             "enforcing_success_rate": 0,
             "enforcing_local_origin_success_rate": 0,
@@ -75,7 +79,7 @@ def render_clusters(spec: DeploymentSpec, upstreams: UpstreamAddresses) -> dict[
             addresses = upstreams.variants.get((model, version))
             if not addresses:
                 raise ValueError(f"no addresses for {model} version {version}")
-            resources.append(_variant_cluster(model, version, deployment, addresses))
+            resources.append(internal_upstream(_variant_cluster(model, version, deployment, addresses), spec))
         if deployment.fallback is not None:
             # Every deployed version, shadows too: a rollout may give a shadow primary traffic.
             for version in deployment.replicas:

@@ -36,6 +36,7 @@ from meshserve.core.errors import ManifestError
 from meshserve.core.mesh_protocol import INTERNAL_HEADER_PREFIX
 from meshserve.core.strict_model import StrictModel, manifest_error, repeated, version_as_text
 from meshserve.router.model_table import newest
+from meshserve.router.security_spec import SecuritySpec, check_principal_models, resolve_security, security_fix
 
 SPEC_NAME = "meshserve.yaml"
 
@@ -87,6 +88,43 @@ class DriftSpec(StrictModel):
                               "names), e.g. one that is meant to change such as a date.")
 
 
+class RolloutBounds(StrictModel):
+    """What a candidate must keep to to be promoted; breaking any rolls it back at once."""
+
+    max_error_rate: float | None = Field(default=0.01, ge=0, le=1, description=(
+        "Share of the candidate's requests that may fail (INTERNAL, UNAVAILABLE, DEADLINE_EXCEEDED, UNKNOWN)."))
+    max_p99_ratio: float | None = Field(default=2.0, gt=0, description=(
+        "The candidate's p99 latency over the primary's in the same window."))
+    max_disagreement: float | None = Field(default=0.05, ge=0, le=1, description=(
+        "Shadow stage: share of the primary's requests where the candidate's class output differs."))
+    no_drift_alert: bool = Field(default=False, description="Hold the candidate while a drift alert names it.")
+
+
+class RolloutPlan(StrictModel):
+    """Progressive delivery of one candidate version, measured on the records of its traffic."""
+
+    candidate: str = Field(pattern=_LABEL, description="The version being rolled out (listed under variants, weight 0).")
+    shadow_stage: bool = Field(default=False, description=(
+        "First mirror all traffic to the candidate and judge its disagreement with the primary; "
+        "it gets live traffic only if it passes."))
+    steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1, description=(
+        "Percent of primary traffic the candidate gets at each step; increasing, ending at 100."))
+    min_step_s: float = Field(default=60.0, ge=0, description="Shortest time at a step before promotion.")
+    max_step_s: float = Field(default=900.0, gt=0, description=(
+        "Longest wait for min_requests at a step; after it the step holds and says so."))
+    min_requests: int = Field(default=200, ge=1, description="Requests a step needs before it is judged.")
+    bounds: RolloutBounds = RolloutBounds()
+
+    _text_candidate = field_validator("candidate", mode="before")(version_as_text)
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, steps: list[int]) -> list[int]:
+        if any(s < 1 or s > 100 for s in steps) or steps != sorted(set(steps)) or steps[-1] != 100:
+            raise ValueError(f"steps {steps} must be increasing percentages from 1 to 100, ending with 100")
+        return steps
+
+
 class ModelDeployment(StrictModel):
     """How one model is served."""
 
@@ -101,6 +139,8 @@ class ModelDeployment(StrictModel):
         default=None, description="Variant that takes the traffic of a variant with no healthy replica."
     )
     drift: DriftSpec = DriftSpec()
+    rollout_plan: RolloutPlan | None = Field(
+        default=None, description="Progressive delivery of a candidate version (docs/operator-guide.md).")
 
     _text_fallback = field_validator("fallback", mode="before")(version_as_text)
 
@@ -124,7 +164,23 @@ class ModelDeployment(StrictModel):
             raise ValueError("variant weights must add up to a positive total")
         if self.fallback is not None and self.fallback not in {v.version for v in self.variants}:
             raise ValueError(f"fallback '{self.fallback}' is not one of this model's variants")
+        plan = self.rollout_plan
+        if plan is not None:
+            weights = {v.version: v.weight for v in self.variants}
+            if plan.candidate not in weights:
+                raise ValueError(f"rollout_plan candidate '{plan.candidate}' is not one of this model's variants; "
+                                 "list it under variants with weight 0")
+            if weights[plan.candidate] != 0:
+                raise ValueError(f"rollout_plan candidate '{plan.candidate}' must start at weight 0; the plan "
+                                 "gives it its traffic")
         return self
+
+    def plan_primary(self) -> str | None:
+        """The version a rollout plan's candidate takes traffic from: the heaviest other variant."""
+        if self.rollout_plan is None:
+            return None
+        others = [v for v in self.variants if v.version != self.rollout_plan.candidate]
+        return max(others, key=lambda v: v.weight).version if others else None
 
     @property
     def replicas(self) -> dict[str, int]:
@@ -160,6 +216,15 @@ class DeploymentSpec(StrictModel):
 
     models: dict[str, ModelDeployment] = Field(default_factory=dict)
     records: RecordsSpec = RecordsSpec()
+    security: SecuritySpec = SecuritySpec()  # TLS, authentication, who may do what (router/security_spec.py)
+
+    @model_validator(mode="after")
+    def _plans_need_records(self) -> "DeploymentSpec":
+        planned = sorted(m for m, d in self.models.items() if d.rollout_plan is not None)
+        if planned and not self.records.enabled:
+            raise ValueError(f"rollout plans ({', '.join(planned)}) are judged on prediction records; "
+                             "records.enabled must be true")
+        return self
 
     @field_validator("models")
     @classmethod
@@ -230,10 +295,14 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 def _fix_for(err: dict) -> str | None:
     message = err["msg"]
+    if err["loc"] and err["loc"][0] == "security" and security_fix(message):
+        return security_fix(message)
     if "listed more than once" in message:
         return "list each version once: either as a variant or as a shadow"
     if "positive total" in message:
         return "give at least one variant a positive weight"
+    if "rollout_plan" in message or "rollout plans" in message:
+        return "see docs/operator-guide.md, 'Progressive delivery'"
     if "fallback" in message:
         return "name a version listed under variants, or drop fallback"
     if "header" in message:
@@ -265,7 +334,8 @@ def load_spec(path: str | Path) -> DeploymentSpec:
     except yaml.YAMLError as exc:
         raise ManifestError(str(path), "(file)", f"not valid YAML: {exc}",
                             "fix the YAML syntax (each key once per mapping)") from exc
-    return parse_spec(raw, str(path))
+    spec = parse_spec(raw, str(path))
+    return spec.model_copy(update={"security": resolve_security(spec.security, path.parent, str(path))})
 
 
 def resolve_spec(spec: DeploymentSpec, available: dict[str, set[str]], path: str = SPEC_NAME) -> DeploymentSpec:
@@ -293,7 +363,8 @@ def resolve_spec(spec: DeploymentSpec, available: dict[str, set[str]], path: str
         default = newest(list(versions))
         models[model] = ModelDeployment(variants=[Variant(version=default, weight=100)] + [
             Variant(version=v, weight=0) for v in sorted(versions) if v != default])
-    return DeploymentSpec(models=models, records=spec.records)
+    check_principal_models(spec.security, set(available), path)
+    return DeploymentSpec(models=models, records=spec.records, security=spec.security)
 
 
 def spec_path_for(models_dir: str | Path) -> Path:
@@ -301,10 +372,15 @@ def spec_path_for(models_dir: str | Path) -> Path:
     return Path(models_dir) / SPEC_NAME
 
 
-def deployment_for(models_dir: str | Path, packages: Iterable[Any]) -> DeploymentSpec:
-    """The checked spec for a folder of model packages (objects with `.name` and `.version`)."""
+def deployment_for(models_dir: str | Path, packages: Iterable[Any], skipped: Iterable[str] = ()) -> DeploymentSpec:
+    """The checked spec for a folder of model packages (objects with `.name` and `.version`);
+    models named in SKIPPED (their packages are broken) are left out of it."""
     available: dict[str, set[str]] = {}
     for package in packages:
         available.setdefault(package.name, set()).add(package.version)
     path = spec_path_for(models_dir)
-    return resolve_spec(load_spec(path), available, str(path))
+    spec = load_spec(path)
+    skipped = set(skipped)
+    if skipped & set(spec.models):
+        spec = spec.model_copy(update={"models": {m: d for m, d in spec.models.items() if m not in skipped}})
+    return resolve_spec(spec, available, str(path))

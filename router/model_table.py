@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from meshserve.core.errors import ModelNotFound
+from meshserve.core.errors import ModelNotFound, quoted
 from meshserve.core.model_package import ModelPackage, load_package
 
 
@@ -33,7 +33,7 @@ class ModelEntry:
         if not version:
             return self.versions[self.default_version]
         if version not in self.versions:
-            raise ModelNotFound(f"model '{self.name}' has no version '{version}'; "
+            raise ModelNotFound(f"model '{self.name}' has no version '{quoted(version)}'; "
                                 f"versions served: {', '.join(self.versions)}")
         return self.versions[version]
 
@@ -47,7 +47,7 @@ class ModelTable:
     def model(self, name: str) -> ModelEntry:
         if name not in self.models:
             served = ", ".join(sorted(self.models)) or "none"
-            raise ModelNotFound(f"model '{name}' is not served here; models served: {served}")
+            raise ModelNotFound(f"model '{quoted(name)}' is not served here; models served: {served}")
         return self.models[name]
 
     def package_of(self, name: str, version: str) -> ModelPackage | None:

@@ -16,9 +16,12 @@ import grpc
 
 from meshserve.core.grpc_server import (
     add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
+from meshserve.core.message_guard import add_guarded
 from meshserve.core.mesh_protocol import router_ready_line
 from meshserve.core.observers import Observer, Observers
+from meshserve.observability.telemetry import router_telemetry
 from meshserve.router.control_plane.control_service import ControlServicer
+from meshserve.router.data_plane.authorization import ModelAccess
 from meshserve.router.data_plane.forwarding import Forwarder
 from meshserve.router.data_plane.inference_service import RouterInferenceServicer
 from meshserve.router.model_table import ModelTable
@@ -32,18 +35,26 @@ CONTROL_SERVICE = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
 async def serve(table_path: str, listen: str, observers: list[Observer] | None = None,
                 interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
     table = ModelTable.read(table_path)
-    observers = list(observers or ())
+    telemetry = router_telemetry(weights_of=lambda model: control.weights_in_force(model))
+    observers = [*telemetry.observers, *(observers or ())]
     recorder = router_record_observer(table.package_of)
     if recorder is not None:
         observers.append(recorder)
     forwarder = Forwarder(table, observers=Observers(observers))
-    server = create_server(interceptors)
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(RouterInferenceServicer(forwarder), server)
-    control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(table, forwarder.ready), server)
+    server = create_server([*telemetry.interceptors, *(interceptors or ())])
+    add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server,
+                RouterInferenceServicer(forwarder, ModelAccess.from_control(table.control)), server)
+    control = ControlServicer(table, forwarder.ready)
+    add_guarded(control_pb2_grpc.add_ControlServicer_to_server, control, server)
     health = add_health_and_reflection(server, [INFERENCE_SERVICE, CONTROL_SERVICE])
     await start_serving(server, listen, "router", health, [INFERENCE_SERVICE, CONTROL_SERVICE])
+    await control.start_background()
     print(router_ready_line(listen), flush=True)
-    await serve_until_stopped(server, health, on_stop=forwarder.close)
+
+    async def stop() -> None:
+        await forwarder.close()
+        await telemetry.close()
+    await serve_until_stopped(server, health, on_stop=stop)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -62,20 +62,46 @@ class LegacyModel:
                        for call in options.legacy.calls if not any(call is c for c in in_java)]
         self._row_loop_specs = [signature.output(c.output) for c in in_java]
 
-    def _class(self, name: str):
-        return self._jpype.JClass(name, loader=self._loader)
+    def _refuse(self, field: str, problem: str, fix: str) -> ManifestError:
+        return ManifestError(str(self._package.manifest_path), field, problem, fix)
+
+    def _class(self, name: str, field: str = "java.legacy"):
+        """A class by the name Java users write: `FVec.Transformer` finds the nested `FVec$Transformer` too."""
+        parts = name.split(".")
+        # The binary name first, then each split of the trailing names into nested classes.
+        candidates = [name] + [".".join(parts[:i]) + "$" + "$".join(parts[i:]) for i in range(len(parts) - 1, 0, -1)]
+        for candidate in candidates:
+            try:
+                return self._jpype.JClass(candidate, loader=self._loader)
+            except Exception:  # JPype raises the JVM's ClassNotFoundException (or a TypeError for odd names)
+                continue
+        raise self._refuse(field, f"no class '{name}' on the model's classpath",
+                           "check the name (a nested class may be written A.B or A$B) and the jars under "
+                           "java.classpath; `jar tf FILE.jar` lists what a jar holds")
+
+    def _method(self, owner, name: str, field: str, what: str):
+        """A method resolved when the model loads, so a typo is refused at start, not on every request."""
+        try:
+            return getattr(owner, name)
+        except AttributeError:
+            names = sorted({m for m in dir(owner) if not m.startswith("_")})
+            close = [m for m in names if m.lower().startswith(name[:3].lower())][:8] or names[:8]
+            raise self._refuse(field, f"{what} has no method '{name}'",
+                               f"use one of its methods, such as {', '.join(close)}") from None
 
     def _compile_call(self, call: LegacyCall) -> Builder:
+        field = f"java.legacy.calls.{call.output}"
         args = [self._compile(a) for a in call.args]
         if call.static is not None:
             cls_name, _, method = call.static.rpartition(".")
-            target = getattr(self._class(cls_name), method)
+            target = self._method(self._class(cls_name, f"{field}.static"), method, f"{field}.static",
+                                  f"class {cls_name}")
         else:
             obj = self._objects.get(call.target)
             if obj is None:
-                raise ManifestError(str(self._package.manifest_path), f"java.legacy.calls.{call.output}.target",
-                                    f"no object named '{call.target}'", f"use one of {sorted(self._objects)}")
-            target = getattr(obj, call.method)
+                raise self._refuse(f"{field}.target", f"no object named '{call.target}'",
+                                   f"use one of {sorted(self._objects)}")
+            target = self._method(obj, call.method, f"{field}.method", f"object '{call.target}' ({type(obj).__name__})")
         return lambda req: target(*[a(req) for a in args])
 
     def _compile(self, spec: Any) -> Builder:
@@ -129,6 +155,8 @@ class LegacyModel:
             cls = self._class(str(arg))
             then = [(step["method"], [self._compile(a) for a in step.get("args", []) or []])
                     for step in spec.get("then", []) or []]
+            for method, _ in then:
+                self._method(cls, method, "java.legacy", f"class {arg}")
 
             def construct(req: _Request):
                 obj = cls(*[a(req) for a in args])
@@ -137,7 +165,7 @@ class LegacyModel:
                 return obj
             return construct
         cls_name, _, method = str(arg).rpartition(".")
-        factory = getattr(self._class(cls_name), method)
+        factory = self._method(self._class(cls_name), method, "java.legacy", f"class {cls_name}")
         return lambda req: factory(*[a(req) for a in args])
 
     def predict(self, inputs: Tensors) -> Tensors:

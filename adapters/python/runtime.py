@@ -1,28 +1,33 @@
-"""Python models: a `module:function` callable, or a scikit-learn style estimator saved with joblib.
+"""Python models: a `module:function` callable, a scikit-learn style estimator saved with joblib,
+or an ONNX graph.
 
 A callable takes a dict of named numpy arrays and returns a dict of named arrays (or one
-array when the model has one output). An estimator gets its input as one 2-D array
-(several inputs are joined column-wise in declared order) and each output comes from the
-method the manifest names: `python: {methods: {label: predict, probabilities: predict_proba}}`.
+array when the model has one output). An estimator fitted on a numpy array gets its input as
+one 2-D array (several inputs are joined column-wise in declared order); one fitted on a
+pandas DataFrame (a Pipeline with a ColumnTransformer, say) gets a DataFrame of the columns it
+was fitted on (frames.py). Each output comes from the method the manifest names:
+`python: {methods: {label: predict, probabilities: predict_proba}}`. An `.onnx` entrypoint runs
+in onnxruntime (onnx_model.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
 from pydantic import Field
 
-from meshserve.adapters.runtime import Runtime, RuntimeOptions, Tensors
+from meshserve.adapters.python.frames import FramePlan
+from meshserve.adapters.python.workers import PredictWorkers
+from meshserve.adapters.runtime import Runtime, RuntimeOptions, Tensors, request_deadline
 from meshserve.core.errors import InvalidInput, ManifestError
 from meshserve.core.model_package import ModelPackage
 from meshserve.core.settings import get_settings
 
 ESTIMATOR_SUFFIXES = (".joblib", ".pkl", ".pickle")
+ONNX_SUFFIX = ".onnx"
 
 
 class PythonOptions(RuntimeOptions):
@@ -52,15 +57,48 @@ class PythonOptions(RuntimeOptions):
             if missing:
                 raise ManifestError(where, "python.methods", f"no method for output(s) {', '.join(missing)}",
                                     "map every output to an estimator method such as predict or predict_proba")
+        elif entry.endswith(ONNX_SUFFIX):
+            if not package.path(entry).is_file():
+                raise ManifestError(where, "entrypoint", f"file {package.path(entry)} does not exist",
+                                    "export the model to ONNX into the package")
         elif ":" not in entry:
-            raise ManifestError(where, "entrypoint", f"'{entry}' is neither a joblib file nor module:function",
-                                "write e.g. entrypoint: model.joblib, or entrypoint: mymodule:predict")
+            raise ManifestError(where, "entrypoint", f"'{entry}' is neither a joblib file, an .onnx file nor "
+                                "module:function", "write e.g. entrypoint: model.joblib, model.onnx or mymodule:predict")
+
+
+    def check_model(self, package: ModelPackage) -> None:
+        """Load the model file and check the signature against it (what `meshserve check` adds)."""
+        entry = package.manifest.entrypoint
+        if entry.endswith(ESTIMATOR_SUFFIXES):
+            import joblib
+
+            check_estimator_inputs(joblib.load(package.path(entry)), package)
+        elif entry.endswith(ONNX_SUFFIX):
+            from meshserve.adapters.python.onnx_model import OnnxModel
+
+            OnnxModel(package, threads=1)  # raises ManifestError where the graph disagrees
+
+
+def check_estimator_inputs(estimator: Any, package: ModelPackage) -> FramePlan | None:
+    """Columns for a DataFrame estimator (its plan), 2-D inputs for a numpy one: refused at load, not per request."""
+    frame = FramePlan.for_estimator(estimator, package)  # raises ManifestError naming missing columns
+    if frame is not None:
+        return frame
+    wanted = getattr(estimator, "n_features_in_", None)
+    for index, spec in enumerate(package.manifest.signature.inputs):
+        if len(spec.shape) != 2:
+            hint = f"[-1, {wanted}]" if wanted is not None and len(package.manifest.signature.inputs) == 1 else \
+                "[-1, N] (rows x features)"
+            raise ManifestError(str(package.manifest_path), f"signature.inputs[{index}].shape",
+                                f"{type(estimator).__name__} takes a 2-D array (rows x features), but input "
+                                f"'{spec.name}' is declared {spec.shape}", f"declare shape {hint}")
+    return None
 
 
 class PythonRuntime(Runtime):
     def __init__(self) -> None:
         self._call: Callable[[Tensors], Tensors] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._workers: PredictWorkers | None = None
 
     async def load(self, package: ModelPackage) -> None:
         self.package = package
@@ -79,7 +117,14 @@ class PythonRuntime(Runtime):
                     raise ManifestError(str(package.manifest_path), "python.methods",
                                         f"{type(estimator).__name__} has no method {method}",
                                         "name a method the estimator has, such as predict")
-            self._call = _estimator_call(estimator, methods, [i.name for i in package.manifest.signature.inputs])
+            frame = check_estimator_inputs(estimator, package)
+            self._call = _estimator_call(estimator, methods, [i.name for i in package.manifest.signature.inputs],
+                                         frame)
+        elif entry.endswith(ONNX_SUFFIX):
+            from meshserve.adapters.python.onnx_model import OnnxModel
+
+            threads = options.threads if options.threads is not None else get_settings().python_threads
+            self._call = OnnxModel(package, threads=threads)
         else:
             module_name, _, function_name = entry.partition(":")
             module = importlib.import_module(module_name)
@@ -89,16 +134,20 @@ class PythonRuntime(Runtime):
                                     f"{module_name} has no function {function_name}", "name a function the module defines")
             self._call = _callable_call(function, package.manifest.signature.outputs[0].name)
         threads = options.threads if options.threads is not None else get_settings().python_threads
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="predict") if threads else None
+        self._workers = PredictWorkers(threads, get_settings().python_abandoned_threads) if threads else None
 
     async def predict(self, inputs: Tensors) -> Tensors:
-        if self._executor is None:
+        if self._workers is None:
             return self._call(inputs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, inputs)
+        return await self._workers.run(self._call, inputs, request_deadline.get())
+
+    async def ready(self) -> bool:
+        """False while abandoned calls hold every spare thread: new work would not start on time."""
+        return self._workers is None or self._workers.ready()
 
     async def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._workers is not None:
+            self._workers.close()
 
 
 def _callable_call(function: Callable[..., Any], only_output: str) -> Callable[[Tensors], Tensors]:
@@ -108,8 +157,12 @@ def _callable_call(function: Callable[..., Any], only_output: str) -> Callable[[
     return call
 
 
-def _estimator_call(estimator: Any, methods: dict[str, str], input_names: list[str]) -> Callable[[Tensors], Tensors]:
+def _estimator_call(estimator: Any, methods: dict[str, str], input_names: list[str],
+                    frame: FramePlan | None = None) -> Callable[[Tensors], Tensors]:
     def call(inputs: Tensors) -> Tensors:
+        if frame is not None:
+            table = frame.frame(inputs)
+            return {output: getattr(estimator, method)(table) for output, method in methods.items()}
         arrays = [inputs[name] for name in input_names]
         for name, array in zip(input_names, arrays):
             if array.ndim != 2:

@@ -32,6 +32,7 @@ from meshserve.adapters.runtime import Runtime, RuntimeOptions, Tensors, request
 from meshserve.adapters.triton.environment import capture_environment, check_environment
 from meshserve.core.errors import DeadlineExceeded, InvalidInput, ManifestError, MeshError, ModelFailed, ModelUnavailable
 from meshserve.core.model_package import ModelPackage, Signature, TensorSpec
+from meshserve.observability.call_context import trace_headers
 
 log = logging.getLogger("meshserve.triton")
 
@@ -312,7 +313,8 @@ class TritonRuntime(Runtime):
             raise DeadlineExceeded(f"the caller's deadline passed before Triton ({options.model_name}) was asked")
         try:
             result = await client.infer(options.model_name, triton_inputs, model_version=options.model_version,
-                                        outputs=self._requested_outputs, client_timeout=timeout)
+                                        outputs=self._requested_outputs, client_timeout=timeout,
+                                        headers=trace_headers())
         except self._triton_error as exc:
             raise mesh_error(exc, options.model_name) from None
         except asyncio.CancelledError:

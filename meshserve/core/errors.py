@@ -7,6 +7,27 @@ from __future__ import annotations
 
 import grpc
 
+# A status message travels in the grpc-message trailer. Envoy and gRPC cap the size of a
+# header block (about 8-64 KB); a longer one is a protocol error that resets the whole
+# HTTP/2 connection, failing every other client's request multiplexed on it. So anything a
+# client sent is quoted by a bounded prefix, and every message is capped as a last guard.
+QUOTE_LIMIT = 64
+MESSAGE_LIMIT = 1024
+
+
+def quoted(text: object, limit: int = QUOTE_LIMIT) -> str:
+    """Client-sent text (a model, version or input name) safe to put in a message: at most
+    LIMIT characters, printable, with the full length said when it was cut."""
+    value = str(text)
+    shown = value[:limit].encode("unicode_escape").decode("ascii")[:2 * limit]
+    return shown if len(value) <= limit else f"{shown}... ({len(value)} characters)"
+
+
+def bounded(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """MESSAGE cut to LIMIT characters, so a status can never break the connection it rides on."""
+    marker = " ... (truncated)"
+    return message if len(message) <= limit else message[:limit - len(marker)] + marker
+
 
 class MeshError(Exception):
     """An error with the gRPC status it should become.
@@ -37,12 +58,18 @@ class InvalidInput(MeshError):
     def __init__(self, input_name: str | None, reason: str, kind: str = "input"):
         self.input_name = input_name
         self.reason = reason
-        where = f"{kind} '{input_name}': " if input_name else ""
+        where = f"{kind} '{quoted(input_name)}': " if input_name else ""
         super().__init__(f"{where}{reason}")
 
 
 class ModelNotFound(MeshError):
     code = grpc.StatusCode.NOT_FOUND
+
+
+class PermissionDenied(MeshError):
+    """The caller is authenticated but may not do this."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
 
 
 class ModelUnavailable(MeshError):
@@ -78,5 +105,5 @@ class ManifestError(ValueError):
 async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     """End an RPC with the status an error stands for; unexpected errors become INTERNAL."""
     if isinstance(exc, MeshError):
-        await context.abort(exc.code, exc.message)
-    await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+        await context.abort(exc.code, bounded(exc.message))
+    await context.abort(grpc.StatusCode.INTERNAL, bounded(f"{type(exc).__name__}: {exc}"))

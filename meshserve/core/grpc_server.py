@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from meshserve.core.errors import ManifestError
+from meshserve.core.internal_tls import server_credentials
 from meshserve.core.settings import get_settings
 
 
@@ -38,7 +39,9 @@ def add_health_and_reflection(server: grpc.aio.Server, service_names: list[str])
 async def start_serving(server: grpc.aio.Server, listen: str, who: str,
                         health_servicer: health.aio.HealthServicer, service_names: list[str]) -> None:
     """Listen on LISTEN (a busy address stops the process with one line) and report SERVING."""
-    if server.add_insecure_port(listen) == 0:
+    credentials = server_credentials()  # mutual TLS behind the front when the spec asks for it
+    port = server.add_secure_port(listen, credentials) if credentials else server.add_insecure_port(listen)
+    if port == 0:
         raise SystemExit(f"meshserve {who}: cannot listen on {listen} (address in use?)")
     await server.start()
     for name in ("", *service_names):

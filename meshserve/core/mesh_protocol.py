@@ -23,7 +23,13 @@ REQUEST_ID_HEADER = "x-request-id"
 MODEL_HEADER = "x-meshserve-model"  # set by the router; Envoy's mesh listener routes on it
 VERSION_HEADER = "x-meshserve-version"  # set by the router when the client named a version
 ROLE_HEADER = "x-meshserve-role"  # set by Envoy on the way to an adapter: which traffic this is
+TRACE_ID_HEADER = "x-meshserve-trace-id"  # trailing metadata: the trace an answer belongs to, when traced
 INTERNAL_HEADER_PREFIX = "x-meshserve-"
+# Set by Envoy's front listener only (client copies are removed first): who is calling, as
+# authentication established it, and the caller's own address, for authorization and the
+# deployment log.
+PRINCIPAL_HEADER = "x-meshserve-principal"
+PEER_HEADER = "x-meshserve-peer"
 # Headers only the mesh may set: the router drops any a client sent, whatever is in front of it.
 INTERNAL_HEADERS = (MODEL_HEADER, VERSION_HEADER, ROLE_HEADER)
 # Client headers worth carrying to the adapter besides x-*: W3C trace context.
@@ -50,12 +56,24 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+MAX_REQUEST_ID = 128
+
+
+def usable_request_id(value: str) -> bool:
+    """An id that can travel as a header value: printable ASCII, at most 128 characters. Any
+    other id (a control character in the request's `id`, 60 KB of text) would make gRPC refuse
+    the answer's metadata, so the mesh gives that request a new id instead."""
+    return 0 < len(value) <= MAX_REQUEST_ID and value.isascii() and value.isprintable()
+
+
 def request_id_of(metadata: Metadata, request_id_field: str = "") -> str:
     """The caller's x-request-id header, else the request's own id, else a new one."""
     for key, value in metadata or ():
         if key == REQUEST_ID_HEADER and value:
-            return value if isinstance(value, str) else value.decode(errors="replace")
-    return request_id_field or new_request_id()
+            value = value if isinstance(value, str) else value.decode(errors="replace")
+            if usable_request_id(value):
+                return value
+    return request_id_field if usable_request_id(request_id_field) else new_request_id()
 
 
 def deadline_from(time_remaining: float | None) -> float | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,8 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from meshserve.core.errors import ManifestError
+from meshserve.core.feature_limits import FeatureLimit, check_limits
+from meshserve.core.input_policy import InputPolicy
 from meshserve.core.strict_model import StrictModel, manifest_error, repeated, version_as_text
 
 MANIFEST_NAME = "model.yaml"
@@ -34,6 +37,9 @@ class TensorSpec(StrictModel):
     shape: list[int] = Field(description="Dimensions; -1 marks a variable one (usually the batch).")
     features: list[str] | None = Field(
         default=None, description="Names of the columns along the last axis, in order."
+    )
+    limits: dict[str, FeatureLimit] | None = Field(
+        default=None, description="Expected range or categories per feature (see meshserve/core/feature_limits.py)."
     )
     pii: bool = Field(
         default=False, description="Personal data: prediction records keep only a keyed hash (HMAC-SHA256) of it."
@@ -56,6 +62,8 @@ class TensorSpec(StrictModel):
                 )
             if len(set(self.features)) != len(self.features):
                 raise ValueError("feature names must be unique")
+        if self.limits:
+            check_limits(self.limits, self.features or [self.name], self.datatype)
         return self
 
     def accepts_shape(self, shape: tuple[int, ...] | list[int]) -> bool:
@@ -117,6 +125,8 @@ class Manifest(StrictModel):
     environment: dict[str, Any] | None = Field(
         default=None, description="What `meshserve package` captured: language and library versions, digests."
     )
+    input_policy: InputPolicy = Field(
+        default_factory=InputPolicy, description="Values refused before the model sees them (NaN, inf, zero rows).")
     runtime_sections: dict[str, dict[str, Any]] = Field(
         default_factory=dict, exclude=True,
         description="Each runtime's own section (`python:`, `r:`, ...), keyed by runtime name; "
@@ -193,7 +203,7 @@ def _fixes(path: Path):
             return "remove the field or check its spelling (allowed fields are listed in docs/model-package.md)"
         if "unknown runtime" in err["msg"]:
             return "set runtime to one of the names listed"
-        return None
+        return getattr(err.get("ctx", {}).get("error"), "fix", None)  # errors that carry their fix
     return fix
 
 
@@ -250,8 +260,29 @@ def load_package(directory: str | Path) -> ModelPackage:
     return package
 
 
-def discover_packages(root: str | Path) -> list[ModelPackage]:
-    """Every model package under ROOT (a package directory itself, or a folder of them)."""
+@dataclass(frozen=True)
+class BrokenPackage:
+    """A package that could not be loaded: where it is, the model it names (if readable), why."""
+
+    directory: Path
+    model: str | None
+    error: ManifestError
+
+
+def _model_named_in(manifest: Path) -> str | None:
+    try:
+        raw = yaml.safe_load(manifest.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return str(name) if name is not None else None
+
+
+def discover_packages(root: str | Path, broken: list[BrokenPackage] | None = None) -> list[ModelPackage]:
+    """Every model package under ROOT (a package directory itself, or a folder of them).
+
+    A malformed package raises ManifestError, unless BROKEN is given: then it is appended there
+    and the others are returned, so one bad package need not stop a mesh serving the rest."""
     root = Path(root).resolve()
     if not root.exists():
         raise ManifestError(str(root), "(path)", "does not exist", "pass a folder that holds model packages")
@@ -260,7 +291,17 @@ def discover_packages(root: str | Path) -> list[ModelPackage]:
     else:  # follow links, so a folder of symlinked packages works
         manifests = sorted(Path(d) / MANIFEST_NAME for d, dirs, files in os.walk(root, followlinks=True)
                            if MANIFEST_NAME in files and "node_modules" not in Path(d).parts)
-    packages = [load_package(m.parent) for m in manifests]
+    packages = []
+    for manifest in manifests:
+        try:
+            packages.append(load_package(manifest.parent))
+        except ManifestError as exc:
+            if broken is None:
+                raise
+            broken.append(BrokenPackage(manifest.parent, _model_named_in(manifest), exc))
+    if broken:  # a model with one broken version is not served at all: its split would be wrong
+        unusable = {b.model for b in broken if b.model}
+        packages = [p for p in packages if p.name not in unusable]
     seen: dict[tuple[str, str], ModelPackage] = {}
     for p in packages:
         key = (p.name, p.version)
@@ -270,5 +311,7 @@ def discover_packages(root: str | Path) -> list[ModelPackage]:
                                 "give each package of the same model its own version")
         seen[key] = p
     if not packages:
+        if broken:
+            raise broken[0].error
         raise ManifestError(str(root), "(path)", "no model.yaml found", "point at a folder of model packages")
     return packages

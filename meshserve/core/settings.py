@@ -42,6 +42,26 @@ class Settings(BaseSettings):
     triton_backends_dir: str | None = Field(
         None, description="Folder prepared with Triton's Python backend for this Python (default: inside the venv)."
     )
+    metrics: bool = Field(
+        True, description="Whether `meshserve up` gives every process a Prometheus endpoint and writes "
+        "RUN_DIR/prometheus-targets.json (file_sd) naming them (see docs/observability.md).",
+    )
+    metrics_listen: str = Field(
+        "", description="host:port of this process's Prometheus endpoint (/metrics); empty: none. "
+        "`meshserve up` sets it for each process it starts.",
+    )
+    feature_statistics: bool = Field(
+        True, description="Per-feature input statistics at the adapters (needs a metrics endpoint), "
+        "aggregated off the request path.",
+    )
+    trace_stages: bool = Field(
+        True, description="When tracing, a child span per adapter stage (decode, queue, predict, encode); "
+        "false keeps their times as attributes of the adapter's span and halves its spans.",
+    )
+    feature_statistics_interval_s: float = Field(
+        1.0, gt=0, description="How often the adapter folds queued inputs into the feature statistics "
+        "(a scrape folds them too, so Prometheus never reads stale counts).",
+    )
 
     # Prediction records (docs/records.md)
     records_dir: str | None = Field(
@@ -69,6 +89,28 @@ class Settings(BaseSettings):
         False, description="fsync each record before answering: survives a machine crash, not only a killed "
         "process (which the page cache already survives), at the cost of a disk flush per request.")
 
+    # Isolation of slow requests (docs/security.md)
+    python_abandoned_threads: int = Field(
+        4, ge=1, description="Threads a Python model may leave running after their callers' deadlines passed "
+        "(a thread cannot be stopped); while all are taken the adapter reports NOT_SERVING.")
+    health_poll_s: float = Field(
+        0.5, gt=0, description="How often an adapter asks its runtime whether it can take work, for its "
+        "gRPC health status (what Envoy's health checks read).")
+
+    # The command line as a client of a secured mesh (`meshserve rollout`; docs/security.md)
+    client_ca: str | None = Field(
+        None, description="PEM file trusted for the front's TLS certificate; when set, commands connect with TLS.")
+    client_token: SecretStr | None = Field(
+        None, description="Bearer token (a JWT) commands send to a mesh with authentication; kept out of argv.")
+    client_api_key: SecretStr | None = Field(
+        None, description="API key (x-api-key) commands send to a mesh with authentication.")
+
+    # Mutual TLS behind the front (security.internal_tls in meshserve.yaml; `meshserve up` sets these)
+    internal_tls_certificate: str | None = Field(
+        None, description="PEM certificate the router and adapters present on their own connections.")
+    internal_tls_private_key: str | None = Field(None, description="Its PEM private key.")
+    internal_tls_ca: str | None = Field(
+        None, description="PEM CA whose certificates the router and adapters accept from peers (and require).")
     # Drift monitor (docs/drift.md); per-model thresholds and windows are in meshserve.yaml `drift:`.
     drift_check_every_s: float = Field(
         30.0, gt=0, description="How often the recorder compares each model's recent records with its baseline.")
@@ -80,3 +122,41 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+class TracingSettings(BaseSettings):
+    """The standard OpenTelemetry variables meshserve reads itself, to decide whether to trace and
+    to render Envoy's tracer (the SDK reads the same variables, and the rest of them, on its own)."""
+
+    model_config = SettingsConfigDict(env_prefix="OTEL_")
+
+    traces_exporter: str = Field("none", description="otlp, console or none (default: none, no tracing).")
+    exporter_otlp_endpoint: str = Field("http://localhost:4317", description="OTLP/gRPC receiver for all signals.")
+    exporter_otlp_traces_endpoint: str = Field("", description="OTLP/gRPC receiver for traces; wins over the above.")
+    traces_sampler: str = Field("parentbased_always_on", description="The SDK's sampler name.")
+    traces_sampler_arg: str = Field("", description="The ratio for the *traceidratio samplers, 0 to 1.")
+    service_name: str = Field("meshserve", description="Service name; each process appends its part (-router, ...).")
+
+    @property
+    def exporters(self) -> list[str]:
+        return [name.strip() for name in self.traces_exporter.split(",") if name.strip() not in ("", "none")]
+
+    @property
+    def traces_endpoint(self) -> str:
+        return self.exporter_otlp_traces_endpoint or self.exporter_otlp_endpoint
+
+    @property
+    def sampling_ratio(self) -> float:
+        """The fraction of new traces sampled, as Envoy needs it for requests without a traceparent."""
+        if self.traces_sampler.endswith("always_off"):
+            return 0.0
+        if "traceidratio" in self.traces_sampler:
+            try:
+                return min(1.0, max(0.0, float(self.traces_sampler_arg or "1")))
+            except ValueError:
+                return 1.0
+        return 1.0
+
+
+def get_tracing_settings() -> TracingSettings:
+    return TracingSettings()

@@ -11,6 +11,7 @@ the router, and the router's calls go through Envoy's mesh listener, which picks
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import socket
@@ -19,14 +20,16 @@ import tempfile
 from pathlib import Path
 
 from meshserve.core.mesh_protocol import ADAPTER_READY, ENVOY_READY, ROUTER_READY
-from meshserve.core.model_package import ModelPackage, discover_packages
+from meshserve.core.model_package import BrokenPackage, ModelPackage, discover_packages
 from meshserve.core.ports import free_port
 from meshserve.core.settings import get_settings
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.render import render
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
+from meshserve.observability.mesh_metrics import MeshMetrics
 from meshserve.router.deployment_spec import (
     SPEC_NAME, DeploymentSpec, RecordsSpec, deployment_for, load_spec, spec_path_for)
+from meshserve.router.security_spec import internal_tls_environment, refuse_without_front
 from meshserve.sidecars.drift.plan import plan_for, write_plan
 from meshserve.sidecars.records.observer import check_pii_key
 from meshserve.sidecars.records.recorder import READY_LINE as RECORDER_READY
@@ -55,26 +58,43 @@ class ListenError(ValueError):
 
 
 def log(message: str) -> None:
-    print(message, flush=True)
+    try:
+        print(message, flush=True)
+    except (BrokenPipeError, ValueError):
+        # Whoever read our output went away (a closed terminal or pipe): keep serving, and
+        # keep stopping cleanly on SIGTERM, without a place to say so.
+        sys.stdout = open(os.devnull, "w")
 
 
 class Mesh:
-    def __init__(self, models_dir: str | Path, listen: str, run_dir: str | Path | None = None, envoy: bool = True):
+    def __init__(self, models_dir: str | Path, listen: str, run_dir: str | Path | None = None, envoy: bool = True,
+                 strict: bool = False):
         self.models_dir = Path(models_dir)
         self.envoy = envoy
+        self.strict = strict  # one broken package stops the whole start
+        self.broken: list[BrokenPackage] = []
         self.listen = resolve_listen(listen)
         self._own_run_dir = run_dir is None
         self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="meshserve-run-"))
-        self.supervisor = Supervisor(log=log)
+        self.metrics = MeshMetrics(self.run_dir) if get_settings().metrics else None
+        self.supervisor = Supervisor(log=log, on_restart=self.metrics.restarted if self.metrics else None)
         self.packages: list[ModelPackage] = []
         self.child_env: dict[str, str] = {}  # settings every adapter and the router get
         self.records_store: str | None = None
 
     async def start(self) -> None:
-        self.packages = discover_packages(self.models_dir)  # a bad manifest stops us here, before any process
-        # A bad meshserve.yaml stops us here too.
-        deployment = deployment_for(self.models_dir, self.packages) if self.envoy else None
+        broken: list[BrokenPackage] | None = None if self.strict else []
+        self.packages = discover_packages(self.models_dir, broken)  # under --strict a bad manifest stops us here
+        for package in broken or []:
+            log(f"meshserve: not serving {package.model or package.directory.name} ({package.directory}): "
+                f"{package.error}")
+        self.broken = broken or []
+        # A bad meshserve.yaml stops us here, before any process.
+        skipped = [b.model for b in self.broken if b.model]
+        deployment = deployment_for(self.models_dir, self.packages, skipped) if self.envoy else None
         spec = deployment or load_spec(spec_path_for(self.models_dir))
+        if deployment is None:
+            refuse_without_front(spec.security, str(spec_path_for(self.models_dir)))
         records = spec.records
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log(f"meshserve: starting {len(self.packages)} model(s) from {self.models_dir}")
@@ -116,19 +136,23 @@ class Mesh:
     async def _start_adapter(self, label: str, package: ModelPackage, address: str) -> None:
         await self.supervisor.start(
             ChildSpec(label, python_argv("-m", "meshserve.adapters.server", str(package.directory), "--listen", address),
-                      ready_marker=ADAPTER_READY, env=self.child_env),
+                      ready_marker=ADAPTER_READY,
+                      env={**self.child_env, **(self.metrics.adapter_env(label, package.name, package.version)
+                                                if self.metrics else {})}),
             timeout=get_settings().adapter_start_timeout_s)
 
     async def _start_router(self, table_path: Path, listen: str) -> None:
         await self.supervisor.start(
             ChildSpec("router", python_argv("-m", "meshserve.router.server", "--table", str(table_path),
                                             "--listen", listen),
-                      ready_marker=ROUTER_READY, env=self.child_env),
+                      ready_marker=ROUTER_READY,
+                      env={**self.child_env, **(self.metrics.router_env() if self.metrics else {})}),
             timeout=30)
 
     async def _start_behind_envoy(self, deployment: DeploymentSpec) -> None:
         """Replicas per variant, Envoy with the rendered config, then the router behind Envoy."""
         settings = get_settings()
+        self.child_env.update(internal_tls_environment(deployment.security))  # mutual TLS behind the front
         by_key = {(p.name, p.version): p for p in self.packages}
         replicas = {(model, version): [f"127.0.0.1:{free_port()}" for _ in range(count)]
                     for model, spec in sorted(deployment.models.items())
@@ -144,9 +168,12 @@ class Mesh:
                              mesh=f"127.0.0.1:{free_port()}", admin=f"127.0.0.1:{free_port()}")
         rollout_state = self.run_dir / "rollouts.json"
         rollout_state.unlink(missing_ok=True)  # a new mesh starts from the spec's split
+        (self.run_dir / "progressive.json").unlink(missing_ok=True)  # and its rollout plans from their start
         render(layout, deployment, UpstreamAddresses(router=[router_address], variants=replicas)).write(layout)
         deployment_path = self.run_dir / "deployment.json"
         deployment_path.write_text(deployment.model_dump_json(indent=2))
+        if self.metrics:
+            self.metrics.add_envoy(layout.admin)
         await self.supervisor.start(
             ChildSpec("envoy", python_argv("-m", "meshserve.envoy.process", str(layout.run_dir),
                                            "--admin", layout.admin, "--concurrency", str(settings.envoy_concurrency)),
@@ -156,6 +183,7 @@ class Mesh:
         ModelTable.write(table_path, [(by_key[key], addresses[0]) for key, addresses in replicas.items()],
                          mesh_address=layout.mesh,
                          control={"deployment": str(deployment_path), "rollout_state": str(rollout_state),
+                                  "deployment_log": str(self.run_dir / "deployment-log.jsonl"),
                                   "records_store": self.records_store,
                                   "envoy": {"run_dir": str(layout.run_dir), "front": layout.front,
                                             "mesh": layout.mesh, "admin": layout.admin}})
@@ -167,6 +195,12 @@ class Mesh:
     def _announce(self) -> None:
         models = ", ".join(f"{p.name} ({p.version}, {p.manifest.runtime})" for p in self.packages)
         log(f"meshserve: serving {models}")
+        if self.metrics:
+            for line in self.metrics.start():
+                log(f"meshserve: {line}")
+        if self.broken:
+            log(f"meshserve: NOT serving {len(self.broken)} broken package(s) (see above); fix them and restart "
+                "the mesh (`--strict` refuses to start with any)")
         log(f"meshserve: clients connect to {self.listen} (Open Inference Protocol over gRPC; "
             "control API meshserve.v1.Control); Ctrl-C stops the mesh")
 
@@ -179,9 +213,9 @@ class Mesh:
             log("meshserve: stopped")
 
 
-async def run_mesh(models_dir: str, listen: str, run_dir: str | None, envoy: bool = True) -> int:
+async def run_mesh(models_dir: str, listen: str, run_dir: str | None, envoy: bool = True, strict: bool = False) -> int:
     try:
-        mesh = Mesh(models_dir, listen, run_dir, envoy=envoy)
+        mesh = Mesh(models_dir, listen, run_dir, envoy=envoy, strict=strict)
     except ListenError as exc:
         print(f"meshserve: {exc}", file=sys.stderr, flush=True)
         return 2

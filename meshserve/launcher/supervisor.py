@@ -42,8 +42,9 @@ class ChildFailed(RuntimeError):
 
 
 class Supervisor:
-    def __init__(self, log=print):
+    def __init__(self, log=print, on_restart=None):
         self.children: list[Child] = []
+        self._on_restart = on_restart  # called with the Child each time it exits and is restarted (metrics)
         self.stopping = False
         self._log = log
         self._watchers: list[asyncio.Task] = []
@@ -96,6 +97,8 @@ class Supervisor:
             if self.stopping:
                 return
             child.restarts += 1
+            if self._on_restart is not None:
+                self._on_restart(child)
             delay = child.restart_policy.delay_after_exit()
             self._log(f"meshserve: {child.spec.label} exited with code {code}; restarting in {delay:.1f} s")
             await asyncio.sleep(delay)

@@ -196,3 +196,35 @@ class RecordOutcomesResponse(_message.Message):
     replaced: int
     refused: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, stored: _Optional[int] = ..., matched: _Optional[int] = ..., unknown: _Optional[int] = ..., replaced: _Optional[int] = ..., refused: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RolloutStatus(_message.Message):
+    __slots__ = ("model", "status_json")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_JSON_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    status_json: str
+    def __init__(self, model: _Optional[str] = ..., status_json: _Optional[str] = ...) -> None: ...
+
+class RolloutActionRequest(_message.Message):
+    __slots__ = ("model", "action")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    action: str
+    def __init__(self, model: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+
+class GetComparisonRequest(_message.Message):
+    __slots__ = ("model", "window_s")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_S_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    window_s: float
+    def __init__(self, model: _Optional[str] = ..., window_s: _Optional[float] = ...) -> None: ...
+
+class Comparison(_message.Message):
+    __slots__ = ("model", "comparison_json")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    COMPARISON_JSON_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    comparison_json: str
+    def __init__(self, model: _Optional[str] = ..., comparison_json: _Optional[str] = ...) -> None: ...

@@ -64,6 +64,21 @@ class ControlStub:
                 request_serializer=meshserve_dot_v1_dot_control__pb2.RecordOutcomesRequest.SerializeToString,
                 response_deserializer=meshserve_dot_v1_dot_control__pb2.RecordOutcomesResponse.FromString,
                 _registered_method=True)
+        self.GetRolloutStatus = channel.unary_unary(
+                '/meshserve.v1.Control/GetRolloutStatus',
+                request_serializer=meshserve_dot_v1_dot_control__pb2.GetRolloutRequest.SerializeToString,
+                response_deserializer=meshserve_dot_v1_dot_control__pb2.RolloutStatus.FromString,
+                _registered_method=True)
+        self.ActOnRollout = channel.unary_unary(
+                '/meshserve.v1.Control/ActOnRollout',
+                request_serializer=meshserve_dot_v1_dot_control__pb2.RolloutActionRequest.SerializeToString,
+                response_deserializer=meshserve_dot_v1_dot_control__pb2.RolloutStatus.FromString,
+                _registered_method=True)
+        self.GetComparison = channel.unary_unary(
+                '/meshserve.v1.Control/GetComparison',
+                request_serializer=meshserve_dot_v1_dot_control__pb2.GetComparisonRequest.SerializeToString,
+                response_deserializer=meshserve_dot_v1_dot_control__pb2.Comparison.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -111,6 +126,27 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRolloutStatus(self, request, context):
+        """Where a model's rollout plan stands: stage, step, measurements against its bounds, history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActOnRollout(self, request, context):
+        """Act on a rollout plan by hand: promote, pause, resume or rollback.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetComparison(self, request, context):
+        """What shadows and canaries do beside their primary, from the records of a recent window.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +179,21 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.RecordOutcomes,
                     request_deserializer=meshserve_dot_v1_dot_control__pb2.RecordOutcomesRequest.FromString,
                     response_serializer=meshserve_dot_v1_dot_control__pb2.RecordOutcomesResponse.SerializeToString,
+            ),
+            'GetRolloutStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRolloutStatus,
+                    request_deserializer=meshserve_dot_v1_dot_control__pb2.GetRolloutRequest.FromString,
+                    response_serializer=meshserve_dot_v1_dot_control__pb2.RolloutStatus.SerializeToString,
+            ),
+            'ActOnRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActOnRollout,
+                    request_deserializer=meshserve_dot_v1_dot_control__pb2.RolloutActionRequest.FromString,
+                    response_serializer=meshserve_dot_v1_dot_control__pb2.RolloutStatus.SerializeToString,
+            ),
+            'GetComparison': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetComparison,
+                    request_deserializer=meshserve_dot_v1_dot_control__pb2.GetComparisonRequest.FromString,
+                    response_serializer=meshserve_dot_v1_dot_control__pb2.Comparison.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +358,87 @@ class Control:
             '/meshserve.v1.Control/RecordOutcomes',
             meshserve_dot_v1_dot_control__pb2.RecordOutcomesRequest.SerializeToString,
             meshserve_dot_v1_dot_control__pb2.RecordOutcomesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRolloutStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshserve.v1.Control/GetRolloutStatus',
+            meshserve_dot_v1_dot_control__pb2.GetRolloutRequest.SerializeToString,
+            meshserve_dot_v1_dot_control__pb2.RolloutStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActOnRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshserve.v1.Control/ActOnRollout',
+            meshserve_dot_v1_dot_control__pb2.RolloutActionRequest.SerializeToString,
+            meshserve_dot_v1_dot_control__pb2.RolloutStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetComparison(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshserve.v1.Control/GetComparison',
+            meshserve_dot_v1_dot_control__pb2.GetComparisonRequest.SerializeToString,
+            meshserve_dot_v1_dot_control__pb2.Comparison.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import time
 from pathlib import Path
 
 import grpc
 
-from meshserve.core.errors import ManifestError, MeshError, abort
+from meshserve.core.errors import ManifestError, MeshError, abort, quoted
 from meshserve.router.deployment_spec import DeploymentSpec, Rollout
 from meshserve.envoy.admin import EnvoyAdmin, EnvoyError
 from meshserve.envoy.layout import EnvoyLayout
 from meshserve.envoy.rollouts import LiveRollouts
+from meshserve.router.control_plane.deployment_log import FILE_NAME as DEPLOYMENT_LOG, DeploymentLog, caller_of
+from meshserve.router.data_plane.authorization import ModelAccess, principal_of
 from meshserve.router.model_table import ModelEntry, ModelTable
+from meshserve.router.control_plane.progressive import RolloutController
+from meshserve.sidecars.compare.comparison import compare
 from meshserve.sidecars.records.audit import audit, to_message
 from meshserve.sidecars.records.outcomes import outcomes_from_messages
 from meshserve.sidecars.records.store import open_store
@@ -32,13 +38,79 @@ class ControlServicer(cpb_grpc.ControlServicer):
         self.rollouts = live_rollouts(table)  # None when the mesh runs without Envoy
         self._store = None  # opened on the first GetRecords
         self._store_lock = threading.Lock()
+        self.log = DeploymentLog(deployment_log_path(table))
+        self.security = ModelAccess.from_control(table.control).security
+        control = table.control or {}
+        run_dir = Path(control["rollout_state"]).parent if "rollout_state" in control else None
+        self.controller = self._controller(control, run_dir)
+
+    def _controller(self, control: dict, run_dir: Path | None) -> RolloutController | None:
+        """The progressive-delivery controller, when some model has a rollout plan."""
+        if self.rollouts is None or run_dir is None or not control.get("records_store"):
+            return None
+        if not any(d.rollout_plan for d in self.rollouts.spec.models.values()):
+            return None
+        url = control["records_store"]
+
+        def apply_and_wait(model: str, weights: dict, shadows: dict) -> None:
+            self.rollouts.apply(model, weights, shadows)
+            self.envoy_admin.wait_for_routes(self.rollouts.version_info)
+
+        return RolloutController(self.rollouts.spec, self.rollouts, lambda: open_store(url),
+                                 run_dir / "progressive.json", self.log, apply_and_wait=apply_and_wait)
+
+    async def start_background(self) -> None:
+        """Start what runs beside the control service: the rollout controller, if any plan exists."""
+        if self.controller is not None:
+            await asyncio.to_thread(self.controller.start)
+            self._controller_task = asyncio.get_running_loop().create_task(self.controller.run())
+
+    async def GetRolloutStatus(self, request, context):
+        if self.controller is None or request.model not in self.controller.plans:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"model '{request.model[:200]}' has no rollout_plan in meshserve.yaml "
+                                "(see docs/operator-guide.md, 'Progressive delivery')")
+        status = self.controller.status(request.model)
+        status["log"] = [e for e in self.log.entries(request.model) if "what" in e][-50:]
+        return cpb.RolloutStatus(model=request.model, status_json=json.dumps(status))
+
+    async def ActOnRollout(self, request, context):
+        if self.controller is None or request.model not in self.controller.plans:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"model '{request.model[:200]}' has no rollout_plan in meshserve.yaml")
+        try:
+            caller = caller_of(context.invocation_metadata(), context.peer())
+            await asyncio.to_thread(self.controller.act, request.model, request.action,
+                                    f"{caller['principal']} from {caller['peer']} (control API)")
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"action: {exc}")
+        return await self.GetRolloutStatus(request, context)
+
+    async def GetComparison(self, request, context):
+        url = (self.table.control or {}).get("records_store")
+        if not url:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this mesh keeps no records")
+        since = time.time() - request.window_s if request.window_s > 0 else None
+
+        def compared() -> dict:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = open_store(url)
+                return compare(self._store, request.model, since)
+
+        try:
+            result = await asyncio.to_thread(compared)
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the records store cannot be read now: {exc}")
+        return cpb.Comparison(model=request.model, comparison_json=json.dumps(result))
 
     async def ListModels(self, request, context):
-        return cpb.ListModelsResponse(models=[await self._model(m) for m in self.table.models.values()])
+        paths = self._shows_paths(context)
+        return cpb.ListModelsResponse(models=[await self._model(m, paths) for m in self.table.models.values()])
 
     async def GetModel(self, request, context):
         try:
-            return await self._model(self.table.model(request.name))
+            return await self._model(self.table.model(request.name), self._shows_paths(context))
         except MeshError as exc:
             await abort(context, exc)
 
@@ -57,20 +129,40 @@ class ControlServicer(cpb_grpc.ControlServicer):
         if self.rollouts is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 "live rollouts need the mesh to run Envoy in front of the adapters "
-                                "(started with --no-envoy)")
+                                "(started with --no-envoy), or on Kubernetes a new Envoy ConfigMap "
+                                "(see docs/kubernetes.md, 'Rollouts on the cluster')")
         wanted = request.rollout
+        caller = caller_of(context.invocation_metadata(), context.peer())
+        asked = {"model": quoted(wanted.model), "weights": dict(wanted.weights), "shadows": dict(wanted.shadows)}
         try:
             self.table.model(wanted.model)
             applied = self.rollouts.apply(wanted.model, dict(wanted.weights) or None, dict(wanted.shadows))
             await asyncio.to_thread(self.envoy_admin.wait_for_routes, self.rollouts.version_info)
         except ManifestError as exc:
+            self.log.append(caller, "SetRollout", "refused", **asked, reason=exc.problem)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"rollout refused: {exc.problem} ({exc.field}). "
                                                                   f"Fix: {exc.fix}")
         except EnvoyError as exc:
+            self.log.append(caller, "SetRollout", "failed", **asked, reason=str(exc))
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except MeshError as exc:
+            self.log.append(caller, "SetRollout", "refused", **asked, reason=exc.message)
             await abort(context, exc)
+        self.log.append(caller, "SetRollout", "applied", **asked,
+                        applied={"weights": dict(applied.weights), "shadows": dict(applied.shadows)})
         return _rollout_message(wanted.model, applied)
+
+    def weights_in_force(self, model: str) -> str:
+        """The model's live split as spans show it: "1=90,2=10", with shadows as "shadow 3=0.1"."""
+        if self.rollouts is None or model not in self.table.models:
+            return ""
+        try:
+            rollout = self.rollouts.current(model)
+        except MeshError:
+            return ""
+        weights = ",".join(f"{v}={w}" for v, w in rollout.weights.items())
+        shadows = ",".join(f"{v}={f:g}" for v, f in rollout.shadows.items())
+        return weights + (f" shadow {shadows}" if shadows else "")
 
     async def GetRecords(self, request, context):
         """Every record of one request, read from the store the mesh's recorder fills."""
@@ -122,7 +214,16 @@ class ControlServicer(cpb_grpc.ControlServicer):
     def envoy_admin(self) -> EnvoyAdmin:
         return EnvoyAdmin(self.rollouts.layout.admin)
 
-    async def _model(self, model: ModelEntry) -> cpb.Model:
+    def _shows_paths(self, context) -> bool:
+        """Package paths on disk are for admins: a caller Envoy let in as a principal sees them only
+        when that principal is an admin; a trusted peer without a principal (control_from) sees them."""
+        principal = principal_of(context.invocation_metadata())
+        if principal is None:
+            return True
+        rules = self.security.principals.get(principal)
+        return rules is not None and rules.admin
+
+    async def _model(self, model: ModelEntry, show_paths: bool = True) -> cpb.Model:
         versions = []
         for version, entry in model.versions.items():
             manifest = entry.package.manifest
@@ -130,12 +231,20 @@ class ControlServicer(cpb_grpc.ControlServicer):
                 version=version, runtime=manifest.runtime, description=manifest.description,
                 inputs=[_tensor(s) for s in manifest.signature.inputs],
                 outputs=[_tensor(s) for s in manifest.signature.outputs],
-                ready=await self._ready(model.name, version), package_path=str(entry.package.directory)))
+                ready=await self._ready(model.name, version), package_path=str(entry.package.directory) if show_paths else ""))
         return cpb.Model(name=model.name, versions=versions, rollout=self._rollout(model))
 
 
 def _rollout_message(model: str, rollout: Rollout) -> cpb.Rollout:
     return cpb.Rollout(model=model, weights=rollout.weights, shadows=rollout.shadows)
+
+
+def deployment_log_path(table: ModelTable) -> Path | None:
+    """RUN_DIR/deployment-log.jsonl beside the rollout state `meshserve up` keeps (None without Envoy)."""
+    control = table.control or {}
+    if control.get("deployment_log"):
+        return Path(control["deployment_log"])
+    return Path(control["rollout_state"]).parent / DEPLOYMENT_LOG if control.get("rollout_state") else None
 
 
 def live_rollouts(table: ModelTable) -> LiveRollouts | None:

@@ -10,12 +10,13 @@ errors into status codes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import grpc
 from tritonclient.grpc import service_pb2 as pb
 
-from meshserve.core.mesh_protocol import CallInfo, Metadata, forwarded_headers, routing_headers
+from meshserve.core.mesh_protocol import ROLE_PARAMETER, CallInfo, Metadata, forwarded_headers, routing_headers
 from meshserve.core.observers import InferenceEvent, Observers
 from meshserve.core.settings import get_settings
 from meshserve.core.signature_check import check_request
@@ -42,6 +43,10 @@ class Forwarder:
         async with self.observers.observing(event):
             response = await self._forward(request, call, client_metadata, event)
             event.version = response.model_version
+            # The variant that answered says its role (primary, canary); metrics and spans use it.
+            role = response.parameters[ROLE_PARAMETER].string_param
+            if role and role != call.role:
+                event.call = dataclasses.replace(call, role=role)
             return response
 
     async def _forward(self, request: pb.ModelInferRequest, call: CallInfo, client_metadata: Metadata,

@@ -12,10 +12,11 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 import meshserve
-from meshserve.core.errors import MeshError, abort
+from meshserve.core.errors import MeshError, abort, bounded
 from meshserve.core.mesh_protocol import (
-    REQUEST_ID_HEADER, CallInfo, deadline_from, model_config, model_metadata, new_request_id, request_id_of,
+    REQUEST_ID_HEADER, CallInfo, deadline_from, model_config, model_metadata, request_id_of,
     trace_id_of)
+from meshserve.router.data_plane.authorization import ModelAccess
 from meshserve.router.data_plane.forwarding import Forwarder
 
 
@@ -23,14 +24,15 @@ def call_of(context: grpc.aio.ServicerContext, request: pb.ModelInferRequest, st
     """The request id (x-request-id, else the request's id; in a stream, which shares one set of
     headers, each message's id) and the deadline. The role and the version are the mesh's to
     set, never the client's."""
-    request_id = (request.id or new_request_id()) if streamed else request_id_of(context.invocation_metadata(), request.id)
+    request_id = request_id_of((), request.id) if streamed else request_id_of(context.invocation_metadata(), request.id)
     return CallInfo(request_id=request_id, deadline=deadline_from(context.time_remaining()),
                     trace_id=trace_id_of(context.invocation_metadata()))
 
 
 class RouterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, forwarder: Forwarder):
+    def __init__(self, forwarder: Forwarder, access: ModelAccess | None = None):
         self.forwarder = forwarder
+        self.access = access or ModelAccess()
 
     async def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
@@ -39,12 +41,14 @@ class RouterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ServerReadyResponse(ready=await self.forwarder.all_ready())
 
     async def ModelReady(self, request, context):
+        await self._authorize(context, request.name)
         return pb.ModelReadyResponse(ready=await self.forwarder.ready(request.name, request.version))
 
     async def ServerMetadata(self, request, context):
         return pb.ServerMetadataResponse(name="meshserve", version=meshserve.__version__, extensions=[])
 
     async def ModelMetadata(self, request, context):
+        await self._authorize(context, request.name)
         try:
             versions, entry = self.forwarder.package_entry(request.name, request.version)
         except MeshError as exc:
@@ -52,6 +56,7 @@ class RouterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return model_metadata(entry.package, [request.version] if request.version else versions)
 
     async def ModelConfig(self, request, context):
+        await self._authorize(context, request.name)
         try:
             _, entry = self.forwarder.package_entry(request.name, request.version)
         except MeshError as exc:
@@ -62,6 +67,7 @@ class RouterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         call = call_of(context, request)
         context.set_trailing_metadata(((REQUEST_ID_HEADER, call.request_id),))
         try:
+            self.access.check(context.invocation_metadata(), request.model_name)
             return await self.forwarder.infer(request, call, context.invocation_metadata())
         except Exception as exc:
             await abort(context, exc)
@@ -70,9 +76,16 @@ class RouterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         async for request in request_iterator:
             call = call_of(context, request, streamed=True)
             try:
+                self.access.check(context.invocation_metadata(), request.model_name)
                 response = await self.forwarder.infer(request, call, context.invocation_metadata())
                 yield pb.ModelStreamInferResponse(infer_response=response)
             except grpc.aio.AbortError:
                 raise
             except MeshError as exc:
-                yield pb.ModelStreamInferResponse(error_message=exc.message)
+                yield pb.ModelStreamInferResponse(error_message=bounded(exc.message))
+
+    async def _authorize(self, context, model: str) -> None:
+        try:
+            self.access.check(context.invocation_metadata(), model)
+        except MeshError as exc:
+            await abort(context, exc)

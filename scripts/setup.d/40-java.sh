@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$MESHSERVE_ROOT"
 WEKA_JAR=/usr/share/java/weka.jar
 
-bash scripts/apt-install.sh openjdk-17-jdk-headless weka
+bash scripts/apt-install.sh openjdk-17-jdk-headless weka libsvm-java
 
 for tool in java javac; do
     version=$("$tool" -version 2>&1 | head -1)

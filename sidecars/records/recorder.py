@@ -32,8 +32,11 @@ RETENTION_EVERY_S = 60.0
 
 class Recorder:
     def __init__(self, spool_dir: Path, store: RecordStore, retention_days: float | None = None,
-                 retention_bytes: int | None = None):
+                 retention_bytes: int | None = None, source: str = ""):
         self.spool_dir = Path(spool_dir)
+        # Spool file names repeat across pods (same label, same small pid in a fresh pid
+        # namespace); recorders sharing one store keep their offsets apart under their source.
+        self.source = source
         self.store = store
         self.retention_days = retention_days
         self.retention_bytes = retention_bytes
@@ -50,7 +53,7 @@ class Recorder:
         moved = 0
         finished_and_read: list[Path] = []
         for f in files:
-            key = f.path.name
+            key = self._key(f.path)
             start = offsets.get(key, 0)
             # Decided before reading: a file finished then can gain nothing after the read below.
             finished = f.seq < newest_seq[f.writer] or not writer_alive(f.pid)
@@ -70,9 +73,12 @@ class Recorder:
         for path in finished_and_read:
             path.unlink(missing_ok=True)
         if finished_and_read:
-            self.store.forget_offsets(p.name for p in finished_and_read)
+            self.store.forget_offsets(self._key(p) for p in finished_and_read)
         self.stored += moved
         return moved
+
+    def _key(self, path: Path) -> str:
+        return f"{self.source}/{path.name}" if self.source else path.name
 
     def apply_retention(self) -> None:
         now = time.time()
@@ -109,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", required=True, help="sqlite:///PATH or postgresql://...")
     parser.add_argument("--retention-days", type=float, default=None)
     parser.add_argument("--retention-bytes", type=int, default=None)
+    parser.add_argument("--source", default="", help="unique name of this spool folder (e.g. the pod) when several "
+                        "recorders share one store")
     parser.add_argument("--drift", default=None, help="drift plan (JSON) to check periodically")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -128,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.spool).mkdir(parents=True, exist_ok=True)
     print(f"{READY_LINE}: {args.spool} -> {redacted(store.url)}", flush=True)
     drift = _start_drift_monitor(args.store, args.drift)
-    Recorder(Path(args.spool), store, args.retention_days, args.retention_bytes).run(stop)
+    Recorder(Path(args.spool), store, args.retention_days, args.retention_bytes, source=args.source).run(stop)
     if drift is not None:
         drift.stop()
     store.close()

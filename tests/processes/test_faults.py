@@ -130,8 +130,12 @@ def test_a_killed_adapter_fails_fast_other_models_answer_and_it_comes_back(mesh,
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_stopping_the_mesh_leaves_no_process_behind(models, sig):
     mesh = start_mesh(models)
-    children = children_of_mesh(mesh)
-    assert len(children) == 5, children  # two adapters, Envoy, the router and the recorder
+    try:
+        children = children_of_mesh(mesh)
+        assert len(children) == 5, children  # two adapters, Envoy, the router and the recorder
+    except BaseException:
+        mesh.stop()
+        raise
     assert mesh.stop(sig) == 0
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:

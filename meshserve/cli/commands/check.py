@@ -16,6 +16,7 @@ def _check(args) -> int:
     deployment = deployment_for(args.models, packages)  # raises, naming file, field and fix, on a bad meshserve.yaml
     plan_for(packages, {m: d.drift.model_dump() for m, d in deployment.models.items()})  # and on a bad baseline
     for package in packages:
+        package.options.check_model(package)  # the model file against its signature; raises ManifestError
         signature = package.manifest.signature
         inputs = ", ".join(f"{s.name} {s.datatype}{s.shape}" for s in signature.inputs)
         outputs = ", ".join(f"{s.name} {s.datatype}{s.shape}" for s in signature.outputs)

@@ -14,6 +14,9 @@ def register(subparsers) -> None:
     parser.add_argument("--no-envoy", action="store_true",
                         help="run without Envoy: the router calls each package's adapter directly "
                              "(no weights, shadows or replicas from meshserve.yaml)")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse to start when any model package is broken (default: serve the others and "
+                             "name the broken ones)")
     parser.set_defaults(func=_up)
 
 
@@ -21,4 +24,4 @@ def _up(args) -> int:
     from meshserve.launcher.mesh import run_mesh
 
     return asyncio.run(run_mesh(args.models, args.listen or get_settings().listen, args.run_dir,
-                                envoy=not args.no_envoy))
+                                envoy=not args.no_envoy, strict=args.strict))

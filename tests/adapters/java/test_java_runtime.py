@@ -24,6 +24,7 @@ from meshserve.core.model_package import load_package
 jpype = pytest.importorskip("jpype", reason="jpype1 is not installed (pip install -e .[java])")
 from meshserve.core.model_package import sha256_of  # noqa: E402
 from meshserve.adapters.java.runtime import JavaRuntime, capture_environment  # noqa: E402
+from conftest import ROOT  # noqa: E402
 from java_oracle import (API_JAR, LOAN_DIR, NOT_BUILT, WEKA_DIR, WEKA_JAR, java_examples_built,  # noqa: E402
                          loan_oracle)
 from java_oracle import iris_rows as shared_iris_rows  # noqa: E402
@@ -98,6 +99,19 @@ TEST_JAVA = {
                 String[] out = new String[rows];
                 for (int r = 0; r < rows; r++) out[r] = x[r * 3] > 0 ? "positive" : "not positive";
                 return out;
+            }
+        }
+    """,
+    "com/acme/Outer.java": """
+        package com.acme;
+        /** A nested class, as libraries such as xgboost-predictor have (FVec.Transformer). */
+        public class Outer {
+            public static class Inner {
+                public static double[] twice(double[] x, int rows) {
+                    double[] y = new double[rows];
+                    for (int i = 0; i < rows; i++) y[i] = 2 * x[i * 3];
+                    return y;
+                }
             }
         }
     """,
@@ -308,3 +322,75 @@ def test_a_strict_package_refuses_another_java_version(tmp_path):
     runtime = JavaRuntime()
     run(runtime.load(load_package(pkg)))
     assert run(runtime.predict({"applicant": loan_rows(3)}))["risk_band"].shape == (3,)
+
+
+def test_a_nested_class_resolves_written_as_java_users_write_it(tmp_path, test_jar):
+    outputs = [{"name": n, "datatype": "FP64", "shape": [-1]} for n in ("dotted", "binary")]
+    calls = [{"output": "dotted", "static": "com.acme.Outer.Inner.twice", "args": [{"input": "x"}, {"rows": "x"}]},
+             {"output": "binary", "static": "com.acme.Outer$Inner.twice", "args": [{"input": "x"}, {"rows": "x"}]}]
+    pkg = write_package(tmp_path / "acme", legacy_manifest(test_jar, calls, outputs))
+    (pkg / "weights.csv").write_text("0.5,-1,2\n")
+    runtime = JavaRuntime()
+    run(runtime.load(load_package(pkg)))
+    out = run(runtime.predict({"x": np.array([[1.0, 2.0, 3.0], [4.0, 0.5, 0.25]])}))
+    assert out["dotted"].tolist() == out["binary"].tolist() == [2.0, 8.0]
+
+
+@pytest.mark.parametrize("call, field, words", [
+    ({"output": "flat", "target": "scorer", "method": "scoreFlatt", "args": [{"input": "x"}, {"rows": "x"}]},
+     "java.legacy.calls.flat.method", "scoreFlat"),
+    ({"output": "flat", "static": "com.acme.LegacyScorer.label", "args": [{"input": "x"}, {"rows": "x"}]},
+     "java.legacy.calls.flat.static", "labels"),
+    ({"output": "flat", "static": "com.acme.NoSuchScorer.score", "args": [{"input": "x"}]},
+     "java.legacy.calls.flat.static", "no class 'com.acme.NoSuchScorer'"),
+], ids=["method", "static-method", "class"])
+def test_a_call_that_does_not_exist_is_refused_when_the_model_loads(tmp_path, test_jar, call, field, words):
+    outputs = [{"name": "flat", "datatype": "FP64", "shape": [-1]}]
+    pkg = write_package(tmp_path / "acme", legacy_manifest(test_jar, [call], outputs))
+    (pkg / "weights.csv").write_text("0.5,-1,2\n")
+    with pytest.raises(ManifestError) as caught:
+        run(JavaRuntime().load(load_package(pkg)))
+    assert f"field '{field}'" in str(caught.value) and words in str(caught.value)
+
+
+LIBSVM_JAR = Path("/usr/share/java/libsvm.jar")
+
+
+@pytest.mark.skipif(not LIBSVM_JAR.exists(), reason="Debian's libsvm-java is not installed (scripts/setup.d/40-java.sh)")
+def test_libsvm_served_through_the_java_guides_wrapper_gives_the_labels_libsvm_gives(tmp_path):
+    """The guide's LibsvmScorer, exactly as the guide prints it, over a model libsvm trains here."""
+    import re
+
+    from sklearn.datasets import load_iris
+
+    guide = (ROOT / "docs" / "java-guide.md").read_text()
+    source = re.search(r"```java\n(// LibsvmScorer\.java.*?)```", guide, re.S).group(1)
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "LibsvmScorer.java").write_text(source)
+    subprocess.run(["javac", "--release", "17", "-cp", str(LIBSVM_JAR), "-d", str(build / "classes"),
+                    str(build / "LibsvmScorer.java")], check=True, timeout=120)
+    pkg = tmp_path / "iris-svm"
+    pkg.mkdir()
+    subprocess.run(["jar", "--create", "--file", str(pkg / "scorer.jar"), "-C", str(build / "classes"), "."],
+                   check=True, timeout=60)
+    data = load_iris()
+    lines = [f"{int(t)} " + " ".join(f"{j + 1}:{v}" for j, v in enumerate(row)) for row, t in zip(data.data, data.target)]
+    (build / "iris.txt").write_text("\n".join(lines) + "\n")
+    subprocess.run(["java", "-cp", str(LIBSVM_JAR), "svm_train", "-q", str(build / "iris.txt"), str(pkg / "model.svm")],
+                   check=True, timeout=120)
+    subprocess.run(["java", "-cp", str(LIBSVM_JAR), "svm_predict", "-q", str(build / "iris.txt"), str(pkg / "model.svm"),
+                    str(build / "expected.txt")], check=True, timeout=120)
+    expected = [float(v) for v in (build / "expected.txt").read_text().split()]
+    write_package(pkg, {
+        "name": "iris-svm", "version": "1", "runtime": "java",
+        "signature": {"inputs": [{"name": "x", "datatype": "FP64", "shape": [-1, 4]}],
+                      "outputs": [{"name": "label", "datatype": "FP64", "shape": [-1]}]},
+        "java": {"classpath": [{"path": "scorer.jar"}, {"path": str(LIBSVM_JAR)}],
+                 "legacy": {"objects": {"scorer": {"new": "LibsvmScorer", "args": [{"file": "model.svm"}]}},
+                            "calls": [{"output": "label", "target": "scorer", "method": "predict",
+                                       "args": [{"input": "x"}, {"rows": "x"}]}]}}})
+    runtime = JavaRuntime()
+    run(runtime.load(load_package(pkg)))
+    out = run(runtime.predict({"x": np.ascontiguousarray(data.data)}))
+    assert out["label"].tolist() == expected

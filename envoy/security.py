@@ -1,0 +1,219 @@
+"""The front listener's guards, rendered from the spec's `security:` section (router/security_spec.py).
+
+In the order Envoy runs them, all before the request reaches the router:
+- TLS on the listener (ALPN h2 for gRPC), with client certificates when `client_ca` is set;
+- a header mutation that removes any `x-meshserve-principal` / `x-meshserve-peer` a client
+  sent, so only what the filters below establish reaches the router;
+- `jwt_authn` (a local or remote JWKS) and `api_key_auth` (x-api-key), each writing the
+  principal it verified into `x-meshserve-principal`; a missing or bad credential is 401,
+  which a gRPC client reads as UNAUTHENTICATED;
+- `rbac`: health for anyone, the control API for `control_from` peers and admin principals,
+  GetRecords for records readers, inference for principals with models; anything else is
+  403, PERMISSION_DENIED. The per-model rule is the router's (it needs the model name from
+  inside the message), made from the principal header before any other work.
+
+`secure_front` adds all of it to the rendered front listener; `security_clusters` adds the
+cluster a remote JWKS is fetched from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+from meshserve.core.mesh_protocol import PEER_HEADER, PRINCIPAL_HEADER
+from meshserve.router.deployment_spec import DeploymentSpec
+from meshserve.router.security_spec import SecuritySpec, api_keys
+
+API_KEY_HEADER = "x-api-key"
+JWT_PROVIDER = "meshserve"
+JWKS_CLUSTER = "jwks"
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+CONTROL_PREFIX = "/meshserve.v1.Control/"
+RECORDS_PATH = CONTROL_PREFIX + "GetRecords"
+
+TLS_CONTEXT = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+HEADER_MUTATION = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
+JWT_AUTHN = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
+API_KEY_AUTH = "type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuth"
+RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+
+
+def secure_front(listener: dict[str, Any], spec: DeploymentSpec) -> dict[str, Any]:
+    """The rendered front LISTENER with TLS, authentication and authorization from SPEC."""
+    security = spec.security
+    chain = listener["filter_chains"][0]
+    if security.tls is not None:
+        chain["transport_socket"] = _tls(security)
+    manager = chain["filters"][0]["typed_config"]
+    # Paths are matched by the rules below: one spelling per path, so "//meshserve.v1.Control/..."
+    # or an escaped slash cannot slip past a prefix; and a client must send its headers promptly.
+    manager.update({"normalize_path": True, "merge_slashes": True,
+                    "path_with_escaped_slashes_action": "REJECT_REQUEST", "request_headers_timeout": "10s"})
+    guards = [_strip_mesh_headers()]
+    if security.jwt is not None:
+        guards.append(_jwt_authn(security))
+    if security.api_keys_file is not None:
+        guards.append(_api_key_auth(security))
+    guards.append(_rbac(security))
+    manager["http_filters"][-1:-1] = guards  # before the router filter, which stays last
+    host = manager["route_config"]["virtual_hosts"][0]
+    host.setdefault("request_headers_to_add", []).append({
+        "header": {"key": PEER_HEADER, "value": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%"},
+        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"})
+    if security.api_keys_file is not None:
+        host["routes"] = _api_key_routes(host["routes"], both=security.jwt is not None)
+    return listener
+
+
+def security_clusters(spec: DeploymentSpec) -> list[dict[str, Any]]:
+    """The cluster Envoy fetches a remote JWKS from (none for a local one)."""
+    jwt = spec.security.jwt
+    if jwt is None or jwt.jwks_uri is None:
+        return []
+    url = urlsplit(jwt.jwks_uri)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    cluster: dict[str, Any] = {
+        "name": JWKS_CLUSTER, "type": "STRICT_DNS", "connect_timeout": "5s", "dns_lookup_family": "V4_PREFERRED",
+        "load_assignment": {"cluster_name": JWKS_CLUSTER, "endpoints": [{"lb_endpoints": [{"endpoint": {
+            "address": {"socket_address": {"address": url.hostname, "port_value": port}}}}]}]},
+    }
+    if url.scheme == "https":
+        cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": UPSTREAM_TLS, "sni": url.hostname}}
+    return [cluster]
+
+
+def _tls(security: SecuritySpec) -> dict[str, Any]:
+    tls = security.tls
+    common: dict[str, Any] = {
+        # gRPC needs HTTP/2, chosen by ALPN; HTTP/1.1 stays for health probes.
+        "alpn_protocols": ["h2", "http/1.1"],
+        "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+        "tls_certificates": [{"certificate_chain": {"filename": tls.certificate},
+                              "private_key": {"filename": tls.private_key}}],
+    }
+    context: dict[str, Any] = {"@type": TLS_CONTEXT, "common_tls_context": common}
+    if tls.client_ca is not None:
+        common["validation_context"] = {"trusted_ca": {"filename": tls.client_ca}}
+        context["require_client_certificate"] = True
+    return {"name": "envoy.transport_sockets.tls", "typed_config": context}
+
+
+def _strip_mesh_headers() -> dict[str, Any]:
+    return {"name": "envoy.filters.http.header_mutation", "typed_config": {
+        "@type": HEADER_MUTATION,
+        "mutations": {"request_mutations": [{"remove": PRINCIPAL_HEADER}, {"remove": PEER_HEADER}]}}}
+
+
+def _jwt_authn(security: SecuritySpec) -> dict[str, Any]:
+    jwt = security.jwt
+    provider: dict[str, Any] = {
+        "issuer": jwt.issuer,
+        "audiences": jwt.audiences,
+        "forward": False,  # the token stops here; the router and adapters get the principal only
+        "claim_to_headers": [{"header_name": PRINCIPAL_HEADER, "claim_name": jwt.principal_claim}],
+    }
+    if jwt.jwks_file is not None:
+        provider["local_jwks"] = {"filename": jwt.jwks_file}
+    else:
+        provider["remote_jwks"] = {"http_uri": {"uri": jwt.jwks_uri, "cluster": JWKS_CLUSTER, "timeout": "5s"},
+                                   "cache_duration": "600s"}
+    rules: list[dict[str, Any]] = [{"match": {"prefix": HEALTH_PREFIX}}]  # probes carry no credentials
+    if security.api_keys_file is not None:
+        # A caller with an API key is authenticated by api_key_auth instead.
+        rules.append({"match": {"prefix": "/", "headers": [{"name": API_KEY_HEADER, "present_match": True}]}})
+    rules.append({"match": {"prefix": "/"}, "requires": {"provider_name": JWT_PROVIDER}})
+    return {"name": "envoy.filters.http.jwt_authn", "typed_config": {
+        "@type": JWT_AUTHN, "providers": {JWT_PROVIDER: provider}, "rules": rules}}
+
+
+def _api_key_auth(security: SecuritySpec) -> dict[str, Any]:
+    keys = api_keys(security.api_keys_file)
+    return {"name": "envoy.filters.http.api_key_auth", "typed_config": {
+        "@type": API_KEY_AUTH,
+        "credentials": [{"key": key, "client": principal} for principal, key in sorted(keys.items())],
+        "key_sources": [{"header": API_KEY_HEADER}],
+        "forwarding": {"header": PRINCIPAL_HEADER, "hide_credentials": True}}}
+
+
+def _api_key_routes(routes: list[dict[str, Any]], both: bool) -> list[dict[str, Any]]:
+    """Health without a key; with JWT too, routes for callers with a key first, then the same
+    routes with api_key_auth off for the JWT callers."""
+    off = {"envoy.filters.http.api_key_auth": {"@type": FILTER_CONFIG, "disabled": True}}
+    default = routes[-1]["route"]
+    health = {"match": {"prefix": HEALTH_PREFIX}, "route": dict(default), "typed_per_filter_config": off}
+    if not both:
+        return [health, *routes]
+    with_key = [{**r, "match": {**r["match"], "headers": [{"name": API_KEY_HEADER, "present_match": True}]}}
+                for r in routes]
+    return [health, *with_key, *({**r, "typed_per_filter_config": off} for r in routes)]
+
+
+def _principal(name: str) -> dict[str, Any]:
+    return {"header": {"name": PRINCIPAL_HEADER, "string_match": {"exact": name}}}
+
+
+def _network(network: str) -> dict[str, Any]:
+    net = ipaddress.ip_network(network, strict=False)
+    return {"direct_remote_ip": {"address_prefix": str(net.network_address), "prefix_len": net.prefixlen}}
+
+
+def _rbac(security: SecuritySpec) -> dict[str, Any]:
+    control = {"url_path": {"path": {"prefix": CONTROL_PREFIX}}}
+    policies: dict[str, Any] = {
+        "health": {"permissions": [{"url_path": {"path": {"prefix": HEALTH_PREFIX}}}], "principals": [{"any": True}]},
+    }
+    if security.control_from:
+        policies["control-from-trusted-peers"] = {
+            "permissions": [control], "principals": [_network(n) for n in security.control_from]}
+    rules = security.principals
+    admins = sorted(p for p, r in rules.items() if r.admin)
+    readers = sorted(p for p, r in rules.items() if r.records and not r.admin)
+    callers = sorted(p for p, r in rules.items() if r.models)
+    if admins:
+        policies["admins"] = {"permissions": [{"any": True}], "principals": [_principal(p) for p in admins]}
+    if readers:
+        policies["records-readers"] = {"permissions": [{"url_path": {"path": {"exact": RECORDS_PATH}}}],
+                                       "principals": [_principal(p) for p in readers]}
+    if not security.authenticates:
+        inference_principals = [{"any": True}]
+    elif not rules:
+        inference_principals = [{"header": {"name": PRINCIPAL_HEADER, "present_match": True}}]
+    else:
+        inference_principals = [_principal(p) for p in callers]
+    if inference_principals:
+        policies["inference"] = {"permissions": [{"not_rule": control}], "principals": inference_principals}
+    return {"name": "envoy.filters.http.rbac", "typed_config": {
+        "@type": RBAC, "rules": {"action": "ALLOW", "policies": policies}}}
+
+
+def internal_upstream(cluster: dict[str, Any], spec: DeploymentSpec) -> dict[str, Any]:
+    """CLUSTER (the router's, or a variant's) connecting with mutual TLS when the spec asks for
+    internal TLS: Envoy shows the internal certificate and checks the peer's against the CA.
+    Health checks use the same transport."""
+    tls = spec.security.internal_tls
+    if tls is not None:
+        cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": UPSTREAM_TLS, "common_tls_context": _internal_context(tls)}}
+    return cluster
+
+
+def secure_mesh(listener: dict[str, Any], spec: DeploymentSpec) -> dict[str, Any]:
+    """The mesh LISTENER (router -> adapters) requiring the internal certificate from its callers."""
+    tls = spec.security.internal_tls
+    if tls is not None:
+        listener["filter_chains"][0]["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": TLS_CONTEXT, "common_tls_context": _internal_context(tls), "require_client_certificate": True}}
+    return listener
+
+
+def _internal_context(tls) -> dict[str, Any]:
+    return {
+        "alpn_protocols": ["h2"],  # gRPC servers refuse a TLS connection that did not choose h2
+        "tls_certificates": [{"certificate_chain": {"filename": tls.certificate}, "private_key": {"filename": tls.private_key}}],
+        "validation_context": {"trusted_ca": {"filename": tls.ca}},
+    }

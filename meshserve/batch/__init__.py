@@ -1,0 +1,1 @@
+"""Batch scoring: a file of rows scored through the mesh, resumable, in the input's order."""

@@ -1,0 +1,247 @@
+"""A batch job: read an input file in chunks, score each chunk as one request through the mesh
+(several in flight), and write the answers in the input's order.
+
+Each chunk's answer is written to its own part file (renamed into place when complete) in
+OUTPUT.parts/ before it counts as done, so a job killed at any point and started again skips
+the chunks already answered and scores each row once. A chunk's request id is derived from
+the job (input file, model, version, chunk size) and the chunk's first row, so a chunk that was
+in flight when the job died is scored again under the same id and recorded once. When every
+chunk is done the parts are joined into OUTPUT, in order, and removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+from meshserve.batch.columns import InputPlan, output_columns, plan_inputs
+from meshserve.core.grpc_server import channel_options
+from meshserve.v1 import control_pb2 as cpb
+from meshserve.v1 import control_pb2_grpc as cpb_grpc
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
+
+
+class BatchError(RuntimeError):
+    """The job cannot go on; the message says why and what to do."""
+
+
+@dataclass
+class BatchJob:
+    model: str
+    input_path: Path
+    output_path: Path
+    address: str
+    version: str = ""
+    chunk_rows: int = 1000
+    in_flight: int = 4
+    timeout_s: float = 300.0
+
+    @property
+    def job_id(self) -> str:
+        stat = self.input_path.stat()
+        key = f"{self.input_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.model}|{self.version}|{self.chunk_rows}"
+        return "batch-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    @property
+    def parts_dir(self) -> Path:
+        return self.output_path.with_name(self.output_path.name + ".parts")
+
+    def format_of(self, path: Path) -> str:
+        fmt = FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise BatchError(f"{path}: unknown file type '{path.suffix}'; use .csv, .parquet or .jsonl")
+        return fmt
+
+    # ---- input ------------------------------------------------------------------------------
+
+    def count_rows(self) -> int | None:
+        fmt = self.format_of(self.input_path)
+        if fmt == "parquet":
+            return pq.ParquetFile(self.input_path).metadata.num_rows
+        with open(self.input_path, "rb") as handle:  # newlines, less a CSV's header line
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+        return max(lines - (1 if fmt == "csv" else 0), 0)
+
+    def chunks(self) -> Iterator[pa.Table]:
+        fmt = self.format_of(self.input_path)
+        if fmt == "parquet":
+            for batch in pq.ParquetFile(self.input_path).iter_batches(batch_size=self.chunk_rows):
+                yield pa.Table.from_batches([batch])
+            return
+        if fmt == "jsonl":
+            rows: list[dict] = []
+            with open(self.input_path) as handle:
+                for line in handle:
+                    if line.strip():
+                        rows.append(json.loads(line))
+                        if len(rows) == self.chunk_rows:
+                            yield pa.Table.from_pylist(rows)
+                            rows = []
+            if rows:
+                yield pa.Table.from_pylist(rows)
+            return
+        reader = pacsv.open_csv(self.input_path, read_options=pacsv.ReadOptions(block_size=1 << 22))
+        pending: list[pa.RecordBatch] = []
+        count = 0
+        for batch in reader:
+            pending.append(batch)
+            count += batch.num_rows
+            while count >= self.chunk_rows:
+                table = pa.Table.from_batches(pending)
+                yield table.slice(0, self.chunk_rows)
+                rest = table.slice(self.chunk_rows)
+                pending, count = rest.to_batches(), rest.num_rows
+        if count:
+            yield pa.Table.from_batches(pending)
+
+    # ---- scoring ----------------------------------------------------------------------------
+
+    async def signature(self, channel) -> tuple[list, list]:
+        control = cpb_grpc.ControlStub(channel)
+        try:
+            model = await control.GetModel(cpb.GetModelRequest(name=self.model), timeout=30)
+        except grpc.aio.AioRpcError as exc:
+            raise BatchError(f"{exc.code().name} from the mesh at {self.address}: {exc.details()}") from None
+        versions = {v.version: v for v in model.versions}
+        chosen = versions.get(self.version) if self.version else max(
+            model.versions, key=lambda v: model.rollout.weights.get(v.version, 0))
+        if chosen is None:
+            raise BatchError(f"model '{self.model}' has no version '{self.version}'; versions: {', '.join(versions)}")
+        return list(chosen.inputs), list(chosen.outputs)
+
+    def request(self, table: pa.Table, plans: list[InputPlan], request_id: str) -> pb.ModelInferRequest:
+        request = pb.ModelInferRequest(model_name=self.model, model_version=self.version, id=request_id)
+        for plan in plans:
+            array = plan.tensor(table)
+            tensor = request.inputs.add(name=plan.name, datatype=plan.datatype, shape=list(array.shape))
+            if plan.datatype == "BYTES":
+                tensor.contents.bytes_contents.extend(array.reshape(-1).tolist())
+            else:
+                request.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
+        return request
+
+    def part_path(self, start: int) -> Path:
+        return self.parts_dir / f"{start:012d}.parquet"
+
+    def write_part(self, start: int, table: pa.Table, answer: pb.ModelInferResponse, outputs, request_id: str) -> None:
+        from tritonclient.utils import deserialize_bytes_tensor, triton_to_np_dtype
+
+        columns: dict[str, list] = {"request_id": [request_id] * table.num_rows,
+                                    "row": list(range(start, start + table.num_rows))}
+        features = {o.name: list(o.features) for o in outputs}
+        for index, tensor in enumerate(answer.outputs):
+            raw = answer.raw_output_contents[index]
+            if tensor.datatype == "BYTES":
+                array = deserialize_bytes_tensor(raw)
+            else:
+                array = np.frombuffer(raw, dtype=triton_to_np_dtype(tensor.datatype))
+            array = array.reshape(list(tensor.shape))
+            columns.update(output_columns(tensor.name, array, features.get(tensor.name, [])))
+        scored = table
+        for name, values in columns.items():
+            if name in scored.column_names:
+                name = f"output.{name}"
+            scored = scored.append_column(name, pa.array(values))
+        temporary = self.part_path(start).with_suffix(".tmp")
+        pq.write_table(scored, temporary)
+        os.replace(temporary, self.part_path(start))
+
+    async def run(self, progress=None) -> int:
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        job = self.job_id
+        marker = self.parts_dir / "job"
+        if marker.exists() and marker.read_text() != job:
+            raise BatchError(f"{self.parts_dir} holds parts of another job (the input, model, version or chunk size "
+                             "changed); remove it to start over")
+        marker.write_text(job)
+        async with grpc.aio.insecure_channel(self.address, options=channel_options()) as channel:
+            inputs, outputs = await self.signature(channel)
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            slots = asyncio.Semaphore(self.in_flight)
+            failures: list[BaseException] = []
+            tasks = []
+            plans = None
+            start = 0
+            for table in self.chunks():
+                if plans is None:
+                    plans = plan_inputs(inputs, table.column_names)
+                begin, start = start, start + table.num_rows
+                if self.part_path(begin).exists():
+                    if progress is not None:
+                        progress.advance(table.num_rows)
+                    continue
+                if failures:
+                    break
+                await slots.acquire()
+                tasks.append(asyncio.create_task(self._score(stub, table, plans, outputs, begin, f"{job}-{begin}",
+                                                             slots, failures, progress)))
+            await asyncio.gather(*tasks)
+            if failures:
+                raise failures[0]
+        return self.join()
+
+    async def _score(self, stub, table, plans, outputs, start, request_id, slots, failures, progress) -> None:
+        try:
+            for attempt in range(5):
+                try:
+                    answer = await stub.ModelInfer(self.request(table, plans, request_id), timeout=self.timeout_s)
+                    break
+                except grpc.aio.AioRpcError as exc:
+                    # A replica restarting or a shed request: wait and try the same chunk again.
+                    if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED) or \
+                            attempt == 4:
+                        raise BatchError(f"rows {start}..{start + table.num_rows - 1}: {exc.code().name}: "
+                                         f"{exc.details()}") from None
+                    await asyncio.sleep(0.5 * 2 ** attempt)
+            await asyncio.to_thread(self.write_part, start, table, answer, outputs, request_id)
+            if progress is not None:
+                progress.advance(table.num_rows)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            slots.release()
+
+    def join(self) -> int:
+        parts = sorted(self.parts_dir.glob("*.parquet"))
+        fmt = self.format_of(self.output_path)
+        temporary = self.output_path.with_name(f".{self.output_path.name}.tmp")
+        rows = 0
+        writer, schema = None, None
+        try:
+            for part in parts:
+                table = pq.read_table(part)
+                rows += table.num_rows
+                schema = schema or table.schema  # the first chunk's types hold for every chunk
+                if fmt == "parquet":
+                    writer = writer or pq.ParquetWriter(temporary, schema)
+                    writer.write_table(table.cast(schema))
+                elif fmt == "csv":
+                    writer = writer or pacsv.CSVWriter(temporary, schema)
+                    writer.write_table(table.cast(schema))
+                else:
+                    writer = writer or open(temporary, "w")
+                    for row in table.to_pylist():
+                        writer.write(json.dumps(row) + "\n")
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            temporary.write_text("")
+        os.replace(temporary, self.output_path)
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        return rows

@@ -1,0 +1,44 @@
+"""The metrics side of `meshserve up`: a metrics port for each process it starts, the targets
+file Prometheus reads, and the supervisor's own endpoint counting restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from meshserve.core.ports import free_port
+from meshserve.observability.metrics import RESTARTS, serve_metrics
+from meshserve.observability.scrape_targets import ScrapeTargets
+
+METRICS_ENV = "MESHSERVE_METRICS_LISTEN"
+
+
+class MeshMetrics:
+    def __init__(self, run_dir: Path):
+        self.targets = ScrapeTargets(run_dir)
+        self._children: dict[str, tuple[str, str, str]] = {}  # supervisor label -> process, model, version
+
+    def adapter_env(self, label: str, model: str, version: str) -> dict[str, str]:
+        replica = label.partition("#")[2]
+        self._children[label] = ("adapter", model, version)
+        return {METRICS_ENV: self.targets.new_endpoint("meshserve-adapter", model=model, version=version,
+                                                       replica=replica)}
+
+    def router_env(self) -> dict[str, str]:
+        self._children["router"] = ("router", "", "")
+        return {METRICS_ENV: self.targets.new_endpoint("meshserve-router")}
+
+    def add_envoy(self, admin: str) -> None:
+        self._children["envoy"] = ("envoy", "", "")
+        self.targets.add(admin, "meshserve-envoy", metrics_path="/stats/prometheus")
+
+    def restarted(self, child) -> None:
+        process, model, version = self._children.get(child.spec.label, (child.spec.label, "", ""))
+        RESTARTS.labels(process, model, version).inc()
+
+    def start(self) -> list[str]:
+        """Serve the launcher's own metrics, write the targets file; the lines `up` prints."""
+        own = f"{self.targets.host}:{free_port(self.targets.host)}"
+        serve_metrics(own)
+        self.targets.add(own, "meshserve-launcher")
+        path = self.targets.write()
+        return [f"Prometheus targets (file_sd) in {path}", *(f"metrics {line}" for line in self.targets.describe())]

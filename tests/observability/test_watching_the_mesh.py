@@ -1,0 +1,258 @@
+"""A whole mesh (`meshserve up`: Envoy, router, adapters of every world) seen from outside:
+its traces at a real OTLP receiver, its metrics through a real Prometheus."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from models.variant_traffic import within_binomial_interval
+from watched_mesh import (  # noqa: F401  (fixtures)
+    MEAN_RADIUS_RANGE, SHADOW, SPLIT, breast_cancer_request, front, observed_mesh, otlp, prometheus, tensor_request,
+    trailers)
+
+pytestmark = pytest.mark.slow
+
+ROWS = np.random.default_rng(7).uniform(5, 25, size=(1, 30))
+
+
+def new_traceparent() -> tuple[str, str, str]:
+    trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    return f"00-{trace_id}-{span_id}-01", trace_id, span_id
+
+
+def by_id(spans):
+    return {s.span_id: s for s in spans}
+
+
+def ancestors(span, spans_by_id):
+    chain = []
+    while span.parent_id in spans_by_id:
+        span = spans_by_id[span.parent_id]
+        chain.append(span)
+    return chain
+
+
+def test_one_request_with_a_client_traceparent_is_one_connected_trace(front, otlp):
+    traceparent, trace_id, client_span = new_traceparent()
+    request_id = uuid.uuid4().hex
+    response, call = front.ModelInfer.with_call(
+        breast_cancer_request(ROWS), metadata=[("traceparent", traceparent), ("x-request-id", request_id)])
+    assert trailers(call)["x-meshserve-trace-id"] == trace_id
+
+    def complete(_):
+        spans = otlp.trace(trace_id)
+        adapters = [s for s in spans if s.service == "meshserve-adapter" and s.name.startswith("ModelInfer")]
+        # Envoy sends its spans in batches, at least every 5 s.
+        return len(adapters) >= 2 and any(s.name == "predict python" for s in spans) and \
+            any(s.parent_id == client_span for s in spans) and sum(s.service == "meshserve-envoy" for s in spans) >= 3
+    otlp.wait_for(complete, timeout=20)
+    spans = otlp.trace(trace_id)
+    spans_by_id = by_id(spans)
+
+    # Exactly one trace: every span of this request, wherever it was made, carries the client's trace id.
+    tagged = [s for s in otlp.spans if s.attributes.get("meshserve.request_id") == request_id]
+    assert {s.trace_id for s in tagged} == {trace_id}
+    roots = [s for s in spans if s.parent_id not in spans_by_id]
+    assert [r.parent_id for r in roots] == [client_span], roots
+    assert roots[0].service == "meshserve-envoy"
+
+    router = next(s for s in spans if s.service == "meshserve-router")
+    assert spans_by_id[router.parent_id].service == "meshserve-envoy"
+    assert router.attributes["meshserve.model"] == "breast-cancer"
+    assert router.attributes["meshserve.version"] == response.model_version
+    assert router.attributes["meshserve.request_id"] == request_id
+    assert router.attributes["meshserve.weights"] == "1=70,2=30 shadow 3=1"
+    assert router.attributes["meshserve.status"] == "OK"
+
+    primary = next(s for s in spans if s.service == "meshserve-adapter" and s.name.startswith("ModelInfer")
+                   and s.attributes["meshserve.role"] != "shadow")
+    assert primary.attributes["meshserve.version"] == response.model_version
+    assert primary.attributes["meshserve.role"] == ("primary" if response.model_version == "1" else "canary")
+    assert router in ancestors(primary, spans_by_id)
+    assert spans_by_id[primary.parent_id].service == "meshserve-envoy"
+    stages = {s.name: s for s in spans if s.parent_id == primary.span_id}
+    assert {"decode", "predict python", "encode"} <= set(stages), stages
+    assert stages["predict python"].attributes["meshserve.runtime"] == "python"
+
+
+def test_the_shadow_copy_is_in_the_same_trace_marked_shadow(front, otlp):
+    traceparent, trace_id, _ = new_traceparent()
+    front.ModelInfer(breast_cancer_request(ROWS), metadata=[("traceparent", traceparent)])
+    otlp.wait_for(lambda _: any(s.attributes.get("meshserve.role") == "shadow" for s in otlp.trace(trace_id))
+                  and any(s.name == "mirror" for s in otlp.trace(trace_id)), timeout=20)
+    spans = otlp.trace(trace_id)
+    shadow = next(s for s in spans if s.attributes.get("meshserve.role") == "shadow")
+    assert shadow.service == "meshserve-adapter"
+    assert shadow.name == "ModelInfer shadow"
+    assert shadow.attributes["meshserve.version"] == SHADOW
+    router = next(s for s in spans if s.service == "meshserve-router")
+    chain = ancestors(shadow, by_id(spans))
+    assert chain[0].name == "mirror" and chain[0].attributes["upstream_cluster"] == f"variant|breast-cancer|{SHADOW}"
+    assert router in chain
+
+
+def test_a_client_without_traceparent_gets_a_trace_and_its_id(front, otlp):
+    _, call = front.ModelInfer.with_call(breast_cancer_request(ROWS))
+    trace_id = trailers(call)["x-meshserve-trace-id"]
+    assert len(trace_id) == 32
+    otlp.wait_for(lambda _: {"meshserve-envoy", "meshserve-router", "meshserve-adapter"}
+                  <= {s.service for s in otlp.trace(trace_id)}, timeout=20)
+
+
+def test_a_client_that_samples_its_trace_out_gets_no_spans_and_no_trace_id(front, otlp):
+    _, trace_id, span_id = new_traceparent()
+    _, call = front.ModelInfer.with_call(breast_cancer_request(ROWS),
+                                         metadata=[("traceparent", f"00-{trace_id}-{span_id}-00")])
+    assert "x-meshserve-trace-id" not in trailers(call)
+    # A later sampled request's spans arrive; none of the unsampled one's do.
+    traceparent, later, _ = new_traceparent()
+    front.ModelInfer(breast_cancer_request(ROWS), metadata=[("traceparent", traceparent)])
+    otlp.wait_for(lambda _: any(s.service == "meshserve-adapter" for s in otlp.trace(later)), timeout=20)
+    assert otlp.trace(trace_id) == []
+
+
+def test_a_refused_request_has_its_status_and_error_on_its_spans(front, otlp):
+    traceparent, trace_id, _ = new_traceparent()
+    bad = breast_cancer_request(np.zeros((1, 29)))
+    with pytest.raises(grpc.RpcError) as refused:
+        front.ModelInfer(bad, metadata=[("traceparent", traceparent)])
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    otlp.wait_for(lambda _: any(s.service == "meshserve-router" for s in otlp.trace(trace_id)))
+    router = next(s for s in otlp.trace(trace_id) if s.service == "meshserve-router")
+    assert router.attributes["meshserve.status"] == "INVALID_ARGUMENT"
+    assert "features" in router.attributes["meshserve.error"]
+    assert router.status_code == 2  # ERROR
+
+
+def test_each_message_of_a_stream_is_a_span_inside_the_streams_span(front, otlp):
+    traceparent, trace_id, _ = new_traceparent()
+    requests = [breast_cancer_request(ROWS) for _ in range(2)]
+    for i, request in enumerate(requests):
+        request.id = f"stream-{trace_id}-{i}"
+    answers = list(front.ModelStreamInfer(iter(requests), metadata=[("traceparent", traceparent)]))
+    assert [a.infer_response.id for a in answers] == [r.id for r in requests]
+    otlp.wait_for(lambda _: sum(s.service == "meshserve-router" and s.name.startswith("ModelInfer")
+                                for s in otlp.trace(trace_id)) == 2, timeout=20)
+    spans = otlp.trace(trace_id)
+    stream = next(s for s in spans if s.service == "meshserve-router" and s.name == "ModelStreamInfer")
+    messages = [s for s in spans if s.service == "meshserve-router" and s.name.startswith("ModelInfer")]
+    assert {m.parent_id for m in messages} == {stream.span_id}
+    assert sorted(m.attributes["meshserve.request_id"] for m in messages) == sorted(r.id for r in requests)
+
+
+def test_health_and_readiness_calls_make_no_spans(observed_mesh, front, otlp):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from tritonclient.grpc import service_pb2 as pb
+
+    with grpc.insecure_channel(observed_mesh.address) as channel:
+        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+    front.ServerLive(pb.ServerLiveRequest())
+    front.ServerReady(pb.ServerReadyRequest())  # the router asks every model through the mesh
+    front.ModelReady(pb.ModelReadyRequest(name="breast-cancer"))
+    # Envoy exports in order: once a later inference's front span is in, the earlier calls' would be.
+    traceparent, trace_id, client_span = new_traceparent()
+    front.ModelInfer(breast_cancer_request(ROWS), metadata=[("traceparent", traceparent)])
+    otlp.wait_for(lambda _: any(s.parent_id == client_span for s in otlp.trace(trace_id)), timeout=20)
+    paths = {s.attributes.get("grpc.path", "") for s in otlp.spans} | {s.attributes.get("rpc.method", "") for s in otlp.spans}
+    assert not [p for p in paths if "Health" in p or "Ready" in p or "Live" in p], paths
+
+
+RUNTIME_REQUESTS = {
+    "r": lambda: tensor_request("iris-randomforest", "measurements", np.array([[5.1, 3.5, 1.4, 0.2]]), "FP64"),
+    "java": lambda: tensor_request("iris_j48", "measurements", np.array([[5.1, 3.5, 1.4, 0.2]]), "FP64"),
+    "triton": lambda: tensor_request("digits-triton", "pixels", np.zeros((1, 64), dtype=np.float32), "FP32"),
+}
+
+
+@pytest.mark.parametrize("runtime", sorted(RUNTIME_REQUESTS))
+def test_each_world_shows_its_runtime_span(runtime, observed_mesh, front, otlp):
+    if runtime not in observed_mesh.worlds.values():
+        pytest.skip(f"the {runtime} runtime cannot run on this machine (see scripts/setup.sh)")
+    traceparent, trace_id, _ = new_traceparent()
+    front.ModelInfer(RUNTIME_REQUESTS[runtime](), metadata=[("traceparent", traceparent)])
+    otlp.wait_for(lambda _: any(s.name == f"predict {runtime}" for s in otlp.trace(trace_id)))
+    spans = otlp.trace(trace_id)
+    predict = next(s for s in spans if s.name == f"predict {runtime}")
+    assert by_id(spans)[predict.parent_id].service == "meshserve-adapter"
+
+
+ADAPTER_REQUESTS = 'sum by (version, role) (meshserve_requests_total{side="adapter",model="breast-cancer",code="OK"})'
+ROUTER_REQUESTS = 'sum(meshserve_requests_total{side="router",model="breast-cancer",code="OK"})'
+MEAN_RADIUS = '{model="breast-cancer",feature="mean radius",role!="shadow"}'
+
+
+def test_prometheus_counts_what_was_sent_split_in_the_canarys_proportion(front, prometheus):
+    n = 200
+    before_router = prometheus.scalar(ROUTER_REQUESTS)
+    before = prometheus.by_label(ADAPTER_REQUESTS, "version")
+    radius = np.random.default_rng(3).uniform(0, 40, size=n)  # some below and above the declared 5..30
+    rows = np.tile(ROWS, (n, 1))
+    rows[:, 0] = radius
+    before_buckets = prometheus.by_label(f"sum by (le) (meshserve_feature_value_bucket{MEAN_RADIUS})", "le")
+    before_out = prometheus.scalar(f"sum(meshserve_feature_out_of_range_total{MEAN_RADIUS})")
+    before_values = prometheus.scalar(f"sum(meshserve_feature_values_total{MEAN_RADIUS})")
+    for row in rows:
+        front.ModelInfer(breast_cancer_request(row[None, :]))
+
+    prometheus.wait_until(lambda: prometheus.scalar(ROUTER_REQUESTS) >= before_router + n, what="the router's count")
+    assert prometheus.scalar(ROUTER_REQUESTS) == before_router + n
+    prometheus.wait_until(lambda: sum(prometheus.by_label(ADAPTER_REQUESTS, "version").values())
+                          >= sum(before.values()) + 2 * n, what="the adapters' counts")
+    after = prometheus.by_label(ADAPTER_REQUESTS, "version")
+    sent = {v: after.get(v, 0) - before.get(v, 0) for v in after}
+    assert sent[SHADOW] == n  # every request was mirrored
+    assert sent["1"] + sent["2"] == n
+    assert within_binomial_interval(int(sent["2"]), n, SPLIT["2"] / 100), sent
+
+    prometheus.wait_until(lambda: prometheus.scalar(f"sum(meshserve_feature_values_total{MEAN_RADIUS})")
+                          >= before_values + n, what="the feature counts")
+    edges = np.linspace(*MEAN_RADIUS_RANGE, 11)
+    buckets = prometheus.by_label(f"sum by (le) (meshserve_feature_value_bucket{MEAN_RADIUS})", "le")
+    for edge in edges:
+        le = repr(float(edge))
+        assert buckets[le] - before_buckets.get(le, 0) == int((radius <= edge).sum()), le
+    assert buckets["+Inf"] - before_buckets.get("+Inf", 0) == n
+    outside = int(((radius < MEAN_RADIUS_RANGE[0]) | (radius > MEAN_RADIUS_RANGE[1])).sum())
+    assert prometheus.scalar(f"sum(meshserve_feature_out_of_range_total{MEAN_RADIUS})") - before_out == outside
+
+
+def test_latency_histograms_carry_trace_ids_as_exemplars(front, prometheus):
+    traceparent, trace_id, _ = new_traceparent()
+    front.ModelInfer(breast_cancer_request(ROWS), metadata=[("traceparent", traceparent)])
+    query = 'meshserve_request_duration_seconds_bucket{side="router",model="breast-cancer"}'
+    found = prometheus.wait_until(lambda: [e for series in prometheus.exemplars(query) for e in series["exemplars"]
+                                           if e["labels"].get("trace_id") == trace_id], what="the exemplar")
+    assert found
+
+
+def test_envoy_and_the_launcher_are_scraped_too(prometheus):
+    assert prometheus.scalar('up{job="meshserve-envoy"}') == 1
+    assert prometheus.scalar('sum(envoy_cluster_upstream_rq_total{envoy_cluster_name="router"})') > 0
+    assert prometheus.scalar('up{job="meshserve-launcher"}') == 1
+
+
+def test_a_crashed_adapter_is_counted_as_a_restart(observed_mesh, prometheus):
+    os.kill(child_pid(observed_mesh.proc.pid, f"breast_cancer_{SHADOW}"), signal.SIGKILL)
+    restarts = f'meshserve_process_restarts_total{{process="adapter",model="breast-cancer",version="{SHADOW}"}}'
+    prometheus.wait_until(lambda: prometheus.scalar(restarts) == 1, timeout=30, what="the restart")
+
+
+def child_pid(parent: int, word: str) -> int:
+    """The child process of PARENT whose command line contains WORD."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if ppid == parent and word in cmdline:
+            return int(entry.name)
+    raise AssertionError(f"no child of {parent} runs {word}")
