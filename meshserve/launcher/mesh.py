@@ -26,7 +26,7 @@ from meshserve.core.settings import get_settings
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.render import render
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
-from meshserve.observability.mesh_metrics import MeshMetrics
+from meshserve.observability.mesh_metrics import METRICS_ENV, MeshMetrics
 from meshserve.router.deployment_spec import (
     SPEC_NAME, DeploymentSpec, RecordsSpec, deployment_for, load_spec, spec_path_for)
 from meshserve.router.security_spec import internal_tls_environment, refuse_without_front
@@ -125,10 +125,14 @@ class Mesh:
         if records.retention.max_bytes is not None:
             argv += ["--retention-bytes", str(records.retention.max_bytes)]
         drift = plan_for(self.packages, {m: d.drift.model_dump() for m, d in spec.models.items()})
+        env: dict[str, str] = {}
         if drift:  # the recorder also checks drift of every model whose package has a baseline
             write_plan(drift, self.run_dir / "drift.json")
             argv += ["--drift", str(self.run_dir / "drift.json")]
-        await self.supervisor.start(ChildSpec("recorder", python_argv(*argv), ready_marker=RECORDER_READY), timeout=60)
+            if self.metrics:  # and serves the drift scores (sidecars/drift/drift_metrics.py)
+                env[METRICS_ENV] = self.metrics.targets.new_endpoint("meshserve-recorder")
+        await self.supervisor.start(ChildSpec("recorder", python_argv(*argv), ready_marker=RECORDER_READY, env=env),
+                                    timeout=60)
         self.records_store = store
         log(f"meshserve: recording every inference to {redacted(store)} (spools in {records_dir / 'spool'}; "
             f"on failure: {records.on_failure})")

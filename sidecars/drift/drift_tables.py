@@ -85,3 +85,8 @@ class DriftTables:
         with self.store._transaction() as cursor:
             cursor.execute(self._q(f"UPDATE drift_alerts SET cleared_at = ? WHERE {' AND '.join(f'{c} = ?' for c in KEY)}"
                                    " AND raised_at = ?"), (now, *(alert[c] for c in KEY), alert["raised_at"]))
+
+
+def open_alert_messages(store: Any, model: str, version: str) -> list[str]:
+    """The open drift alerts naming VERSION of MODEL, as text: what a rollout holds a candidate for."""
+    return [a["message"] for a in DriftTables(store).open_alerts(model) if a["version"] == version]

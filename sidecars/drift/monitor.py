@@ -103,6 +103,8 @@ class DriftMonitor:
         self.tables = DriftTables(store)
         self.baselines = {p.model: {v: read_baseline(Path(path)) for v, path in p.baselines.items()} for p in plans}
         self._next = 0.0
+        self.latest: dict[tuple, FeatureResult] = {}  # the last result of each column and window (for metrics)
+        self.checked_at: dict[str, float] = {}
 
     def maybe_check(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -117,6 +119,8 @@ class DriftMonitor:
 
     def check(self, plan: ModelPlan, now: float) -> list[FeatureResult]:
         results = check_model(self.store, plan, self.baselines[plan.model], now, self.max_rows)
+        self.checked_at[plan.model] = now
+        self.latest = {k: r for k, r in self.latest.items() if k[0] != plan.model} | {r.key: r for r in results}
         if not results:
             return results
         self.tables.save_status([r.status_row(now) for r in results])
@@ -157,6 +161,16 @@ class MonitorThread:
         return thread
 
     def _open(self) -> DriftMonitor:
+        monitor = self._monitor()
+        from meshserve.core.settings import get_settings
+
+        if get_settings().metrics_listen:  # `meshserve up` gives the recorder a metrics port when drift is checked
+            from meshserve.sidecars.drift.drift_metrics import serve_drift_metrics
+
+            serve_drift_metrics(monitor, get_settings().metrics_listen)
+        return monitor
+
+    def _monitor(self) -> DriftMonitor:
         from meshserve.sidecars.drift.plan import read_plan
         from meshserve.sidecars.records.store import open_store
 

@@ -70,6 +70,16 @@ def checked_all(state: tuple[list[dict], list[dict]], rows: int) -> tuple | None
     return state if any(r["window_kind"] == "time" and r["row_count"] == rows for r in state[0]) else None
 
 
+def scrape_recorder(mesh) -> str:
+    """The recorder's /metrics, found in the targets `meshserve up` prints."""
+    import re
+    import urllib.request
+
+    url = next(m.group(1) for line in mesh.lines if (m := re.search(r"meshserve-recorder: (\S+)", line)))
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return answer.read().decode()
+
+
 @pytest.fixture(scope="module")
 def drifted(tmp_path_factory):
     """A mesh that served 5,000 unchanged rows, then 1,000 with SHIFTED moved; what it said on the way."""
@@ -98,9 +108,10 @@ def drifted(tmp_path_factory):
             took = time.monotonic() - sent_at
             time.sleep(2.5)  # two more checks: nothing else may join in
             status, alerts = drift_state(models)
+            metrics = scrape_recorder(mesh)
     finally:
         mesh.stop()
-    return {"models": models, "quiet": quiet, "status": status, "alerts": alerts, "took": took,
+    return {"metrics": metrics, "models": models, "quiet": quiet, "status": status, "alerts": alerts, "took": took,
             "log": mesh.lines, "lines_before": lines_before}
 
 
@@ -127,6 +138,16 @@ def test_one_shifted_feature_raises_an_alert_naming_it_and_no_other(drifted):
     logged = [line for line in drifted["log"] if "drift alert:" in line]
     assert logged and all(f'feature="{SHIFTED}"' in line and "model=breast-cancer version=1 role=primary" in line
                           and "threshold=0.2" in line and "window=" in line for line in logged)
+
+
+def test_the_recorder_exports_the_drift_scores_the_prometheus_rules_read(drifted):
+    labels = f'feature="{SHIFTED}",model="breast-cancer",role="primary",version="1",window="rows"'
+    lines = drifted["metrics"].splitlines()
+    assert f"meshserve_drift_alerting{{{labels}}} 1.0" in lines
+    assert f"meshserve_drift_threshold{{{labels}}} 0.2" in lines
+    alerting = [line for line in lines if line.startswith("meshserve_drift_alerting{") and line.endswith(" 1.0")]
+    assert len(alerting) == len(drifted["alerts"]) and all(f'feature="{SHIFTED}"' in line for line in alerting)
+    assert any(line.startswith('meshserve_drift_last_check_timestamp_seconds{model="breast-cancer"}') for line in lines)
 
 
 def test_meshserve_drift_lists_the_alert_and_exits_3(drifted, tmp_path):
