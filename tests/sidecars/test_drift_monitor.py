@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pytest
 from meshserve.sidecars.drift.baseline import compute_baseline
+from meshserve.sidecars.drift.drift_tables import open_alert_messages
 from meshserve.sidecars.drift.monitor import DriftMonitor
 from meshserve.sidecars.drift.plan import DriftPolicy, ModelPlan
 from meshserve.sidecars.drift.report import page
@@ -98,6 +99,9 @@ def test_shifted_column_alerts_alone_persists_and_clears(setting, caplog):
 
     restarted = DriftMonitor(store, [plan], every_s=30, max_rows=50_000)  # a new recorder: the alert is still open
     assert {a["feature"] for a in restarted.tables.open_alerts("iris")} == {"sepal width (cm)"}
+    held = open_alert_messages(store, "iris", "1")  # what a progressive rollout holds a candidate for
+    assert held and all('feature="sepal width (cm)"' in m for m in held)
+    assert open_alert_messages(store, "iris", "2") == []
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="meshserve.drift"):
         restarted.check(plan, now + 1)
