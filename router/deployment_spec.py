@@ -73,6 +73,21 @@ class Timeouts(StrictModel):
     connect_s: float = Field(default=1.0, gt=0, le=60, description="Longest a connection to an adapter may take.")
 
 
+class DriftSpec(StrictModel):
+    """How the drift monitor judges one model's live inputs and outputs against its baseline (docs/drift.md)."""
+
+    enabled: bool = Field(default=True, description="Compare this model's live data with its package's baseline.")
+    psi_threshold: float = Field(default=0.2, gt=0, le=10, description="PSI from which a column has drifted "
+                                 "(0.1: worth a look, 0.2: a real shift, 0.25+: a large one).")
+    alpha: float = Field(default=0.01, gt=0, lt=1, description="Significance level: the test must also find the "
+                         "difference unlikely to be chance.")
+    window_rows: int = Field(default=1000, ge=10, le=1_000_000, description="Count window: the newest rows.")
+    window_s: float = Field(default=3600.0, ge=1, le=30 * 86400, description="Time window: rows of the last seconds.")
+    min_samples: int = Field(default=200, ge=10, description="Fewest rows in a window before it is judged at all.")
+    ignore: list[str] = Field(default_factory=list, description="Columns not to judge (feature, tensor or column "
+                              "names), e.g. one that is meant to change such as a date.")
+
+
 class RolloutBounds(StrictModel):
     """What a candidate must keep to to be promoted; breaking any rolls it back at once."""
 
@@ -127,6 +142,7 @@ class ModelDeployment(StrictModel):
     fallback: str | None = Field(
         default=None, description="Variant that takes the traffic of a variant with no healthy replica."
     )
+    drift: DriftSpec = DriftSpec()
     rollout_plan: RolloutPlan | None = Field(
         default=None, description="Progressive delivery of a candidate version (docs/operator-guide.md).")
 

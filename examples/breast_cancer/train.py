@@ -1,12 +1,13 @@
 """Train the breast-cancer classifier this package serves (scikit-learn's bundled data).
 
-    python examples/breast_cancer/train.py   # writes model.joblib beside this file
+    python examples/breast_cancer/train.py   # writes model.joblib and baseline.json beside this file
 """
 
 from pathlib import Path
 
 import joblib
 import yaml
+from meshserve.sidecars.drift.package_baseline import write_package_baseline
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.model_selection import train_test_split
@@ -25,6 +26,9 @@ def main() -> None:
     model = GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=0)
     model.fit(x_train, y_train)
     joblib.dump(model, HERE / "model.joblib")
+    # The drift monitor compares live requests with the rows the model learned from.
+    columns = {name: x_train[:, j].tolist() for j, name in enumerate(data.feature_names)}
+    write_package_baseline(HERE, columns, source="load_breast_cancer() training split")
     print(f"breast_cancer: trained GradientBoostingClassifier, test accuracy {model.score(x_test, y_test):.3f}")
 
 

@@ -119,6 +119,9 @@ class Manifest(StrictModel):
     signature: Signature
     batching: Batching = Batching()
     provenance: Provenance = Provenance()
+    baseline: str | None = Field(
+        default=None, description="File in the package with its training data's feature statistics, which the "
+        "drift monitor compares live inputs and outputs with (`meshserve baseline` writes it; docs/drift.md).")
     environment: dict[str, Any] | None = Field(
         default=None, description="What `meshserve package` captured: language and library versions, digests."
     )
@@ -250,6 +253,9 @@ def load_package(directory: str | Path) -> ModelPackage:
         raise ManifestError(str(path), "runtime", f"runtime '{manifest.runtime}' is not installed here ({exc})",
                             f"install meshserve with the '{entry.extra or manifest.runtime}' extra") from exc
     package = ModelPackage(directory, manifest, options)
+    if manifest.baseline is not None and not package.path(manifest.baseline).is_file():
+        raise ManifestError(str(path), "baseline", f"'{manifest.baseline}' is not a file in the package",
+                            "run `meshserve baseline DIR --data TRAINING_DATA` to make it, or drop the field")
     options.check_package(package)  # the runtime's own file checks; raises ManifestError
     return package
 

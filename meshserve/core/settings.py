@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     internal_tls_private_key: str | None = Field(None, description="Its PEM private key.")
     internal_tls_ca: str | None = Field(
         None, description="PEM CA whose certificates the router and adapters accept from peers (and require).")
+    # Drift monitor (docs/drift.md); per-model thresholds and windows are in meshserve.yaml `drift:`.
+    drift_check_every_s: float = Field(
+        30.0, gt=0, description="How often the recorder compares each model's recent records with its baseline.")
+    drift_max_window_rows: int = Field(
+        20_000, ge=100, description="Most rows a time window reads (the newest): bounds the cost of a check "
+        "(about 2 s of CPU for 20,000 single-row requests of 30 features).")
 
 
 @lru_cache(maxsize=1)

@@ -26,10 +26,11 @@ from meshserve.core.settings import get_settings
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.render import render
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
-from meshserve.observability.mesh_metrics import MeshMetrics
+from meshserve.observability.mesh_metrics import METRICS_ENV, MeshMetrics
 from meshserve.router.deployment_spec import (
     SPEC_NAME, DeploymentSpec, RecordsSpec, deployment_for, load_spec, spec_path_for)
 from meshserve.router.security_spec import internal_tls_environment, refuse_without_front
+from meshserve.sidecars.drift.plan import plan_for, write_plan
 from meshserve.sidecars.records.observer import check_pii_key
 from meshserve.sidecars.records.recorder import READY_LINE as RECORDER_READY
 from meshserve.sidecars.records.store import default_store_url, redacted
@@ -98,7 +99,7 @@ class Mesh:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log(f"meshserve: starting {len(self.packages)} model(s) from {self.models_dir}")
         if records.enabled:
-            await self._start_recorder(records)
+            await self._start_recorder(records, spec)
         if deployment is not None:
             await self._start_behind_envoy(deployment)
             self._announce()
@@ -111,7 +112,7 @@ class Mesh:
         await self._start_router(table_path, self.listen)
         self._announce()
 
-    async def _start_recorder(self, records: RecordsSpec) -> None:
+    async def _start_recorder(self, records: RecordsSpec, spec: DeploymentSpec) -> None:
         """The spools' folder for every process, and the recorder that empties them into the store."""
         settings = get_settings()
         records_dir = Path(settings.records_dir or self.models_dir / ".meshserve" / "records").resolve()
@@ -123,7 +124,15 @@ class Mesh:
             argv += ["--retention-days", str(records.retention.days)]
         if records.retention.max_bytes is not None:
             argv += ["--retention-bytes", str(records.retention.max_bytes)]
-        await self.supervisor.start(ChildSpec("recorder", python_argv(*argv), ready_marker=RECORDER_READY), timeout=60)
+        drift = plan_for(self.packages, {m: d.drift.model_dump() for m, d in spec.models.items()})
+        env: dict[str, str] = {}
+        if drift:  # the recorder also checks drift of every model whose package has a baseline
+            write_plan(drift, self.run_dir / "drift.json")
+            argv += ["--drift", str(self.run_dir / "drift.json")]
+            if self.metrics:  # and serves the drift scores (sidecars/drift/drift_metrics.py)
+                env[METRICS_ENV] = self.metrics.targets.new_endpoint("meshserve-recorder")
+        await self.supervisor.start(ChildSpec("recorder", python_argv(*argv), ready_marker=RECORDER_READY, env=env),
+                                    timeout=60)
         self.records_store = store
         log(f"meshserve: recording every inference to {redacted(store)} (spools in {records_dir / 'spool'}; "
             f"on failure: {records.on_failure})")

@@ -21,6 +21,7 @@ from meshserve.router.data_plane.authorization import ModelAccess, principal_of
 from meshserve.router.model_table import ModelEntry, ModelTable
 from meshserve.router.control_plane.progressive import RolloutController
 from meshserve.sidecars.compare.comparison import compare
+from meshserve.sidecars.drift.drift_tables import open_alert_messages
 from meshserve.sidecars.records.audit import audit, to_message
 from meshserve.sidecars.records.outcomes import outcomes_from_messages
 from meshserve.sidecars.records.store import open_store
@@ -57,8 +58,16 @@ class ControlServicer(cpb_grpc.ControlServicer):
             self.rollouts.apply(model, weights, shadows)
             self.envoy_admin.wait_for_routes(self.rollouts.version_info)
 
+        def drift_alerts(model: str, version: str) -> list[str]:  # what the recorder's drift monitor holds open
+            store = open_store(url)
+            try:
+                return open_alert_messages(store, model, version)
+            finally:
+                store.close()
+
         return RolloutController(self.rollouts.spec, self.rollouts, lambda: open_store(url),
-                                 run_dir / "progressive.json", self.log, apply_and_wait=apply_and_wait)
+                                 run_dir / "progressive.json", self.log, drift_alerts=drift_alerts,
+                                 apply_and_wait=apply_and_wait)
 
     async def start_background(self) -> None:
         """Start what runs beside the control service: the rollout controller, if any plan exists,

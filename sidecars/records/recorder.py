@@ -6,7 +6,9 @@
 request's path: servers write their spools whether it runs or not, and it catches up when it
 comes back. Each pass reads every spool file from its committed offset, stores what it read
 and the new offsets in one transaction, then deletes the files that are consumed and finished.
-Retention (days and/or bytes, from meshserve.yaml) is applied every minute.
+Retention (days and/or bytes, from meshserve.yaml) is applied every minute. With `--drift PLAN`
+it also runs the drift monitor (sidecars/drift/monitor.py) in a thread of its own with its own
+connection to the store, so a check never delays moving records.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retention-bytes", type=int, default=None)
     parser.add_argument("--source", default="", help="unique name of this spool folder (e.g. the pod) when several "
                         "recorders share one store")
+    parser.add_argument("--drift", default=None, help="drift plan (JSON) to check periodically")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     stop: list[bool] = []
@@ -132,9 +135,20 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(2.0)
     Path(args.spool).mkdir(parents=True, exist_ok=True)
     print(f"{READY_LINE}: {args.spool} -> {redacted(store.url)}", flush=True)
+    drift = _start_drift_monitor(args.store, args.drift)
     Recorder(Path(args.spool), store, args.retention_days, args.retention_bytes, source=args.source).run(stop)
+    if drift is not None:
+        drift.stop()
     store.close()
     return 0
+
+
+def _start_drift_monitor(store_url: str, plan_path: str | None):
+    if plan_path is None:
+        return None
+    from meshserve.sidecars.drift.monitor import MonitorThread
+
+    return MonitorThread.start(store_url, Path(plan_path))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Self-contained HTML pages with inline SVG plots: no script, no network, opens from a file.
 
-Small on purpose: line charts over time, tables and heat-mapped matrices are all the reports
-need, and plain SVG renders the same in every browser and in headless Chromium's screenshots.
+Small on purpose: line charts over time, grouped bar charts (histograms side by side), tables
+and heat-mapped matrices are all the reports need, and plain SVG renders the same in every browser and in headless Chromium's screenshots.
 """
 
 from __future__ import annotations
@@ -102,5 +102,49 @@ def line_chart(title: str, series: dict[str, list[tuple[float, float]]], y_label
         parts.append(f"<rect x=\"{left + 10 + i * 170}\" y=\"{height - 18}\" width=\"12\" height=\"12\" "
                      f"fill=\"{colour}\"/><text x=\"{left + 26 + i * 170}\" y=\"{height - 8}\" "
                      f"font-size=\"12\">{escape(name)}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bar_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[float]], y_label: str,
+              width: int = 500, height: int = 260) -> str:
+    """Grouped bars: for each label one bar per series (e.g. a baseline and a live histogram)."""
+    values = [v for bars in series.values() for v in bars]
+    if not labels or not values:
+        return f"<p>{escape(title)}: no data yet.</p>"
+    left, right, top, bottom = 50, 10, 40, 80
+    y1 = max(max(values), 1e-9) * 1.1
+    plot_w, plot_h = width - left - right, height - top - bottom
+    group_w = plot_w / len(labels)
+    bar_w = group_w * 0.8 / max(len(series), 1)
+
+    def sy(y: float) -> float:
+        return height - bottom - y / y1 * plot_h
+
+    parts = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=\"img\">",
+             f"<title>{escape(title)}</title>",
+             f"<text x=\"{left}\" y=\"16\" font-size=\"13\" font-weight=\"bold\">{escape(title)}</text>",
+             f"<line x1=\"{left}\" y1=\"{height - bottom}\" x2=\"{width - right}\" y2=\"{height - bottom}\" "
+             "stroke=\"#888\"/>"]
+    for i in range(4):
+        y = y1 * i / 3
+        parts.append(f"<text x=\"{left - 5}\" y=\"{sy(y) + 4:.1f}\" font-size=\"10\" text-anchor=\"end\">{y:.2g}</text>")
+        parts.append(f"<line x1=\"{left}\" y1=\"{sy(y):.1f}\" x2=\"{width - right}\" y2=\"{sy(y):.1f}\" stroke=\"#eee\"/>")
+    parts.append(f"<text x=\"12\" y=\"{top + plot_h / 2:.0f}\" font-size=\"11\" text-anchor=\"middle\" "
+                 f"transform=\"rotate(-90 12 {top + plot_h / 2:.0f})\">{escape(y_label)}</text>")
+    for k, (name, bars) in enumerate(series.items()):
+        colour = PALETTE[k % len(PALETTE)]
+        for i, value in enumerate(bars):
+            x = left + i * group_w + group_w * 0.1 + k * bar_w
+            parts.append(f"<rect x=\"{x:.1f}\" y=\"{sy(value):.1f}\" width=\"{bar_w:.1f}\" "
+                         f"height=\"{max(0.0, height - bottom - sy(value)):.1f}\" fill=\"{colour}\">"
+                         f"<title>{escape(name)} {escape(labels[i])}: {value:.4g}</title></rect>")
+        parts.append(f"<rect x=\"{left + k * 150}\" y=\"22\" width=\"11\" height=\"11\" "
+                     f"fill=\"{colour}\"/><text x=\"{left + 15 + k * 150}\" y=\"32\" "
+                     f"font-size=\"11\">{escape(name)}</text>")
+    for i, label in enumerate(labels):
+        x = left + (i + 0.5) * group_w
+        parts.append(f"<text x=\"{x:.1f}\" y=\"{height - bottom + 10}\" font-size=\"9\" text-anchor=\"end\" "
+                     f"transform=\"rotate(-40 {x:.1f} {height - bottom + 10})\">{escape(label)}</text>")
     parts.append("</svg>")
     return "".join(parts)

@@ -58,6 +58,7 @@ def write_wrapper(root: Path, version: str, flip: bool) -> None:
     manifest.update(version=version, entrypoint="wrapper:predict", description=f"v1 {'flipping' if flip else 'copy'}")
     manifest.pop("python", None)
     manifest.pop("environment", None)
+    manifest.pop("baseline", None)  # the baseline file is not copied
     (package / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
 
 

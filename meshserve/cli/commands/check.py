@@ -10,9 +10,11 @@ def register(subparsers) -> None:
 def _check(args) -> int:
     from meshserve.core.model_package import discover_packages
     from meshserve.router.deployment_spec import deployment_for, spec_path_for
+    from meshserve.sidecars.drift.plan import plan_for
 
     packages = discover_packages(args.models)
-    deployment_for(args.models, packages)  # raises, naming file, field and fix, on a bad meshserve.yaml
+    deployment = deployment_for(args.models, packages)  # raises, naming file, field and fix, on a bad meshserve.yaml
+    plan_for(packages, {m: d.drift.model_dump() for m, d in deployment.models.items()})  # and on a bad baseline
     for package in packages:
         package.options.check_model(package)  # the model file against its signature; raises ManifestError
         signature = package.manifest.signature

@@ -1,0 +1,119 @@
+"""Training data for a baseline: a CSV or Parquet file whose columns are the package's columns.
+
+Input columns must all be there (named as in columns.py: feature names, tensor names, or
+NAME_0 ... for unnamed columns). An output whose columns are in the file is taken from it (for
+example a label column); any other output is what the model itself answers for those rows,
+computed here by loading the package's runtime, so a baseline of the outputs needs no
+hand-written scoring code in any language.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from meshserve.sidecars.drift.columns import columns_of
+
+from meshserve.core.datatypes import NUMPY_DTYPES
+from meshserve.core.errors import ManifestError
+
+PREDICT_ROWS = 1000  # rows per predict call when the model scores the training data
+
+
+def read_table(path: Path) -> dict[str, list]:
+    """Column name -> values, from .csv, .parquet (or .pq) and .jsonl files."""
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise ManifestError(str(path), "(file)", "no such file", "pass the training data with --data FILE")
+    if suffix == ".csv":
+        import pyarrow.csv as pacsv
+
+        table = pacsv.read_csv(path)
+    elif suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+    elif suffix in (".jsonl", ".ndjson"):
+        import pyarrow.json as pajson
+
+        table = pajson.read_json(path)
+    else:
+        raise ManifestError(str(path), "(file)", f"'{suffix}' is not a format meshserve reads",
+                            "give a .csv, .parquet or .jsonl file")
+    return table.to_pydict()
+
+
+def _missing_column(path: Path, table: dict[str, list], tensor: str, column: str) -> ManifestError:
+    have = ", ".join(list(table)[:8]) + (", ..." if len(table) > 8 else "")
+    return ManifestError(str(path), column, f"no column '{column}' (of input '{tensor}') in the training data; "
+                         f"it has {have}", f"add a column named '{column}' (columns are named after the "
+                         "signature's feature names, see docs/drift.md)")
+
+
+def _tensor(spec: Any, table: dict[str, list]) -> np.ndarray:
+    names = columns_of(spec)
+    dtype = NUMPY_DTYPES[spec.datatype]
+    if spec.datatype == "BYTES":
+        convert = lambda values: np.asarray([v.encode() if isinstance(v, str) else v for v in values], dtype=object)
+    else:
+        convert = lambda values: np.asarray([np.nan if v is None else v for v in values]).astype(dtype)
+    if len(spec.shape) == 1:
+        return convert(table[names[0]])
+    return np.stack([convert(table[name]) for name in names], axis=1)
+
+
+def _predicted(package: Any, inputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    from meshserve.adapters.runtime import create_runtime
+
+    async def score() -> dict[str, np.ndarray]:
+        runtime = create_runtime(package)
+        await runtime.load(package)
+        try:
+            parts = [await runtime.predict({k: v[i:i + PREDICT_ROWS] for k, v in inputs.items()})
+                     for i in range(0, rows, PREDICT_ROWS)]
+        finally:
+            await runtime.close()
+        return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in parts[0]} if parts else {}
+
+    return asyncio.run(score())
+
+
+def baseline_columns(package: Any, table: dict[str, list], source: str,
+                     score_outputs: bool = True) -> Iterator[tuple[str, str, str, str, list]]:
+    """(role, tensor, column, datatype, values) for every monitored column of PACKAGE in TABLE
+    (column name -> values), read from SOURCE (named in errors)."""
+    path = Path(source)
+    rows = len(next(iter(table.values()), []))
+    signature = package.manifest.signature
+    inputs: dict[str, np.ndarray] = {}
+    for spec in signature.inputs:
+        names = columns_of(spec)
+        if names is None:
+            continue
+        for column in names:
+            if column not in table:
+                raise _missing_column(path, table, spec.name, column)
+        inputs[spec.name] = _tensor(spec, table)
+    from_file = {spec.name for spec in signature.outputs
+                 if columns_of(spec) and all(c in table for c in columns_of(spec))}
+    unmonitored = [s.name for s in signature.inputs if columns_of(s) is None]
+    scored: dict[str, np.ndarray] = {}
+    if score_outputs and not unmonitored and any(s.name not in from_file for s in signature.outputs):
+        scored = _predicted(package, inputs, rows)
+    for role, specs in (("input", signature.inputs), ("output", signature.outputs)):
+        for spec in specs:
+            names = columns_of(spec)
+            if names is None or spec.pii:
+                continue
+            if role == "output" and spec.name not in from_file:
+                if spec.name not in scored:
+                    continue
+                array = scored[spec.name]
+                for j, column in enumerate(names):
+                    yield role, spec.name, column, spec.datatype, (array if array.ndim == 1 else array[:, j]).tolist()
+                continue
+            for column in names:
+                yield role, spec.name, column, spec.datatype, table[column]
