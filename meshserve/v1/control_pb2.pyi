@@ -228,3 +228,19 @@ class Comparison(_message.Message):
     model: str
     comparison_json: str
     def __init__(self, model: _Optional[str] = ..., comparison_json: _Optional[str] = ...) -> None: ...
+
+class GetDriftRequest(_message.Message):
+    __slots__ = ("model", "alerts_only")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    alerts_only: bool
+    def __init__(self, model: _Optional[str] = ..., alerts_only: _Optional[bool] = ...) -> None: ...
+
+class DriftReport(_message.Message):
+    __slots__ = ("model", "drift_json")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_JSON_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    drift_json: str
+    def __init__(self, model: _Optional[str] = ..., drift_json: _Optional[str] = ...) -> None: ...

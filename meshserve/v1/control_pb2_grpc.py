@@ -79,6 +79,11 @@ class ControlStub:
                 request_serializer=meshserve_dot_v1_dot_control__pb2.GetComparisonRequest.SerializeToString,
                 response_deserializer=meshserve_dot_v1_dot_control__pb2.Comparison.FromString,
                 _registered_method=True)
+        self.GetDrift = channel.unary_unary(
+                '/meshserve.v1.Control/GetDrift',
+                request_serializer=meshserve_dot_v1_dot_control__pb2.GetDriftRequest.SerializeToString,
+                response_deserializer=meshserve_dot_v1_dot_control__pb2.DriftReport.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -147,6 +152,13 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDrift(self, request, context):
+        """Drift of a model's inputs and outputs against its baseline: every column's latest check and the alerts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -194,6 +206,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.GetComparison,
                     request_deserializer=meshserve_dot_v1_dot_control__pb2.GetComparisonRequest.FromString,
                     response_serializer=meshserve_dot_v1_dot_control__pb2.Comparison.SerializeToString,
+            ),
+            'GetDrift': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDrift,
+                    request_deserializer=meshserve_dot_v1_dot_control__pb2.GetDriftRequest.FromString,
+                    response_serializer=meshserve_dot_v1_dot_control__pb2.DriftReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -439,6 +456,33 @@ class Control:
             '/meshserve.v1.Control/GetComparison',
             meshserve_dot_v1_dot_control__pb2.GetComparisonRequest.SerializeToString,
             meshserve_dot_v1_dot_control__pb2.Comparison.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDrift(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshserve.v1.Control/GetDrift',
+            meshserve_dot_v1_dot_control__pb2.GetDriftRequest.SerializeToString,
+            meshserve_dot_v1_dot_control__pb2.DriftReport.FromString,
             options,
             channel_credentials,
             insecure,

@@ -206,6 +206,29 @@ class ControlServicer(cpb_grpc.ControlServicer):
         except Exception as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"the records store cannot be written now: {exc}")
 
+    async def GetDrift(self, request, context):
+        url = (self.table.control or {}).get("records_store")
+        if not url:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this mesh keeps no records, so no drift")
+
+        def drift() -> dict:
+            from meshserve.sidecars.drift.drift_tables import DriftTables
+
+            with self._store_lock:
+                if self._store is None:
+                    self._store = open_store(url)
+                tables = DriftTables(self._store)
+                columns = tables.status(request.model)
+                if request.alerts_only:
+                    columns = [c for c in columns if c.get("alerting")]
+                return {"columns": columns, "alerts": tables.alerts(request.model)}
+
+        try:
+            result = await asyncio.to_thread(drift)
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the records store cannot be read now: {exc}")
+        return cpb.DriftReport(model=request.model, drift_json=json.dumps(result, default=str))
+
     def _record_outcomes(self, url: str, outcomes: list) -> cpb.RecordOutcomesResponse:
         with self._store_lock:
             if self._store is None:

@@ -109,10 +109,16 @@ def drifted(tmp_path_factory):
             time.sleep(2.5)  # two more checks: nothing else may join in
             status, alerts = drift_state(models)
             metrics = scrape_recorder(mesh)
+            from meshserve.v1 import control_pb2 as cpb
+            from meshserve.v1 import control_pb2_grpc as cpb_grpc
+
+            answer = cpb_grpc.ControlStub(channel).GetDrift(
+                cpb.GetDriftRequest(model="breast-cancer", alerts_only=True), timeout=30)
+            control = json.loads(answer.drift_json)
     finally:
         mesh.stop()
     return {"metrics": metrics, "models": models, "quiet": quiet, "status": status, "alerts": alerts, "took": took,
-            "log": mesh.lines, "lines_before": lines_before}
+            "log": mesh.lines, "lines_before": lines_before, "control": control}
 
 
 def test_unchanged_rows_from_the_training_distribution_raise_no_alert(drifted):
@@ -202,3 +208,9 @@ def test_the_prometheus_drift_rules_are_valid():
         result = subprocess.run([promtool, *check], capture_output=True, text=True, timeout=60,
                                 cwd=rules.parent, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_control_api_lists_the_alerting_columns_and_the_alerts(drifted):
+    control = drifted["control"]
+    assert control["columns"] and {c["feature"] for c in control["columns"]} == {SHIFTED}
+    assert any(a["feature"] == SHIFTED for a in control["alerts"])
