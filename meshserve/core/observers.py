@@ -50,6 +50,8 @@ class InferenceEvent:
     def failed(self, exc: BaseException) -> None:
         if isinstance(exc, MeshError):
             self.code, self.error = exc.code, exc.message
+        elif isinstance(exc, asyncio.CancelledError):  # the caller went away (or its deadline passed) mid-work
+            self.code, self.error = grpc.StatusCode.CANCELLED, "the caller cancelled the call before its answer"
         else:
             self.code, self.error = grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
 

@@ -102,9 +102,19 @@ def test_bulk_outcomes_give_each_version_the_accuracy_that_offline_scoring_gives
     assert quality.returncode == 0, quality.stderr
     groups = {(g["version"], g["role"]): g for g in json.loads(quality.stdout)["groups"]}
     assert set(groups) == {("1", "primary"), ("2", "shadow")}
-    scored = list(rows.items())
-    indexes = np.array([index for _, index in scored])
-    for version, folder in (("1", "breast_cancer"), ("2", "breast_cancer_v2")):
+    from meshserve.sidecars.records.store import open_store
+
+    store = open_store(str(models))
+    try:  # a shadow on a busy machine may miss copies (it never delays its primary): score what it answered
+        answered = {slot: {r for r, s in store.request_ids() if s == slot} for slot in ("answer", "shadow:2")}
+        ok = {slot: {r["request_id"] for r in store.query("breast-cancer") if r["slot"] == slot and r["code"] == "OK"}
+              for slot in answered}
+    finally:
+        store.close()
+    assert len(ok["answer"]) == PREDICTIONS and len(ok["shadow:2"]) >= 0.9 * PREDICTIONS
+    for version, folder, slot in (("1", "breast_cancer", "answer"), ("2", "breast_cancer_v2", "shadow:2")):
+        scored = [(rid, index) for rid, index in rows.items() if rid in ok[slot]]
+        indexes = np.array([index for _, index in scored])
         model = joblib.load(EXAMPLES / folder / "model.joblib")
         offline = accuracy_score(data.target[indexes], model.predict(data.data[indexes]))
         figures = groups[(version, "primary" if version == "1" else "shadow")]["outputs"]["label"]
