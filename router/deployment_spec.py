@@ -73,6 +73,15 @@ class Timeouts(StrictModel):
     connect_s: float = Field(default=1.0, gt=0, le=60, description="Longest a connection to an adapter may take.")
 
 
+class QualitySpec(StrictModel):
+    """Alert thresholds on live quality: each version's figures on reported outcomes (docs/records.md)."""
+
+    min_accuracy: float | None = Field(default=None, ge=0, le=1, description="Alert below this accuracy.")
+    max_mae: float | None = Field(default=None, ge=0, description="Alert above this mean absolute error.")
+    min_outcomes: int = Field(default=100, ge=1, description="Outcomes a figure needs before it can alert.")
+    window_s: float = Field(default=86400.0, gt=0, description="Judge the predictions of this last span of time.")
+
+
 class DriftSpec(StrictModel):
     """How the drift monitor judges one model's live inputs and outputs against its baseline (docs/drift.md)."""
 
@@ -143,6 +152,7 @@ class ModelDeployment(StrictModel):
         default=None, description="Variant that takes the traffic of a variant with no healthy replica."
     )
     drift: DriftSpec = DriftSpec()
+    quality: QualitySpec = QualitySpec()
     rollout_plan: RolloutPlan | None = Field(
         default=None, description="Progressive delivery of a candidate version (docs/operator-guide.md).")
 

@@ -29,6 +29,8 @@ QUALITY_ACCURACY = Gauge("meshserve_quality_accuracy", "Accuracy of a class outp
                          QUALITY_LABELS)
 QUALITY_MAE = Gauge("meshserve_quality_mae", "Mean absolute error of a numeric output on reported outcomes.",
                     QUALITY_LABELS)
+QUALITY_ALERTING = Gauge("meshserve_quality_alerting", "1 while a version's live quality is beyond the threshold "
+                         "meshserve.yaml sets (models.NAME.quality), else 0.", QUALITY_LABELS)
 
 
 def publish(model: str, comparison: dict, report: dict) -> None:
@@ -50,21 +52,57 @@ def publish(model: str, comparison: dict, report: dict) -> None:
                 QUALITY_MAE.labels(*labels).set(figures["mae"])
 
 
-async def keep_publishing(store_opener, models: list[str], window_s: float = 3600.0, every_s: float = 15.0) -> None:
-    """Recompute the judging metrics for MODELS until cancelled; a store that is down is tried again."""
+class QualityAlerts:
+    """Alerts on live quality against the spec's thresholds: a log line when one is raised or
+    cleared, and the meshserve_quality_alerting gauge while it holds."""
+
+    def __init__(self, thresholds: dict):
+        self.thresholds = thresholds  # model -> QualitySpec
+        self.open: set[tuple[str, str, str, str]] = set()
+
+    def judge(self, model: str, report: dict) -> list[str]:
+        spec = self.thresholds.get(model)
+        if spec is None or (spec.min_accuracy is None and spec.max_mae is None):
+            return []
+        from meshserve.sidecars.records.quality_report import alerts_for
+
+        raised = []
+        for group in report.get("groups", []):
+            for output in group["outputs"]:
+                labels = (model, group["version"], group["role"], output)
+                single = {"groups": [{**group, "outputs": {output: group["outputs"][output]}}]}
+                said = alerts_for(single, spec.min_accuracy, spec.max_mae, spec.min_outcomes)
+                QUALITY_ALERTING.labels(*labels).set(1 if said else 0)
+                if said and labels not in self.open:
+                    self.open.add(labels)
+                    log.warning("quality alert: model %s %s", model, said[0])
+                    raised.append(said[0])
+                elif not said and labels in self.open:
+                    self.open.discard(labels)
+                    log.warning("quality alert cleared: model %s version %s (%s) output %s", *labels)
+        return raised
+
+
+async def keep_publishing(store_opener, models: list[str], window_s: float = 3600.0, every_s: float = 15.0,
+                          thresholds: dict | None = None) -> None:
+    """Recompute the judging metrics for MODELS until cancelled; a store that is down is tried again.
+    THRESHOLDS (model -> QualitySpec) raise quality alerts over each spec's own window."""
     from meshserve.sidecars.compare.comparison import compare
     from meshserve.sidecars.records.quality import quality
 
+    alerts = QualityAlerts(thresholds or {})
     store = None
     while True:
         try:
             if store is None:
                 store = await asyncio.to_thread(store_opener)
-            since = time.time() - window_s
             for model in models:
+                spec = alerts.thresholds.get(model)
+                since = time.time() - (spec.window_s if spec is not None else window_s)
                 comparison = await asyncio.to_thread(compare, store, model, since)
                 report = await asyncio.to_thread(lambda: quality(store.joined(model, since=since)))
                 publish(model, comparison, report)
+                alerts.judge(model, report)
         except Exception as exc:
             log.warning("judging metrics not updated (%s: %s); trying again", type(exc).__name__, exc)
             store = None

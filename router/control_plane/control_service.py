@@ -76,8 +76,9 @@ class ControlServicer(cpb_grpc.ControlServicer):
         if url and get_settings().metrics_listen:
             from meshserve.observability.judging_metrics import keep_publishing
 
+            thresholds = {m: d.quality for m, d in self.rollouts.spec.models.items()} if self.rollouts else {}
             self._judging_task = asyncio.get_running_loop().create_task(
-                keep_publishing(lambda: open_store(url), sorted(self.table.models)))
+                keep_publishing(lambda: open_store(url), sorted(self.table.models), thresholds=thresholds))
         if self.controller is not None:
             await asyncio.to_thread(self.controller.start)
             self._controller_task = asyncio.get_running_loop().create_task(self.controller.run())

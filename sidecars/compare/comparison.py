@@ -171,6 +171,10 @@ def compare_canaries(answers: Iterable[dict]) -> list[dict[str, Any]]:
 def compare(store, model: str, since: float | None = None, until: float | None = None) -> dict[str, Any]:
     answers = list(store.query(model, since=since, until=until))
     answers = [r for r in answers if r["slot"] == "answer"]
+    from meshserve.sidecars.records.quality import quality
+
     return {"model": model, "since": since, "until": until,
             "shadows": compare_shadow(store.shadow_pairs(model, since, until)),
-            "canaries": compare_canaries(answers)}
+            "canaries": compare_canaries(answers),
+            # Ground truth, where outcomes were reported: each version's live quality beside the rest.
+            "quality": quality(store.joined(model, since, until))}

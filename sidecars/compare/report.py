@@ -45,12 +45,23 @@ def _lines_for(entry: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _quality_lines(report: dict[str, Any]) -> list[str]:
+    from meshserve.sidecars.records.quality_report import summary_rows
+
+    rows = summary_rows(report.get("quality") or {"groups": []})
+    if not rows:
+        return []
+    return ["live quality on reported outcomes:"] + [f"  {row[0]} {row[1]}: {row[3]} on {row[2]} outcomes ({row[4]})"
+                                                     for row in rows]
+
+
 def text(report: dict[str, Any]) -> str:
     entries = report["shadows"] + report["canaries"]
+    lines = [line for entry in entries for line in _lines_for(entry)]
     if not entries:
-        return (f"{report['model']}: no shadow or canary traffic recorded in this window "
-                "(set shadows or canary weights with `meshserve rollout`)")
-    return "\n".join(line for entry in entries for line in _lines_for(entry))
+        lines.append(f"{report['model']}: no shadow or canary traffic recorded in this window "
+                     "(set shadows or canary weights with `meshserve rollout`)")
+    return "\n".join(lines + _quality_lines(report))
 
 
 def _bars(title: str, labels: list[str], groups: dict[str, list[float]]) -> str:
@@ -86,4 +97,10 @@ def page(report: dict[str, Any]) -> str:
                           "canary": [(50, figures["canary"]["p50"]), (90, figures["canary"]["p90"]),
                                      (99, figures["canary"]["p99"])]}
                 body.append(html.line_chart(f"{name}: quantiles", series, name, times=False, height=240))
+    quality = report.get("quality") or {"groups": []}
+    if quality["groups"]:
+        from meshserve.sidecars.records.quality_report import HEADERS, summary_rows
+
+        body.append("<h2>Live quality on reported outcomes</h2>")
+        body.append(html.table(HEADERS, summary_rows(quality), text_columns=2))
     return html.page(f"{report['model']}: versions compared", body)

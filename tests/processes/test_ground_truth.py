@@ -154,3 +154,34 @@ def test_a_quality_below_the_bound_raises_an_alert(served):
                                            "0.999"), capture_output=True, text=True, timeout=120)
     assert result.returncode == 3
     assert "ALERT: version 1 (primary): accuracy of label" in result.stdout
+
+
+def test_compare_shows_each_versions_live_quality_beside_the_pairs(served):
+    models, _, _ = served
+    result = subprocess.run(meshserve_argv("compare", "breast-cancer", "--store", str(models)), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "live quality on reported outcomes:" in result.stdout
+    assert "version 2 (shadow) label: accuracy" in result.stdout
+
+
+def test_a_quality_threshold_in_the_spec_raises_an_alert_and_a_metric(served):
+    from prometheus_client import REGISTRY
+
+    from meshserve.observability.judging_metrics import QualityAlerts
+    from meshserve.router.deployment_spec import QualitySpec
+    from meshserve.sidecars.records.quality import quality
+    from meshserve.sidecars.records.store import open_store
+
+    models, _, _ = served
+    store = open_store(str(models))
+    try:
+        report = quality(store.joined("breast-cancer"))
+    finally:
+        store.close()
+    alerts = QualityAlerts({"breast-cancer": QualitySpec(min_accuracy=0.999, min_outcomes=100)})
+    said = alerts.judge("breast-cancer", report)
+    assert any("version 1 (primary): accuracy of label" in s for s in said)
+    labels = {"model": "breast-cancer", "version": "1", "role": "primary", "output": "label"}
+    assert REGISTRY.get_sample_value("meshserve_quality_alerting", labels) == 1
+    assert alerts.judge("breast-cancer", report) == [], "an open alert is not raised again"
