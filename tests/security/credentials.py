@@ -34,7 +34,9 @@ def write_jwks(path: Path) -> Path:
     return path
 
 
-def token(subject: str, issuer: str = ISSUER, audience: str = AUDIENCE, expires_in: float = 600,
+# A day: tokens for parametrized cases are made when the suite is collected, and the suite may run
+# long before these tests come up on a slow machine; only a token meant to be expired is.
+def token(subject: str, issuer: str = ISSUER, audience: str = AUDIENCE, expires_in: float = 86400,
           secret: bytes = SECRET) -> str:
     header = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "test"}).encode())
     now = int(time.time())
