@@ -108,8 +108,8 @@ async def serve(package_dir: str, listen: str, observers: list[Observer] | None 
     server = create_server([*telemetry.interceptors, *(interceptors or ())])
     add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server, AdapterInferenceServicer(service), server)
     health = add_health_and_reflection(server, [SERVICE_NAME])
-    await start_serving(server, listen, "adapter", health, [package.name, SERVICE_NAME])
-    print(adapter_ready_line(package.name, package.version, listen), flush=True)
+    listening = await start_serving(server, listen, "adapter", health, [package.name, SERVICE_NAME])
+    print(adapter_ready_line(package.name, package.version, listening), flush=True)
     readiness = asyncio.get_running_loop().create_task(
         follow_readiness(service.runtime, health, [package.name, SERVICE_NAME], f"{package.name}:{package.version}"))
 

@@ -37,8 +37,12 @@ def add_health_and_reflection(server: grpc.aio.Server, service_names: list[str])
 
 
 async def start_serving(server: grpc.aio.Server, listen: str, who: str,
-                        health_servicer: health.aio.HealthServicer, service_names: list[str]) -> None:
-    """Listen on LISTEN (a busy address stops the process with one line) and report SERVING."""
+                        health_servicer: health.aio.HealthServicer, service_names: list[str]) -> str:
+    """Listen on LISTEN (a busy address stops the process with one line) and report SERVING.
+
+    Returns the address listened on: with port 0 the system picks a free port, which is how a
+    caller that starts many servers at once avoids racing for ports it chose in advance.
+    """
     credentials = server_credentials()  # mutual TLS behind the front when the spec asks for it
     port = server.add_secure_port(listen, credentials) if credentials else server.add_insecure_port(listen)
     if port == 0:
@@ -46,6 +50,7 @@ async def start_serving(server: grpc.aio.Server, listen: str, who: str,
     await server.start()
     for name in ("", *service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return f"{listen.rpartition(':')[0]}:{port}"
 
 
 def run_server(who: str, serving: Coroutine) -> int:

@@ -92,17 +92,6 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
         yield from csv.DictReader(handle)
 
 
-def outcome_outputs(store: RecordStore, request_ids: list[str]) -> dict[str, str]:
-    """request id -> model, for the ids that have a recorded answer."""
-    found: dict[str, str] = {}
-    for start in range(0, len(request_ids), 500):
-        chunk = request_ids[start:start + 500]
-        rows = store._rows(store._q(f"SELECT request_id, model FROM records WHERE slot = 'answer' AND request_id IN "
-                                    f"({', '.join('?' * len(chunk))})"), chunk)
-        found.update({r["request_id"]: r["model"] for r in rows})
-    return found
-
-
 def import_outcomes(store: RecordStore, rows: Iterator[dict[str, Any]], outputs: list[str] | None = None,
                     id_column: str = "request_id", time_column: str = "time", progress=None) -> OutcomeSummary:
     """Store outcomes from ROWS; OUTPUTS, when given, are the only columns taken as outcome values."""

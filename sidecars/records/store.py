@@ -346,6 +346,3 @@ def store_url_for(text: str) -> str:
 def default_store_url(records_dir: str | Path) -> str:
     return f"sqlite:///{Path(records_dir) / 'records.db'}"
 
-
-def now() -> float:
-    return time.time()

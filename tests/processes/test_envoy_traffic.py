@@ -94,18 +94,16 @@ class Mesh:
                     continue
                 processes = []
                 for _ in range(replicas):
-                    address = f"127.0.0.1:{free_port()}"
-                    argv = meshserve_argv("adapter", str(packages / f"{model}-{version}"), "--listen", address)
-                    process = RunningProcess(argv, env=env)
-                    process.address = address
-                    processes.append(process)
+                    # Port 0: each adapter binds a port of its own choosing and names it when ready.
+                    argv = meshserve_argv("adapter", str(packages / f"{model}-{version}"), "--listen", "127.0.0.1:0")
+                    processes.append(RunningProcess(argv, env=env))
                 self.adapters[(model, version)] = processes
-                variants[(model, version)] = [p.address for p in processes]
+        for key, processes in self.adapters.items():
+            for process in processes:
+                process.address = process.wait_for_line(r"meshserve adapter ready: \S+ on (\S+)", 120).group(1)
+            variants[key] = [p.address for p in processes]
         self.spy = SpyAdapter()
         variants[("canary", "spy")] = [self.spy.address]
-        for processes in self.adapters.values():
-            for process in processes:
-                process.wait_for_line(r"meshserve adapter ready", 120)
         self.layout = EnvoyLayout(self.root / "envoy", front=f"127.0.0.1:{free_port()}",
                                   mesh=f"127.0.0.1:{free_port()}", admin=f"127.0.0.1:{free_port()}")
         upstreams = UpstreamAddresses(router=[f"127.0.0.1:{free_port()}"], variants=variants)
