@@ -6,7 +6,9 @@ most 10% higher p99.
 
 Spans go over OTLP/gRPC to a receiver in a process of its own that counts them, as Jaeger
 or a Collector would take them; a Prometheus-like scraper reads every /metrics endpoint once a
-second, so the cost of being scraped is in the figures too.
+second, so the cost of being scraped is in the figures too. CPU per request of each part
+(Envoy, router, adapter, recorder, the span receiver) comes from /proc, steadier than time
+on a shared machine.
 
     .venv/bin/python bench/bench_observability.py [--seconds 30] [--rounds 10] [--parts]
 """
@@ -29,6 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_envoy import MODEL_DIR, _merge, one_row_request  # noqa: E402
 from conftest import start_mesh  # noqa: E402
 from load import Result, measure, table  # noqa: E402
+from process_cpu import PartsCpu, cpu_table  # noqa: E402
 
 CONCURRENCY = 16
 OFF, ON = "everything off", "traces 100% + metrics"
@@ -97,15 +100,25 @@ async def run(seconds: float, rounds: int, parts: bool) -> None:
     scraper = Scraper(run_dir / "prometheus-targets.json")
     scraper.start()
     merged: dict[str, Result] = {}
+    cpus = {label: PartsCpu(mesh.proc.pid, *([receiver.pid] if label not in (OFF, METRICS_ONLY) else []))
+            for label, mesh in meshes.items()}
+    cpu_used: dict[str, tuple[dict[str, float], int]] = {}
+    for label, mesh in meshes.items():
+        await measure(label, mesh.address, request, CONCURRENCY, 0.5, warmup_s=0)
     try:
         # Short slices in alternating order, so load from elsewhere on a shared machine lands on both.
         for round_number in range(rounds):
             order = list(meshes) if round_number % 2 == 0 else list(meshes)[::-1]
             for label in order:
                 print(f"round {round_number + 1}/{rounds}: {label}", flush=True)
+                cpus[label].mark()
                 part = await measure(label, meshes[label].address, request, CONCURRENCY, seconds / rounds,
-                                     warmup_s=0.5)
+                                     warmup_s=0)
+                used = cpus[label].used()
                 merged[label] = _merge(merged.get(label), part)
+                before, requests = cpu_used.get(label, ({}, 0))
+                cpu_used[label] = ({p: before.get(p, 0.0) + used.get(p, 0.0) for p in {*before, *used}},
+                                   requests + part.requests + part.errors)
         await asyncio.sleep(6)  # Envoy sends its spans every 5 s
     finally:
         scraper.stopped.set()
@@ -117,6 +130,9 @@ async def run(seconds: float, rounds: int, parts: bool) -> None:
     print(f"breast-cancer through the whole mesh, one row per request, concurrency {CONCURRENCY}, "
           f"{seconds:.0f} s per target in {rounds} slices (ratios against everything off)")
     print(table([merged[label] for label in meshes], OFF))
+    print()
+    print("CPU per request (microseconds, from /proc; 'receiver' is the span receiver, standing in for Jaeger)")
+    print(cpu_table(cpu_used, OFF))
     print(f"throughput ratio {on.throughput / off.throughput:.3f}, p99 ratio {on.p99_ms / off.p99_ms:.3f}; "
           f"spans received {int(spans.strip() or 0)} for {on.requests} traced requests (plus warm-ups); "
           f"{scraper.scrapes} scrapes")
