@@ -55,8 +55,9 @@ class Settings(BaseSettings):
         "aggregated off the request path.",
     )
     trace_stages: bool = Field(
-        True, description="When tracing, a child span per adapter stage (decode, queue, predict, encode); "
-        "false keeps their times as attributes of the adapter's span and halves its spans.",
+        False, description="When tracing, a child span for every adapter stage (check, decode, queue, encode) "
+        "besides the runtime's own `predict <runtime>` span; false keeps their times as attributes of the "
+        "adapter's span (meshserve.decode_ms, ...), since each span costs more CPU than most stages take.",
     )
     feature_statistics_interval_s: float = Field(
         1.0, gt=0, description="How often the adapter folds queued inputs into the feature statistics "
