@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from meshserve.core.errors import InvalidInput, ManifestError
+from meshserve.core.errors import InvalidInput, ManifestError, quoted
 from meshserve.core.model_package import ModelPackage, TensorSpec
 
 if TYPE_CHECKING:
     from .runtime import RColumn, ROptions
 
 # R storage matrices a column lands in; factors travel as integer codes.
-STORAGE = {"numeric": "num", "integer": "int", "factor": "int", "logical": "lgl", "character": "chr"}
+STORAGE = {"numeric": "num", "integer": "int", "factor": "int", "ordered": "int", "logical": "lgl", "character": "chr"}
+FACTOR_TYPES = ("factor", "ordered")
 
 _NUMBER_TYPES = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 _INT_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
@@ -33,6 +34,7 @@ ACCEPTED_DATATYPES = {
     "integer": _NUMBER_TYPES | {"BYTES"},
     "logical": {"BOOL", "BYTES"} | _INT_TYPES,
     "factor": {"BYTES"},
+    "ordered": {"BYTES"},
     "character": {"BYTES"},
 }
 _INFERRED_TYPE = {"BOOL": "logical", "BYTES": "character"} | {t: "integer" for t in _INT_TYPES} | {
@@ -49,10 +51,16 @@ class ColumnSource:
     r_type: str
     input: str
     index: int | None  # column inside a 2-D input; None: the whole (1-D or single-column) input
-    levels: tuple[str, ...] | None
+    levels: tuple[str, ...] | None  # as declared in model.yaml
     allow_nan: bool
     storage: str
     slot: int  # 1-based column in its storage matrix, as R indexes it
+    # The levels of the R factor: the model's own where it stored them (levels.py), else the declared.
+    r_levels: tuple[str, ...] | None = None
+
+    @property
+    def factor_levels(self) -> tuple[str, ...] | None:
+        return self.r_levels or self.levels
 
 
 @dataclass
@@ -240,13 +248,18 @@ def _logical(source: ColumnSource, values: np.ndarray) -> np.ndarray:
 
 
 def _factor(source: ColumnSource, values: np.ndarray) -> np.ndarray:
-    codes = _level_codes(source.levels)
+    known = source.factor_levels
+    codes = _level_codes(known)
     text = _text(source, values)
     out = np.empty(len(text), dtype=np.int32)
     for i, t in enumerate(text):
         code = codes.get(t)
         if code is None:
-            raise InvalidInput(source.input, f"column '{source.name}' row {i}: unknown factor level '{t}'; "
+            if t in source.levels:
+                raise InvalidInput(source.input, f"column '{source.name}' row {i}: level '{quoted(t)}' is declared "
+                                                 f"in model.yaml but the model never saw it at training; the model "
+                                                 f"knows {', '.join(known)}")
+            raise InvalidInput(source.input, f"column '{source.name}' row {i}: unknown factor level '{quoted(t)}'; "
                                              f"levels are {', '.join(source.levels)}")
         out[i] = code
     return out
@@ -266,4 +279,5 @@ def _level_codes(levels: tuple[str, ...]) -> dict[str, int]:
     return codes
 
 
-_CONVERT = {"numeric": _numeric, "integer": _integer, "logical": _logical, "factor": _factor, "character": _character}
+_CONVERT = {"numeric": _numeric, "integer": _integer, "logical": _logical, "factor": _factor, "ordered": _factor,
+            "character": _character}

@@ -22,8 +22,10 @@ INVALID_INPUT_MARK = "[invalid input] "
 R_SUPPORT = r"""
 local({
   INVALID_INPUT_MARK <- "@INVALID_INPUT_MARK@"
-  frame_builder <- function(names, storage, slots, levels) {
-    force(names); force(storage); force(slots); force(levels)
+  frame_builder <- function(names, storage, slots, levels, ordered) {
+    force(names); force(storage); force(slots); force(levels); force(ordered)
+    # What factor(x, levels, ordered = TRUE) would build, without matching labels again.
+    classes <- lapply(ordered, function(o) if (o) c("ordered", "factor") else "factor")
     function(n, num, int, lgl, chr) {
       cols <- vector("list", length(names))
       for (i in seq_along(names)) {
@@ -31,7 +33,7 @@ local({
         cols[[i]] <- switch(storage[[i]],
           num = num[, j],
           int = if (is.null(levels[[i]])) int[, j]
-                else structure(int[, j], levels = levels[[i]], class = "factor"),
+                else structure(int[, j], levels = levels[[i]], class = classes[[i]]),
           lgl = lgl[, j],
           chr = chr[, j])
       }
@@ -42,6 +44,7 @@ local({
 
   # A vector, matrix, data.frame or list of vectors -> a named list of plain vectors.
   result_columns <- function(result) {
+    if (inherits(result, "ranger.prediction")) result <- result$predictions
     if (is.data.frame(result)) {
       cols <- as.list(result)
     } else if (is.matrix(result)) {
@@ -61,8 +64,14 @@ local({
   }
 
   # The model is read here and stays in R: converting it to Python and back would strip its class.
-  make_scorer <- function(model_file, predict_model, extra, build) {
-    model <- readRDS(model_file)
+  read_model <- function(model_file) {
+    holder <- new.env(parent = emptyenv())
+    holder$model <- readRDS(model_file)
+    holder
+  }
+
+  make_scorer <- function(holder, predict_model, extra, build) {
+    model <- holder$model
     force(predict_model); force(extra); force(build)
     function(n, num, int, lgl, chr) {
       newdata <- build(n, num, int, lgl, chr)
@@ -82,12 +91,48 @@ local({
     invisible(NULL)
   }
 
+  # The function, or the names of the functions the file does define.
   load_predict_function <- function(file, name) {
     env <- new.env(parent = globalenv())
     sys.source(file, envir = env, chdir = TRUE)
-    if (!exists(name, envir = env, inherits = FALSE) || !is.function(get(name, envir = env)))
-      stop(sprintf("%s does not define a function named %s", basename(file), name))
-    get(name, envir = env)
+    if (exists(name, envir = env, inherits = FALSE) && is.function(get(name, envir = env)))
+      return(get(name, envir = env))
+    defined <- ls(env)
+    defined[vapply(defined, function(n) is.function(get(n, envir = env)), NA)]
+  }
+
+  find_function <- function(name) {
+    if (exists(name, mode = "function")) get(name, mode = "function") else NULL
+  }
+
+  # What would go wrong calling the predict function, found before any request:
+  # c("no_method", classes, a package named like a class) when no predict method exists for
+  # the model's class; c("unknown_args", names, the function's arguments) for predict_args
+  # the function cannot take (or, for a predict method, would silently ignore); character(0).
+  predict_problems <- function(holder, predict_model, generic, arg_names) {
+    fn <- predict_model
+    if (generic) {
+      classes <- class(holder$model)
+      fn <- NULL
+      for (k in classes) {
+        fn <- utils::getS3method("predict", k, optional = TRUE)
+        if (!is.null(fn)) break
+      }
+      if (is.null(fn)) {
+        named <- classes[vapply(classes, function(k) nzchar(system.file(package = k)), NA)]
+        return(c("no_method", paste(classes, collapse = ", "), if (length(named)) named[[1]] else ""))
+      }
+    }
+    formal <- names(formals(fn))
+    if (is.null(formal) || length(arg_names) == 0) return(character(0))
+    dots <- match("...", formal)
+    if (!is.na(dots) && !generic) return(character(0))  # passed on: only the function knows
+    before <- if (is.na(dots)) formal else formal[seq_len(dots - 1)]
+    matches <- function(a) a %in% formal || sum(startsWith(before, a)) == 1
+    unknown <- arg_names[!vapply(arg_names, matches, NA)]
+    if (length(unknown) == 0) return(character(0))
+    c("unknown_args", paste(unknown, collapse = ", "),
+      paste(setdiff(formal, c("...", formal[1:2])), collapse = ", "))
   }
 
   environment()
@@ -108,14 +153,19 @@ def r_support() -> Any:
 
 
 class RModel:
-    def __init__(self, scorer: Any):
+    def __init__(self, scorer: Any, plan: ColumnPlan):
         self._scorer = scorer
+        self.plan = plan  # the columns as R builds them: factors on the model's own levels
 
     @classmethod
     def load(cls, package: ModelPackage, options: Any, plan: ColumnPlan) -> "RModel":
+        """Attach the packages, read the model, find the predict function and check it against the
+        model and the declared columns; ManifestError (file, field, fix) for each mistake."""
         import rpy2.rinterface as ri
         import rpy2.robjects as ro
         from rpy2.rinterface_lib.embedded import RRuntimeError
+
+        from .levels import check_against_model, read_stored_columns
 
         support = r_support()
         where = str(package.manifest_path)
@@ -123,18 +173,17 @@ class RModel:
             try:
                 support["attach_package"](name)
             except RRuntimeError as exc:
-                raise ManifestError(where, "r.packages", f"R cannot load package '{name}': {str(exc).strip()}",
-                                    "install it (scripts/setup.sh, or apt-get install r-cran-<name>)") from exc
-        if options.predict_file:
-            try:
-                predict_model = support["load_predict_function"](
-                    str(package.path(options.predict_file)), options.predict_function)
-            except RRuntimeError as exc:
-                raise ManifestError(where, "r.predict_file", str(exc).strip(), "fix the R file") from exc
-        elif options.predict_function:
-            predict_model = ro.r(f"get({options.predict_function!r}, mode = 'function')")
-        else:
-            predict_model = ro.r("stats::predict")
+                raise ManifestError(where, "r.packages", f"R cannot load package '{name}': {_r_message(exc)}",
+                                    _package_fix(name, exc)) from exc
+        try:
+            holder = support["read_model"](str(package.path(options.model)))
+        except RRuntimeError as exc:
+            raise ManifestError(where, "r.model", f"R cannot read {options.model}: {_r_message(exc)}",
+                                f"save the model with saveRDS(model, \"{options.model}\") (see {GUIDE}, "
+                                "section '2. Write the model package')") from exc
+        predict_model = _predict_function(support, package, options)
+        _check_predict_call(support, holder, predict_model, options, where)
+        plan = check_against_model(plan, read_stored_columns(holder), where, f"{package.name}:{package.version}")
         extra = ro.vectors.ListVector({k: v for k, v in options.predict_args.items()}) if options.predict_args \
             else ri.ListSexpVector([])
         build = support["frame_builder"](
@@ -142,13 +191,9 @@ class RModel:
             ro.StrVector([s.storage for s in plan.sources]),
             ro.IntVector([s.slot for s in plan.sources]),
             _levels_list(plan),
+            ro.BoolVector([s.r_type == "ordered" for s in plan.sources]),
         )
-        try:
-            scorer = support["make_scorer"](str(package.path(options.model)), predict_model, extra, build)
-        except RRuntimeError as exc:
-            raise ManifestError(where, "r.model", f"R cannot read {options.model}: {str(exc).strip()}",
-                                "save the model with saveRDS()") from exc
-        return cls(scorer)
+        return cls(support["make_scorer"](holder, predict_model, extra, build), plan)
 
     def score(self, parts: FrameParts) -> dict[str, np.ndarray]:
         import rpy2.rinterface as ri
@@ -169,11 +214,85 @@ class RModel:
         ro.r("invisible(gc())")
 
 
+GUIDE = "docs/r-guide.md"
+
+
+def _r_message(exc: Exception) -> str:
+    message = " ".join(str(exc).split())
+    for prefix in ("Error in ", "Error: "):
+        message = message.removeprefix(prefix)
+    return message
+
+
+def _package_fix(name: str, exc: Exception) -> str:
+    from .package_install import install_hint
+
+    if "there is no package called" in str(exc):
+        return f"{install_hint(name)} (see {GUIDE}, section 'Packages your model needs')"
+    return f"R's message says why; reinstall the package or its system libraries (see {GUIDE}, section " \
+           "'Packages your model needs')"
+
+
+def _predict_function(support: Any, package: ModelPackage, options: Any) -> Any:
+    import rpy2.rinterface as ri
+    import rpy2.robjects as ro
+    from rpy2.rinterface_lib.embedded import RRuntimeError
+
+    where = str(package.manifest_path)
+    if options.predict_file:
+        try:
+            found = support["load_predict_function"](str(package.path(options.predict_file)), options.predict_function)
+        except RRuntimeError as exc:
+            raise ManifestError(where, "r.predict_file", f"R cannot source {options.predict_file}: {_r_message(exc)}",
+                                f"fix the R file; `Rscript -e 'source(\"{options.predict_file}\")'` in the package "
+                                f"shows the same error (see {GUIDE}, section 'Your scoring function')") from exc
+        if not isinstance(found, ri.SexpClosure):
+            defined = [str(n) for n in found] if found is not ri.NULL else []
+            raise ManifestError(where, "r.predict_function",
+                                f"{options.predict_file} defines no function named '{options.predict_function}'"
+                                f" (it defines {', '.join(defined) if defined else 'no function'})",
+                                f"name one of the file's functions, or define `{options.predict_function} <- "
+                                f"function(model, newdata)` in it (see {GUIDE}, section 'Your scoring function')")
+        return found
+    if options.predict_function:
+        found = support["find_function"](options.predict_function)
+        if not isinstance(found, ri.SexpClosure):
+            attached = f" (attached: {', '.join(options.packages)})" if options.packages else ""
+            raise ManifestError(where, "r.predict_function",
+                                f"R has no function named '{options.predict_function}'{attached}",
+                                "add the package that defines it to r.packages, or define it in an R file named "
+                                f"by r.predict_file (see {GUIDE}, section 'Your scoring function')")
+        return found
+    return ro.r("stats::predict")
+
+
+def _check_predict_call(support: Any, holder: Any, predict_model: Any, options: Any, where: str) -> None:
+    import rpy2.robjects as ro
+
+    generic = not options.predict_function
+    problem = [str(p) for p in support["predict_problems"](
+        holder, predict_model, ro.BoolVector([generic]), ro.StrVector(list(options.predict_args)))]
+    if not problem:
+        return
+    kind, detail, more = problem
+    if kind == "no_method":
+        fix = (f"attach the package that defines it: packages: [{more}]" if more else
+               "attach the package that defines it under r.packages, or name your own function in r.predict_function")
+        raise ManifestError(where, "r.packages", f"R has no predict method for the model's class ({detail})",
+                            f"{fix} (see {GUIDE}, section 'The r: section')")
+    function = options.predict_function or "the model's predict method"
+    raise ManifestError(where, "r.predict_args",
+                        f"{function} takes no argument named {detail}" + (
+                            "; R would ignore it" if generic else "; R would refuse every request"),
+                        f"use the function's own argument names ({more or 'it takes only model and newdata'}) "
+                        f"(see {GUIDE}, section 'The r: section')")
+
+
 def _levels_list(plan: ColumnPlan) -> Any:
     import rpy2.rinterface as ri
     import rpy2.robjects as ro
 
-    return ri.ListSexpVector([ro.StrVector(s.levels) if s.levels else ri.NULL for s in plan.sources])
+    return ri.ListSexpVector([ro.StrVector(s.factor_levels) if s.factor_levels else ri.NULL for s in plan.sources])
 
 
 def _as_numpy(values: Any) -> np.ndarray:

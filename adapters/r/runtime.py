@@ -26,7 +26,7 @@ from meshserve.core.strict_model import StrictModel, repeated
 
 log = logging.getLogger("meshserve.adapters.r")
 
-RColumnType = Literal["numeric", "integer", "factor", "character", "logical"]
+RColumnType = Literal["numeric", "integer", "factor", "ordered", "character", "logical"]
 NanPolicy = Literal["reject", "na"]
 
 
@@ -44,7 +44,9 @@ class RColumn(StrictModel):
         default=None, description="Feature name inside that input, when it differs from `name`."
     )
     levels: list[str] | None = Field(
-        default=None, description="Factor levels in the order used at training (factor columns only)."
+        default=None,
+        description="Levels in the order used at training (factor and ordered columns only); checked at load "
+        "against the levels the model stored.",
     )
     nan: NanPolicy | None = Field(
         default=None, description="Missing values (NaN) in this column: reject, or pass to R as NA."
@@ -52,12 +54,13 @@ class RColumn(StrictModel):
 
     @model_validator(mode="after")
     def _levels_only_for_factors(self) -> "RColumn":
-        if self.type == "factor" and not self.levels:
-            raise ValueError(f"factor column '{self.name}' needs its levels (the order used at training)")
-        if self.type != "factor" and self.levels is not None:
-            raise ValueError(f"column '{self.name}' is {self.type}; only factor columns take levels")
+        if self.type in ("factor", "ordered") and not self.levels:
+            raise ValueError(f"{self.type} column '{self.name}' needs its levels (the order used at training; "
+                             "`levels(training_data$" + self.name + ")` in R prints them)")
+        if self.type not in ("factor", "ordered") and self.levels is not None:
+            raise ValueError(f"column '{self.name}' is {self.type}; only factor and ordered columns take levels")
         if self.levels is not None and len(set(self.levels)) != len(self.levels):
-            raise ValueError(f"factor column '{self.name}' repeats a level")
+            raise ValueError(f"{self.type} column '{self.name}' repeats a level")
         return self
 
 
@@ -121,10 +124,55 @@ class ROptions(RuntimeOptions):
             raise ManifestError(path, "r.predict_file", f"{self.predict_file} is not in the package",
                                 "add the R file or correct its name")
         ColumnPlan.build(self, package)  # raises ManifestError for a column that fits no input
+        _check_nan_reaches_r(self, package)
         for output in self.outputs:
             if package.manifest.signature.output(output) is None:
                 raise ManifestError(path, f"r.outputs.{output}", "no output of that name in the signature",
                                     "map only declared outputs")
+
+
+    def check_model(self, package: ModelPackage) -> None:
+        """Load the model in R as serving would: packages, the .rds, the predict function and its
+        arguments, and factor levels against the model's own; raises ManifestError."""
+        from .columns import ColumnPlan
+        from .model import RModel
+        from .session import r_session
+
+        try:
+            import rpy2  # noqa: F401
+        except ImportError as exc:
+            raise ManifestError(str(package.manifest_path), "runtime",
+                                f"the R runtime is not installed here ({exc})",
+                                "run scripts/setup.sh (it installs R and rpy2; see docs/r-guide.md, section "
+                                "'1. Set up')") from exc
+        r_session().call_blocking(lambda: RModel.load(package, self, ColumnPlan.build(self, package)).release())
+
+
+def _check_nan_reaches_r(options: ROptions, package: ModelPackage) -> None:
+    # `nan: na` only matters if NaN gets past the adapter's input_policy, which refuses it by default.
+    if package.manifest.input_policy.nan == "allow":
+        return
+    signature = package.manifest.signature
+    for index, column in enumerate(options.columns):
+        policy = column.nan or options.nan
+        if policy != "na":
+            continue
+        spec = signature.input(column.input) if column.input else None
+        if spec is None:
+            spec = next((s for s in signature.inputs if (s.features and (column.feature or column.name) in s.features)
+                         or s.name == (column.feature or column.name)), None)
+        if spec is not None and spec.datatype.startswith("FP"):
+            field = f"r.columns[{index}].nan" if column.nan else "r.nan"
+            raise ManifestError(str(package.manifest_path), field,
+                                f"column '{column.name}' passes NaN to R as NA, but input_policy refuses NaN in "
+                                f"input '{spec.name}' before R sees it",
+                                "also set `input_policy: {nan: allow}` in model.yaml, or drop `nan: na` (see "
+                                "docs/r-guide.md, section 'The r: section')")
+    if options.nan == "na" and not options.columns:
+        if any(s.datatype.startswith("FP") for s in signature.inputs):
+            raise ManifestError(str(package.manifest_path), "r.nan",
+                                "r.nan is 'na', but input_policy refuses NaN before R sees it",
+                                "also set `input_policy: {nan: allow}` in model.yaml, or drop `nan: na`")
 
 
 class RRuntime(Runtime):
@@ -157,6 +205,7 @@ class RRuntime(Runtime):
         for warning in await self._session.call(check_environment, package, options):
             log.warning("%s", warning)
         self._model = await self._session.call(RModel.load, package, options, self._plan)
+        self._plan = self._model.plan  # factors on the model's own levels
         if options.workers:
             from .workers import RWorkerPool
 
