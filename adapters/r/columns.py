@@ -266,7 +266,14 @@ def _factor(source: ColumnSource, values: np.ndarray) -> np.ndarray:
 
 
 def _character(source: ColumnSource, values: np.ndarray) -> np.ndarray:
-    return _text(source, values)
+    text = _text(source, values)
+    if source.r_levels is not None:  # the model turns this text into a factor of the values it was trained on
+        codes = _level_codes(source.r_levels)
+        for i, t in enumerate(text):
+            if t not in codes:
+                raise InvalidInput(source.input, f"column '{source.name}' row {i}: value '{quoted(t)}' was never seen "
+                                                 f"at training; the model knows {', '.join(source.r_levels)}")
+    return text
 
 
 _level_cache: dict[tuple[str, ...], dict[str, int]] = {}

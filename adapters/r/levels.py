@@ -34,8 +34,8 @@ log = logging.getLogger("meshserve.adapters.r")
 
 GUIDE = "docs/r-guide.md, section 'Factor and ordered columns'"
 
-# function(holder) -> list(names, kinds, sources, by_label, levels): one entry per variable the
-# model describes. kind: R's data class ("factor", "ordered", "numeric", ...) or "" when unknown;
+# function(holder) -> list(needed, names, kinds, sources, by_label, levels): the variables the
+# model reads, then one entry per variable the model describes. kind: R's data class ("factor", "ordered", "numeric", ...) or "" when unknown;
 # source: where the levels were found, "" when none; by_label: only the set of levels matters.
 STORED_COLUMNS_R = r"""
 function(holder) {
@@ -70,7 +70,15 @@ function(holder) {
   classes <- attr(terms, "dataClasses")
   if (is.character(classes) && !is.null(names(classes)))
     for (name in names(classes)) note(name, kind = classes[[name]])
-  list(names = names(found),
+  # The variables predict() reads from newdata, where the model says.
+  needed <- if (!is.null(terms)) all.vars(stats::delete.response(terms))
+            else if (is.list(model) && is.list(model$forest) && is.character(model$forest$independent.variable.names))
+              model$forest$independent.variable.names
+            else if (is.list(model) && is.list(model$forest) && is.list(model$forest$xlevels))
+              names(model$forest$xlevels)
+            else character(0)
+  list(needed = needed,
+       names = names(found),
        kinds = vapply(found, function(e) e$kind, ""),
        sources = vapply(found, function(e) e$source, ""),
        by_label = vapply(found, function(e) e$by_label, NA),
@@ -89,7 +97,13 @@ class StoredColumn:
     by_label: bool  # the model matches levels by label: their order does not matter
 
 
-def read_stored_columns(holder: Any) -> dict[str, StoredColumn]:
+@dataclass(frozen=True)
+class StoredModel:
+    needed: tuple[str, ...]  # the variables the model reads from newdata (empty: it does not say)
+    columns: dict[str, StoredColumn]
+
+
+def read_stored_columns(holder: Any) -> StoredModel:
     """Ask R (on the R thread) what the model in HOLDER (an R environment) stored about its variables."""
     import rpy2.rinterface as ri
     import rpy2.robjects as ro
@@ -97,16 +111,15 @@ def read_stored_columns(holder: Any) -> dict[str, StoredColumn]:
     global _stored_columns
     if _stored_columns is None:
         _stored_columns = ro.r(STORED_COLUMNS_R)
-    names, kinds, sources, by_label, levels = ri.SexpClosure.__call__(_stored_columns, holder)
-    if names is ri.NULL:
-        return {}
-    return {
+    needed, names, kinds, sources, by_label, levels = ri.SexpClosure.__call__(_stored_columns, holder)
+    columns = {} if names is ri.NULL else {
         str(name): StoredColumn(
             kind=str(kind), source=str(source), by_label=bool(label),
             levels=None if lv is ri.NULL else tuple(str(x) for x in lv),
         )
         for name, kind, source, label, lv in zip(names, kinds, sources, by_label, levels)
     }
+    return StoredModel(needed=tuple(str(n) for n in needed) if needed is not ri.NULL else (), columns=columns)
 
 
 _stored_columns: Any = None
@@ -123,8 +136,21 @@ _AGREEING_KINDS = {
 }
 
 
-def check_against_model(plan: ColumnPlan, stored: dict[str, StoredColumn], path: str, model: str) -> ColumnPlan:
-    """PLAN with each factor column built on the model's own levels; ManifestError on a mismatch."""
+def check_against_model(plan: ColumnPlan, model_info: StoredModel, path: str, model: str,
+                        generic_predict: bool) -> ColumnPlan:
+    """PLAN with each factor column built on the model's own levels; ManifestError on a mismatch.
+
+    With GENERIC_PREDICT (R's predict, no function of the team's own that might add columns),
+    every variable the model reads must also be a declared column."""
+    stored = model_info.columns
+    declared = {s.name for s in plan.sources}
+    missing = [v for v in model_info.needed if v not in declared]
+    if generic_predict and missing:
+        example = _column_for(missing[0], stored.get(missing[0]))
+        raise ManifestError(path, "r.columns",
+                            f"the model reads {', '.join(repr(m) for m in missing)} from newdata, but no column "
+                            f"gives {'them' if len(missing) > 1 else 'it'}",
+                            f"add a column for each, e.g. {example}, fed by an input of the signature (see {GUIDE})")
     sources = []
     for index, source in enumerate(plan.sources):
         field = f"r.columns[{index}]"
@@ -136,7 +162,9 @@ def check_against_model(plan: ColumnPlan, stored: dict[str, StoredColumn], path:
             sources.append(source)
             continue
         _check_kind(source, known, path, field)
-        if source.r_type in FACTOR_TYPES and known.levels is not None:
+        if source.r_type == "character" and known.levels is not None:
+            source = replace(source, r_levels=known.levels)  # the values R will accept (predict refuses others)
+        elif source.r_type in FACTOR_TYPES and known.levels is not None:
             source = replace(source, r_levels=_checked_levels(source, known, path, field, model))
         elif source.r_type in FACTOR_TYPES:
             log.debug("model %s: the model keeps no levels for factor column '%s'; using the declared levels",
@@ -183,6 +211,15 @@ def _checked_levels(source, known: StoredColumn, path: str, field: str, model: s
         log.warning("model %s: column '%s' declares level(s) %s that the model never saw; requests using them "
                     "are refused", model, source.name, ", ".join(repr(u) for u in unseen))
     return tuple(stored)
+
+
+def _column_for(name: str, known: StoredColumn | None) -> str:
+    if known is not None and known.levels is not None:
+        kind = known.kind if known.kind in ("factor", "ordered") else "factor"
+        return f"{{name: {name}, type: {kind}, levels: [{_yaml_list(known.levels)}]}}"
+    kind = {"numeric": "numeric", "logical": "logical", "character": "character"}.get(known.kind if known else "",
+                                                                                     "numeric")
+    return f"{{name: {name}, type: {kind}}}"
 
 
 def _yaml_list(levels) -> str:

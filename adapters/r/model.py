@@ -14,7 +14,7 @@ import numpy as np
 from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage
 
-from .columns import ColumnPlan, FrameParts
+from .columns import FACTOR_TYPES, ColumnPlan, FrameParts
 
 # Helpers evaluated once per process into their own R environment.
 INVALID_INPUT_MARK = "[invalid input] "
@@ -109,14 +109,32 @@ local({
   # c("no_method", classes, a package named like a class) when no predict method exists for
   # the model's class; c("unknown_args", names, the function's arguments) for predict_args
   # the function cannot take (or, for a predict method, would silently ignore); character(0).
-  predict_problems <- function(holder, predict_model, generic, arg_names) {
+  # Namespaces the model's own packages bring (with everything they import), and R's defaults:
+  # a method from any other namespace was loaded by something else in this process.
+  own_namespaces <- function(packages) {
+    seen <- c("base", getOption("defaultPackages"))
+    todo <- packages
+    while (length(todo)) {
+      ns <- todo[[1]]; todo <- todo[-1]
+      if (ns %in% seen) next
+      seen <- c(seen, ns)
+      if (isNamespaceLoaded(ns)) todo <- c(todo, setdiff(names(getNamespaceImports(ns)), seen))
+    }
+    seen
+  }
+
+  predict_problems <- function(holder, predict_model, generic, arg_names, packages) {
     fn <- predict_model
+    method <- ""
     if (generic) {
       classes <- class(holder$model)
       fn <- NULL
+      own <- own_namespaces(packages)
       for (k in classes) {
         fn <- utils::getS3method("predict", k, optional = TRUE)
-        if (!is.null(fn)) break
+        home <- if (is.null(fn)) "" else environmentName(environment(fn))
+        if (!is.null(fn) && !(home %in% own) && isNamespaceLoaded(home)) fn <- NULL
+        if (!is.null(fn)) { method <- paste0("predict.", k); break }
       }
       if (is.null(fn)) {
         named <- classes[vapply(classes, function(k) nzchar(system.file(package = k)), NA)]
@@ -132,7 +150,7 @@ local({
     unknown <- arg_names[!vapply(arg_names, matches, NA)]
     if (length(unknown) == 0) return(character(0))
     c("unknown_args", paste(unknown, collapse = ", "),
-      paste(setdiff(formal, c("...", formal[1:2])), collapse = ", "))
+      paste(setdiff(formal, c("...", formal[1:2])), collapse = ", "), method)
   }
 
   environment()
@@ -183,7 +201,8 @@ class RModel:
                                 "section '2. Write the model package')") from exc
         predict_model = _predict_function(support, package, options)
         _check_predict_call(support, holder, predict_model, options, where)
-        plan = check_against_model(plan, read_stored_columns(holder), where, f"{package.name}:{package.version}")
+        plan = check_against_model(plan, read_stored_columns(holder), where, f"{package.name}:{package.version}",
+                                   generic_predict=not options.predict_function)
         extra = ro.vectors.ListVector({k: v for k, v in options.predict_args.items()}) if options.predict_args \
             else ri.ListSexpVector([])
         build = support["frame_builder"](
@@ -218,10 +237,11 @@ GUIDE = "docs/r-guide.md"
 
 
 def _r_message(exc: Exception) -> str:
+    """R's condition message, without the call it was raised in (the call is meshserve's, not the user's)."""
     message = " ".join(str(exc).split())
-    for prefix in ("Error in ", "Error: "):
-        message = message.removeprefix(prefix)
-    return message
+    if message.startswith("Error in ") and " : " in message:
+        return message.split(" : ", 1)[1]
+    return message.removeprefix("Error: ")
 
 
 def _package_fix(name: str, exc: Exception) -> str:
@@ -271,16 +291,17 @@ def _check_predict_call(support: Any, holder: Any, predict_model: Any, options: 
 
     generic = not options.predict_function
     problem = [str(p) for p in support["predict_problems"](
-        holder, predict_model, ro.BoolVector([generic]), ro.StrVector(list(options.predict_args)))]
+        holder, predict_model, ro.BoolVector([generic]), ro.StrVector(list(options.predict_args)),
+        ro.StrVector(list(options.packages)))]
     if not problem:
         return
-    kind, detail, more = problem
+    kind, detail, more = problem[:3]
     if kind == "no_method":
         fix = (f"attach the package that defines it: packages: [{more}]" if more else
                "attach the package that defines it under r.packages, or name your own function in r.predict_function")
         raise ManifestError(where, "r.packages", f"R has no predict method for the model's class ({detail})",
                             f"{fix} (see {GUIDE}, section 'The r: section')")
-    function = options.predict_function or "the model's predict method"
+    function = options.predict_function or f"{problem[3]}, the model's predict method,"
     raise ManifestError(where, "r.predict_args",
                         f"{function} takes no argument named {detail}" + (
                             "; R would ignore it" if generic else "; R would refuse every request"),
@@ -292,7 +313,8 @@ def _levels_list(plan: ColumnPlan) -> Any:
     import rpy2.rinterface as ri
     import rpy2.robjects as ro
 
-    return ri.ListSexpVector([ro.StrVector(s.factor_levels) if s.factor_levels else ri.NULL for s in plan.sources])
+    return ri.ListSexpVector([ro.StrVector(s.factor_levels) if s.r_type in FACTOR_TYPES else ri.NULL
+                              for s in plan.sources])
 
 
 def _as_numpy(values: Any) -> np.ndarray:

@@ -119,10 +119,13 @@ class ROptions(RuntimeOptions):
         path = str(package.manifest_path)
         if not package.path(self.model).is_file():
             raise ManifestError(path, "r.model", f"{self.model} is not in the package",
-                                "train the model (scripts/setup.sh) or correct the file name")
+                                f"save the model into the package folder with saveRDS(model, \"{self.model}\") "
+                                "(scripts/setup.sh trains the examples), or set r.model to the file's name (see "
+                                "docs/r-guide.md, section '2. Write the model package')")
         if self.predict_file and not package.path(self.predict_file).is_file():
             raise ManifestError(path, "r.predict_file", f"{self.predict_file} is not in the package",
-                                "add the R file or correct its name")
+                                "add the R file to the package folder or correct its name (see docs/r-guide.md, "
+                                "section 'Your scoring function')")
         ColumnPlan.build(self, package)  # raises ManifestError for a column that fits no input
         _check_nan_reaches_r(self, package)
         for output in self.outputs:

@@ -38,6 +38,8 @@ saveRDS(ranger(breaks ~ wool + tension, data = warpbreaks, num.trees = 60, seed 
         "wb_ranger.rds")
 saveRDS(glm(cbind(ncases, ncontrols) ~ agegp + alcgp + tobgp, family = binomial(), data = esoph), "es_glm.rds")
 saveRDS(randomForest(ncases ~ agegp + alcgp + tobgp, data = esoph, ntree = 60), "es_rf.rds")
+teeth <- ToothGrowth; teeth$supp <- as.character(teeth$supp)  # text, as data.frame() leaves it since R 4.0
+saveRDS(lm(len ~ supp + dose, data = teeth), "tg_lm.rds")
 """
 
 
@@ -220,3 +222,32 @@ def test_a_model_that_keeps_no_levels_is_served_as_declared(models, tmp_path, ca
         runtime = loaded(folder)
     run(runtime.close())
     assert "no stored levels for factor column 'tension'" in caplog.text
+
+
+def test_a_text_column_the_model_turned_into_a_factor_refuses_values_it_never_saw(models, tmp_path):
+    columns = [{"name": "supp", "type": "character"}, {"name": "dose", "type": "numeric"}]
+    folder = make_package(tmp_path, models / "tg_lm.rds", columns)
+    manifest = yaml.safe_load((folder / "model.yaml").read_text())
+    manifest["signature"]["inputs"][1]["datatype"] = "FP64"
+    (folder / "model.yaml").write_text(yaml.safe_dump(manifest))
+    runtime = loaded(folder)
+    try:
+        rows = r_dataset("ToothGrowth", ["supp", "dose"])
+        inputs = {"supp": np.array([r["supp"].encode() for r in rows], dtype=object),
+                  "dose": np.array([float(r["dose"]) for r in rows])}
+        got = run(runtime.predict(inputs))["y"]
+        with pytest.raises(InvalidInput) as caught:
+            run(runtime.predict({"supp": np.array([b"OJ", b"XX"], dtype=object), "dose": np.array([0.5, 1.0])}))
+    finally:
+        run(runtime.close())
+    want = rscript_predictions(models / "tg_lm.rds", "transform(ToothGrowth, supp = as.character(supp))")
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=0)
+    assert caught.value.reason == "column 'supp' row 1: value 'XX' was never seen at training; the model knows OJ, VC"
+
+
+def test_a_variable_the_model_reads_but_no_column_gives_is_refused_at_load(models, tmp_path):
+    error = refusal(make_package(tmp_path, models / "wb_rf.rds", warpbreaks_columns(TENSION)[:1],
+                                 packages=["randomForest"]))
+    assert error.field == "r.columns"
+    assert "the model reads 'tension' from newdata, but no column gives it" in error.problem
+    assert "{name: tension, type: factor, levels: [L, M, H]}" in error.fix
