@@ -53,7 +53,7 @@ def _read(path: Path) -> list[dict[str, str]]:
 
 def rscript(code: str) -> None:
     """Run R code in a fresh `Rscript --vanilla`; its error output is the failure message."""
-    done = subprocess.run(["Rscript", "--vanilla", "-e", code], capture_output=True, text=True)
+    done = subprocess.run(["Rscript", "--vanilla", "-e", code], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise AssertionError(f"Rscript failed: {done.stderr.strip()}")
 

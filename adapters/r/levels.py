@@ -71,7 +71,7 @@ function(holder) {
   if (is.character(classes) && !is.null(names(classes)))
     for (name in names(classes)) note(name, kind = classes[[name]])
   # The variables predict() reads from newdata, where the model says.
-  needed <- if (!is.null(terms)) all.vars(stats::delete.response(terms))
+  needed <- if (inherits(terms, "terms")) all.vars(stats::delete.response(terms))
             else if (is.list(model) && is.list(model$forest) && is.character(model$forest$independent.variable.names))
               model$forest$independent.variable.names
             else if (is.list(model) && is.list(model$forest) && is.list(model$forest$xlevels))

@@ -7,6 +7,7 @@ crossing cost (about 0.1 ms) from dominating small requests.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,9 @@ from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage
 
 from .columns import FACTOR_TYPES, ColumnPlan, FrameParts
+from .messages import GUIDE, r_message
+
+log = logging.getLogger("meshserve.adapters.r")
 
 # Helpers evaluated once per process into their own R environment.
 INVALID_INPUT_MARK = "[invalid input] "
@@ -91,68 +95,6 @@ local({
     invisible(NULL)
   }
 
-  # The function, or the names of the functions the file does define.
-  load_predict_function <- function(file, name) {
-    env <- new.env(parent = globalenv())
-    sys.source(file, envir = env, chdir = TRUE)
-    if (exists(name, envir = env, inherits = FALSE) && is.function(get(name, envir = env)))
-      return(get(name, envir = env))
-    defined <- ls(env)
-    defined[vapply(defined, function(n) is.function(get(n, envir = env)), NA)]
-  }
-
-  find_function <- function(name) {
-    if (exists(name, mode = "function")) get(name, mode = "function") else NULL
-  }
-
-  # What would go wrong calling the predict function, found before any request:
-  # c("no_method", classes, a package named like a class) when no predict method exists for
-  # the model's class; c("unknown_args", names, the function's arguments) for predict_args
-  # the function cannot take (or, for a predict method, would silently ignore); character(0).
-  # Namespaces the model's own packages bring (with everything they import), and R's defaults:
-  # a method from any other namespace was loaded by something else in this process.
-  own_namespaces <- function(packages) {
-    seen <- c("base", getOption("defaultPackages"))
-    todo <- packages
-    while (length(todo)) {
-      ns <- todo[[1]]; todo <- todo[-1]
-      if (ns %in% seen) next
-      seen <- c(seen, ns)
-      if (isNamespaceLoaded(ns)) todo <- c(todo, setdiff(names(getNamespaceImports(ns)), seen))
-    }
-    seen
-  }
-
-  predict_problems <- function(holder, predict_model, generic, arg_names, packages) {
-    fn <- predict_model
-    method <- ""
-    if (generic) {
-      classes <- class(holder$model)
-      fn <- NULL
-      own <- own_namespaces(packages)
-      for (k in classes) {
-        fn <- utils::getS3method("predict", k, optional = TRUE)
-        home <- if (is.null(fn)) "" else environmentName(environment(fn))
-        if (!is.null(fn) && !(home %in% own) && isNamespaceLoaded(home)) fn <- NULL
-        if (!is.null(fn)) { method <- paste0("predict.", k); break }
-      }
-      if (is.null(fn)) {
-        named <- classes[vapply(classes, function(k) nzchar(system.file(package = k)), NA)]
-        return(c("no_method", paste(classes, collapse = ", "), if (length(named)) named[[1]] else ""))
-      }
-    }
-    formal <- names(formals(fn))
-    if (is.null(formal) || length(arg_names) == 0) return(character(0))
-    dots <- match("...", formal)
-    if (!is.na(dots) && !generic) return(character(0))  # passed on: only the function knows
-    before <- if (is.na(dots)) formal else formal[seq_len(dots - 1)]
-    matches <- function(a) a %in% formal || sum(startsWith(before, a)) == 1
-    unknown <- arg_names[!vapply(arg_names, matches, NA)]
-    if (length(unknown) == 0) return(character(0))
-    c("unknown_args", paste(unknown, collapse = ", "),
-      paste(setdiff(formal, c("...", formal[1:2])), collapse = ", "), method)
-  }
-
   environment()
 })
 """.replace("@INVALID_INPUT_MARK@", INVALID_INPUT_MARK)
@@ -183,7 +125,9 @@ class RModel:
         import rpy2.robjects as ro
         from rpy2.rinterface_lib.embedded import RRuntimeError
 
-        from .levels import check_against_model, read_stored_columns
+        from .levels import StoredModel, check_against_model, read_stored_columns
+        from .package_install import package_fix
+        from .predict_call import check_predict_call, find_predict_function
 
         support = r_support()
         where = str(package.manifest_path)
@@ -191,18 +135,26 @@ class RModel:
             try:
                 support["attach_package"](name)
             except RRuntimeError as exc:
-                raise ManifestError(where, "r.packages", f"R cannot load package '{name}': {_r_message(exc)}",
-                                    _package_fix(name, exc)) from exc
+                raise ManifestError(where, "r.packages", f"R cannot load package '{name}': {r_message(exc)}",
+                                    package_fix(name, exc)) from exc
         try:
             holder = support["read_model"](str(package.path(options.model)))
         except RRuntimeError as exc:
-            raise ManifestError(where, "r.model", f"R cannot read {options.model}: {_r_message(exc)}",
+            raise ManifestError(where, "r.model", f"R cannot read {options.model}: {r_message(exc)}",
                                 f"save the model with saveRDS(model, \"{options.model}\") (see {GUIDE}, "
                                 "section '2. Write the model package')") from exc
-        predict_model = _predict_function(support, package, options)
-        _check_predict_call(support, holder, predict_model, options, where)
-        plan = check_against_model(plan, read_stored_columns(holder), where, f"{package.name}:{package.version}",
-                                   generic_predict=not options.predict_function)
+        predict_model = find_predict_function(package, options)
+        model = f"{package.name}:{package.version}"
+        try:
+            check_predict_call(holder, predict_model, options, where)
+        except RRuntimeError as exc:  # an object these checks do not understand: R will say at predict
+            log.debug("model %s: predict function not checked: %s", model, r_message(exc))
+        try:
+            stored = read_stored_columns(holder)
+        except RRuntimeError as exc:
+            log.debug("model %s: stored levels not read: %s", model, r_message(exc))
+            stored = StoredModel(needed=(), columns={})
+        plan = check_against_model(plan, stored, where, model, generic_predict=not options.predict_function)
         extra = ro.vectors.ListVector({k: v for k, v in options.predict_args.items()}) if options.predict_args \
             else ri.ListSexpVector([])
         build = support["frame_builder"](
@@ -231,82 +183,6 @@ class RModel:
         import rpy2.robjects as ro
 
         ro.r("invisible(gc())")
-
-
-GUIDE = "docs/r-guide.md"
-
-
-def _r_message(exc: Exception) -> str:
-    """R's condition message, without the call it was raised in (the call is meshserve's, not the user's)."""
-    message = " ".join(str(exc).split())
-    if message.startswith("Error in ") and " : " in message:
-        return message.split(" : ", 1)[1]
-    return message.removeprefix("Error: ")
-
-
-def _package_fix(name: str, exc: Exception) -> str:
-    from .package_install import install_hint
-
-    if "there is no package called" in str(exc):
-        return f"{install_hint(name)} (see {GUIDE}, section 'Packages your model needs')"
-    return f"R's message says why; reinstall the package or its system libraries (see {GUIDE}, section " \
-           "'Packages your model needs')"
-
-
-def _predict_function(support: Any, package: ModelPackage, options: Any) -> Any:
-    import rpy2.rinterface as ri
-    import rpy2.robjects as ro
-    from rpy2.rinterface_lib.embedded import RRuntimeError
-
-    where = str(package.manifest_path)
-    if options.predict_file:
-        try:
-            found = support["load_predict_function"](str(package.path(options.predict_file)), options.predict_function)
-        except RRuntimeError as exc:
-            raise ManifestError(where, "r.predict_file", f"R cannot source {options.predict_file}: {_r_message(exc)}",
-                                f"fix the R file; `Rscript -e 'source(\"{options.predict_file}\")'` in the package "
-                                f"shows the same error (see {GUIDE}, section 'Your scoring function')") from exc
-        if not isinstance(found, ri.SexpClosure):
-            defined = [str(n) for n in found] if found is not ri.NULL else []
-            raise ManifestError(where, "r.predict_function",
-                                f"{options.predict_file} defines no function named '{options.predict_function}'"
-                                f" (it defines {', '.join(defined) if defined else 'no function'})",
-                                f"name one of the file's functions, or define `{options.predict_function} <- "
-                                f"function(model, newdata)` in it (see {GUIDE}, section 'Your scoring function')")
-        return found
-    if options.predict_function:
-        found = support["find_function"](options.predict_function)
-        if not isinstance(found, ri.SexpClosure):
-            attached = f" (attached: {', '.join(options.packages)})" if options.packages else ""
-            raise ManifestError(where, "r.predict_function",
-                                f"R has no function named '{options.predict_function}'{attached}",
-                                "add the package that defines it to r.packages, or define it in an R file named "
-                                f"by r.predict_file (see {GUIDE}, section 'Your scoring function')")
-        return found
-    return ro.r("stats::predict")
-
-
-def _check_predict_call(support: Any, holder: Any, predict_model: Any, options: Any, where: str) -> None:
-    import rpy2.robjects as ro
-
-    generic = not options.predict_function
-    problem = [str(p) for p in support["predict_problems"](
-        holder, predict_model, ro.BoolVector([generic]), ro.StrVector(list(options.predict_args)),
-        ro.StrVector(list(options.packages)))]
-    if not problem:
-        return
-    kind, detail, more = problem[:3]
-    if kind == "no_method":
-        fix = (f"attach the package that defines it: packages: [{more}]" if more else
-               "attach the package that defines it under r.packages, or name your own function in r.predict_function")
-        raise ManifestError(where, "r.packages", f"R has no predict method for the model's class ({detail})",
-                            f"{fix} (see {GUIDE}, section 'The r: section')")
-    function = options.predict_function or f"{problem[3]}, the model's predict method,"
-    raise ManifestError(where, "r.predict_args",
-                        f"{function} takes no argument named {detail}" + (
-                            "; R would ignore it" if generic else "; R would refuse every request"),
-                        f"use the function's own argument names ({more or 'it takes only model and newdata'}) "
-                        f"(see {GUIDE}, section 'The r: section')")
 
 
 def _levels_list(plan: ColumnPlan) -> Any:

@@ -52,3 +52,13 @@ def _candidate(policy: str) -> str | None:
             value = value.strip()
             return None if value in ("", "(none)") else value
     return None
+
+
+def package_fix(name: str, exc: Exception) -> str:
+    """The fix for R's failure to attach package NAME."""
+    from .messages import GUIDE
+
+    if "there is no package called" in str(exc):
+        return f"{install_hint(name)} (see {GUIDE}, section 'Packages your model needs')"
+    return (f"R's message says why; reinstall the package or the system libraries it names (see {GUIDE}, "
+            "section 'Packages your model needs')")

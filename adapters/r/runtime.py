@@ -13,6 +13,7 @@ Importing this module does not start R; `load()` does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, Literal
 
@@ -141,14 +142,21 @@ class ROptions(RuntimeOptions):
         from .model import RModel
         from .session import r_session
 
-        try:
-            import rpy2  # noqa: F401
-        except ImportError as exc:
-            raise ManifestError(str(package.manifest_path), "runtime",
-                                f"the R runtime is not installed here ({exc})",
-                                "run scripts/setup.sh (it installs R and rpy2; see docs/r-guide.md, section "
-                                "'1. Set up')") from exc
-        r_session().call_blocking(lambda: RModel.load(package, self, ColumnPlan.build(self, package)).release())
+        with r_set_up_problems(package):
+            r_session().call_blocking(lambda: RModel.load(package, self, ColumnPlan.build(self, package)).release())
+
+
+@contextlib.contextmanager
+def r_set_up_problems(package: ModelPackage):
+    """R or rpy2 missing on this machine: one line saying how to set them up, not a traceback."""
+    from .session import RStartError
+
+    try:
+        yield
+    except (ImportError, RStartError) as exc:
+        raise ManifestError(str(package.manifest_path), "runtime", f"R cannot run here ({exc})",
+                            "install R and rpy2 with scripts/setup.sh (see docs/r-guide.md, section '1. Set up')"
+                            ) from exc
 
 
 def _check_nan_reaches_r(options: ROptions, package: ModelPackage) -> None:
@@ -171,11 +179,11 @@ def _check_nan_reaches_r(options: ROptions, package: ModelPackage) -> None:
                                 f"input '{spec.name}' before R sees it",
                                 "also set `input_policy: {nan: allow}` in model.yaml, or drop `nan: na` (see "
                                 "docs/r-guide.md, section 'The r: section')")
-    if options.nan == "na" and not options.columns:
-        if any(s.datatype.startswith("FP") for s in signature.inputs):
-            raise ManifestError(str(package.manifest_path), "r.nan",
-                                "r.nan is 'na', but input_policy refuses NaN before R sees it",
-                                "also set `input_policy: {nan: allow}` in model.yaml, or drop `nan: na`")
+    if options.nan == "na" and not options.columns and any(s.datatype.startswith("FP") for s in signature.inputs):
+        raise ManifestError(str(package.manifest_path), "r.nan",
+                            "r.nan is 'na', but input_policy refuses NaN before R sees it",
+                            "also set `input_policy: {nan: allow}` in model.yaml, or drop `nan: na` (see "
+                            "docs/r-guide.md, section 'The r: section')")
 
 
 class RRuntime(Runtime):
@@ -204,10 +212,11 @@ class RRuntime(Runtime):
         self._plan = ColumnPlan.build(options, package)
         self._outputs = OutputPlan(package.manifest.signature.outputs, options.outputs)
         self._session = r_session()
-        # Check versions first: under strict there is no point loading a model that is refused.
-        for warning in await self._session.call(check_environment, package, options):
-            log.warning("%s", warning)
-        self._model = await self._session.call(RModel.load, package, options, self._plan)
+        with r_set_up_problems(package):
+            # Check versions first: under strict there is no point loading a model that is refused.
+            for warning in await self._session.call(check_environment, package, options):
+                log.warning("%s", warning)
+            self._model = await self._session.call(RModel.load, package, options, self._plan)
         self._plan = self._model.plan  # factors on the model's own levels
         if options.workers:
             from .workers import RWorkerPool

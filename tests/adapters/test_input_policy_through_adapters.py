@@ -12,13 +12,13 @@ import grpc
 import numpy as np
 import pytest
 import yaml
-from tritonclient.grpc import service_pb2 as pb
-from tritonclient.grpc import service_pb2_grpc as pb_grpc
-
 from conftest import ROOT
 from java_oracle import LOAN_DIR, NOT_BUILT, java_examples_built
 from meshserve.adapters.dataplane import ModelService
 from meshserve.adapters.server import AdapterInferenceServicer
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
 from meshserve.core.model_package import load_package
 
 IRIS_DIR = ROOT / "examples" / "iris_species"

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from r_oracle import r_dataset, rscript, rscript_available, rscript_predictions
 
 from meshserve.core.errors import InvalidInput, ManifestError
 from meshserve.core.model_package import load_package
-from r_oracle import r_dataset, rscript, rscript_available, rscript_predictions
 
 pytestmark = pytest.mark.skipif(not rscript_available(), reason="R is missing: run scripts/setup.sh")
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
-from meshserve.cli import main
 from r_oracle import rscript, rscript_available
+
+from meshserve.cli import main
 
 pytestmark = pytest.mark.skipif(not rscript_available(), reason="R is missing: run scripts/setup.sh")
 
@@ -63,8 +63,8 @@ def check_says(folder: Path, capsys) -> str:
 CASES = {
     "a predict function R does not have": (
         {"predict_function": "predict_breaks"}, {}, "r.predict_function",
-        "R has no function named 'predict_breaks'. Fix: add the package that defines it to r.packages, or define "
-        "it in an R file named by r.predict_file"),
+        ("R has no function named 'predict_breaks'. Fix: add the package that defines it to r.packages, or define "
+         "it in an R file named by r.predict_file")),
     "a predict file without the named function": (
         {"predict_file": "score.R", "predict_function": "predict_breaks"},
         {"score.R": "score <- function(model, newdata) predict(model, newdata)\n"}, "r.predict_function",
@@ -74,8 +74,8 @@ CASES = {
         "r.predict_file", "R cannot source score.R"),
     "an argument the predict method would silently ignore": (
         {"predict_args": {"kind": "response"}}, {}, "r.predict_args",
-        "predict.glm, the model's predict method, takes no argument named kind; R would ignore it. "
-        "Fix: use the function's own argument names (type, se.fit"),
+        ("predict.glm, the model's predict method, takes no argument named kind; R would ignore it. "
+         "Fix: use the function's own argument names (type, se.fit")),
     "an argument the team's function cannot take": (
         {"predict_file": "score.R", "predict_function": "score", "predict_args": {"type": "response"}},
         {"score.R": "score <- function(model, newdata) predict(model, newdata)\n"}, "r.predict_args",
@@ -162,7 +162,7 @@ def test_a_missing_r_package_that_debian_lacks_is_installed_from_source_into_a_u
 
 def meshserve(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "meshserve.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=timeout)
+                          cwd=ROOT, timeout=timeout, check=False)
 
 
 def test_check_and_the_adapter_print_one_line_and_no_traceback(models, tmp_path):
