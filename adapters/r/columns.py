@@ -100,7 +100,7 @@ class ColumnPlan:
                 raise ManifestError(
                     path, f"{field}.type",
                     f"column '{column.name}' is {column.type} but input '{spec.name}' is {spec.datatype}",
-                    f"declare input '{spec.name}' as one of {', '.join(sorted(ACCEPTED_DATATYPES[column.type]))}",
+                    f"declare input '{spec.name}' as one of {', '.join(sorted(ACCEPTED_DATATYPES[column.type]))} ({_WHERE_FROM})",
                 )
             storage = STORAGE[column.type]
             counters[storage] += 1
@@ -141,6 +141,7 @@ class ColumnPlan:
         return rows or 0
 
 
+_WHERE_FROM = "see docs/r-guide.md, section 'The r: section'"
 _STORAGE_DTYPE = {"num": np.float64, "int": np.int32, "lgl": np.bool_, "chr": np.str_}  # str_: sized to fit
 
 
@@ -150,22 +151,22 @@ def _locate(column: "RColumn", inputs: list[TensorSpec], path: str, field: str) 
         spec = next((s for s in inputs if s.name == column.input), None)
         if spec is None:
             raise ManifestError(path, f"{field}.input", f"no input named '{column.input}' in the signature",
-                                "use the name of a declared input")
+                                f"use the name of a declared input ({_WHERE_FROM})")
     else:
         spec = next((s for s in inputs if s.features and feature in s.features), None) or next(
             (s for s in inputs if s.name == feature), None)
         if spec is None:
             raise ManifestError(path, field, f"column '{column.name}' is in no input's features and no input has its name",
-                                "set `input:` (and `feature:`) for the column")
+                                f"set `input:` (and `feature:`) for the column ({_WHERE_FROM})")
     if len(spec.shape) not in (1, 2):
         raise ManifestError(path, field, f"input '{spec.name}' has shape {spec.shape}; R columns come from 1-D or 2-D inputs",
-                            "declare the input as [-1] (one column) or [-1, k] (k columns)")
+                            f"declare the input as [-1] (one column) or [-1, k] (k columns) ({_WHERE_FROM})")
     if spec.features and feature in spec.features:
         return spec, (spec.features.index(feature) if len(spec.shape) == 2 else None)
     if len(spec.shape) == 1 or spec.shape[-1] == 1:
         return spec, None
     raise ManifestError(path, field, f"input '{spec.name}' has several columns and none is named '{feature}'",
-                        f"list the input's `features` or set `feature:` for column '{column.name}'")
+                        f"list the input's `features` or set `feature:` for column '{column.name}' ({_WHERE_FROM})")
 
 
 def _text(source: ColumnSource, values: np.ndarray) -> np.ndarray:

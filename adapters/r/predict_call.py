@@ -49,7 +49,8 @@ local({
   # What would go wrong calling the predict function, found before any request:
   # c("no_method", classes, a package named like a class) when no predict method exists for
   # the model's class; c("unknown_args", names, the function's arguments, the method) for predict_args
-  # the function cannot take (or, for a predict method, would silently ignore); character(0).
+  # the function cannot take (or, for a predict method, would silently ignore); c("too_few", its
+  # arguments) for a function that cannot be called as f(model, newdata); character(0).
   predict_problems <- function(holder, predict_model, generic, arg_names, packages) {
     fn <- predict_model
     method <- ""
@@ -69,8 +70,10 @@ local({
       }
     }
     formal <- names(formals(fn))
-    if (is.null(formal) || length(arg_names) == 0) return(character(0))
     dots <- match("...", formal)
+    if (!generic && !is.null(formal) && is.na(dots) && length(formal) < 2)
+      return(c("too_few", paste(formal, collapse = ", "), ""))
+    if (is.null(formal) || length(arg_names) == 0) return(character(0))
     if (!is.na(dots) && !generic) return(character(0))  # passed on: only the function knows
     before <- if (is.na(dots)) formal else formal[seq_len(dots - 1)]
     matches <- function(a) a %in% formal || sum(startsWith(before, a)) == 1
@@ -142,6 +145,12 @@ def check_predict_call(holder: Any, predict_model: Any, options: Any, where: str
     if not problem:
         return
     kind, detail, more = problem[:3]
+    if kind == "too_few":
+        raise ManifestError(where, "r.predict_function",
+                            f"{options.predict_function} takes ({detail}), but meshserve calls it as "
+                            f"{options.predict_function}(model, newdata)",
+                            f"give it two arguments: {options.predict_function} <- function(model, newdata) (see "
+                            f"{GUIDE}, section 'Your scoring function')")
     if kind == "no_method":
         fix = (f"attach the package that defines it: packages: [{', '.join([*options.packages, more])}]" if more else
                "attach the package that defines it under r.packages, or name your own function in r.predict_function")

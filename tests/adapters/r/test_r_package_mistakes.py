@@ -80,6 +80,10 @@ CASES = {
         {"predict_file": "score.R", "predict_function": "score", "predict_args": {"type": "response"}},
         {"score.R": "score <- function(model, newdata) predict(model, newdata)\n"}, "r.predict_args",
         "score takes no argument named type; R would refuse every request"),
+    "a predict function with one argument": (
+        {"predict_file": "score.R", "predict_function": "score"},
+        {"score.R": "score <- function(newdata) 1\n"}, "r.predict_function",
+        "score takes (newdata), but meshserve calls it as score(model, newdata)"),
     "levels in another order than the model's": (
         {"columns": [MANIFEST["r"]["columns"][0], {"name": "tension", "type": "factor", "levels": ["H", "M", "L"]}]},
         {}, "r.columns[1].levels", "Fix: copy the stored levels in that order: levels: [L, M, H]"),
