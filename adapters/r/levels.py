@@ -131,17 +131,17 @@ _AGREEING_KINDS = {
     "logical": {"logical"},
     "character": {"character"},
     "factor": {"factor", "character"},  # formula models turn a character column into a factor
-
     "ordered": {"ordered"},
 }
 
 
 def check_against_model(plan: ColumnPlan, model_info: StoredModel, path: str, model: str,
-                        generic_predict: bool) -> ColumnPlan:
+                        generic_predict: bool, declared_columns: bool = True) -> ColumnPlan:
     """PLAN with each factor column built on the model's own levels; ManifestError on a mismatch.
 
     With GENERIC_PREDICT (R's predict, no function of the team's own that might add columns),
-    every variable the model reads must also be a declared column."""
+    every variable the model reads must also be a column. DECLARED_COLUMNS: the plan comes
+    from `r.columns` (else from the signature, and errors name `r.columns` as the field to add)."""
     stored = model_info.columns
     declared = {s.name for s in plan.sources}
     missing = [v for v in model_info.needed if v not in declared]
@@ -153,7 +153,7 @@ def check_against_model(plan: ColumnPlan, model_info: StoredModel, path: str, mo
                             f"add a column for each, e.g. {example}, fed by an input of the signature (see {GUIDE})")
     sources = []
     for index, source in enumerate(plan.sources):
-        field = f"r.columns[{index}]"
+        field = f"r.columns[{index}]" if declared_columns else "r.columns"
         known = stored.get(source.name)
         if known is None or not (known.kind or known.levels is not None):
             if source.r_type in FACTOR_TYPES:
@@ -185,7 +185,7 @@ def _check_kind(source, known: StoredColumn, path: str, field: str) -> None:
         levels = f", levels: [{_yaml_list(known.levels)}]" if known.levels is not None else ", levels: [...]"
         fix = f"declare it as {{name: {source.name}, type: {kind}{levels}}}"
     else:
-        fix = f"declare it as type: {'numeric' if kind == 'numeric' else kind} (without levels)"
+        fix = f"declare it as {{name: {source.name}, type: {kind}}}"
     raise ManifestError(path, f"{field}.type",
                         f"column '{source.name}' is declared {source.r_type} but the model was trained with it "
                         f"as {_kind_words(kind)}", f"{fix} (see {GUIDE})")

@@ -154,7 +154,8 @@ class RModel:
         except RRuntimeError as exc:
             log.debug("model %s: stored levels not read: %s", model, r_message(exc))
             stored = StoredModel(needed=(), columns={})
-        plan = check_against_model(plan, stored, where, model, generic_predict=not options.predict_function)
+        plan = check_against_model(plan, stored, where, model, generic_predict=not options.predict_function,
+                                   declared_columns=bool(options.columns))
         extra = ro.vectors.ListVector({k: v for k, v in options.predict_args.items()}) if options.predict_args \
             else ri.ListSexpVector([])
         build = support["frame_builder"](
