@@ -177,3 +177,9 @@ def test_check_and_the_adapter_print_one_line_and_no_traceback(models, tmp_path)
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
         assert "field 'r.packages'" in lines[0] and "packages: [randomForest]" in lines[0]
+
+
+@pytest.mark.skipif(shutil.which("apt-cache") is None, reason="not a Debian system: apt-cache is missing")
+def test_this_machines_apt_is_asked_whether_debian_has_the_package(models, tmp_path, capsys):
+    err = check_says(package(tmp_path, models, {"packages": ["noSuchPackageAnywhere"]}), capsys)
+    assert "Fix: Debian has no r-cran-nosuchpackageanywhere; install it from source into a user library" in err
