@@ -269,11 +269,11 @@ def _factor(source: ColumnSource, values: np.ndarray) -> np.ndarray:
 def _character(source: ColumnSource, values: np.ndarray) -> np.ndarray:
     text = _text(source, values)
     if source.r_levels is not None:  # the model turns this text into a factor of the values it was trained on
-        codes = _level_codes(source.r_levels)
-        for i, t in enumerate(text):
-            if t not in codes:
-                raise InvalidInput(source.input, f"column '{source.name}' row {i}: value '{quoted(t)}' was never seen "
-                                                 f"at training; the model knows {', '.join(source.r_levels)}")
+        unseen = ~np.isin(text, source.r_levels)
+        if unseen.any():
+            i = _first_bad(unseen)
+            raise InvalidInput(source.input, f"column '{source.name}' row {i}: value '{quoted(text[i])}' was never "
+                                             f"seen at training; the model knows {', '.join(source.r_levels)}")
     return text
 
 
