@@ -49,3 +49,22 @@ def oracle_scores(model_name: str, package_dir: Path, rows: list[dict[str, str]]
 def _read(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
+
+
+def rscript(code: str) -> None:
+    """Run R code in a fresh `Rscript --vanilla`; its error output is the failure message."""
+    done = subprocess.run(["Rscript", "--vanilla", "-e", code], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"Rscript failed: {done.stderr.strip()}")
+
+
+def rscript_predictions(model_file: Path, newdata: str, packages: list[str] = (), predict: str = "predict(model, newdata)"
+                        ) -> list[float]:
+    """What plain R predicts: PREDICT evaluated with `model` read from MODEL_FILE and `newdata` the
+    R expression NEWDATA (e.g. `warpbreaks`), in a fresh Rscript; numbers round-trip exactly."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "predictions.txt"
+        attach = "".join(f"suppressPackageStartupMessages(library({p})); " for p in packages)
+        rscript(f"{attach}model <- readRDS({str(model_file)!r}); newdata <- {newdata}; "
+                f"writeLines(sprintf('%.17g', as.numeric({predict})), {str(out)!r})")
+        return [float(v) for v in out.read_text().split()]

@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from meshserve.core.errors import InvalidInput, ManifestError
+from meshserve.core.errors import InvalidInput, ManifestError, quoted
 from meshserve.core.model_package import ModelPackage, TensorSpec
 
 if TYPE_CHECKING:
     from .runtime import RColumn, ROptions
 
 # R storage matrices a column lands in; factors travel as integer codes.
-STORAGE = {"numeric": "num", "integer": "int", "factor": "int", "logical": "lgl", "character": "chr"}
+STORAGE = {"numeric": "num", "integer": "int", "factor": "int", "ordered": "int", "logical": "lgl", "character": "chr"}
+FACTOR_TYPES = ("factor", "ordered")
 
 _NUMBER_TYPES = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 _INT_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
@@ -33,6 +34,7 @@ ACCEPTED_DATATYPES = {
     "integer": _NUMBER_TYPES | {"BYTES"},
     "logical": {"BOOL", "BYTES"} | _INT_TYPES,
     "factor": {"BYTES"},
+    "ordered": {"BYTES"},
     "character": {"BYTES"},
 }
 _INFERRED_TYPE = {"BOOL": "logical", "BYTES": "character"} | {t: "integer" for t in _INT_TYPES} | {
@@ -49,10 +51,16 @@ class ColumnSource:
     r_type: str
     input: str
     index: int | None  # column inside a 2-D input; None: the whole (1-D or single-column) input
-    levels: tuple[str, ...] | None
+    levels: tuple[str, ...] | None  # as declared in model.yaml
     allow_nan: bool
     storage: str
     slot: int  # 1-based column in its storage matrix, as R indexes it
+    # The levels of the R factor: the model's own where it stored them (levels.py), else the declared.
+    r_levels: tuple[str, ...] | None = None
+
+    @property
+    def factor_levels(self) -> tuple[str, ...] | None:
+        return self.r_levels or self.levels
 
 
 @dataclass
@@ -92,7 +100,7 @@ class ColumnPlan:
                 raise ManifestError(
                     path, f"{field}.type",
                     f"column '{column.name}' is {column.type} but input '{spec.name}' is {spec.datatype}",
-                    f"declare input '{spec.name}' as one of {', '.join(sorted(ACCEPTED_DATATYPES[column.type]))}",
+                    f"declare input '{spec.name}' as one of {', '.join(sorted(ACCEPTED_DATATYPES[column.type]))} ({_WHERE_FROM})",
                 )
             storage = STORAGE[column.type]
             counters[storage] += 1
@@ -133,6 +141,7 @@ class ColumnPlan:
         return rows or 0
 
 
+_WHERE_FROM = "see docs/r-guide.md, section 'The r: section'"
 _STORAGE_DTYPE = {"num": np.float64, "int": np.int32, "lgl": np.bool_, "chr": np.str_}  # str_: sized to fit
 
 
@@ -142,22 +151,22 @@ def _locate(column: "RColumn", inputs: list[TensorSpec], path: str, field: str) 
         spec = next((s for s in inputs if s.name == column.input), None)
         if spec is None:
             raise ManifestError(path, f"{field}.input", f"no input named '{column.input}' in the signature",
-                                "use the name of a declared input")
+                                f"use the name of a declared input ({_WHERE_FROM})")
     else:
         spec = next((s for s in inputs if s.features and feature in s.features), None) or next(
             (s for s in inputs if s.name == feature), None)
         if spec is None:
             raise ManifestError(path, field, f"column '{column.name}' is in no input's features and no input has its name",
-                                "set `input:` (and `feature:`) for the column")
+                                f"set `input:` (and `feature:`) for the column ({_WHERE_FROM})")
     if len(spec.shape) not in (1, 2):
         raise ManifestError(path, field, f"input '{spec.name}' has shape {spec.shape}; R columns come from 1-D or 2-D inputs",
-                            "declare the input as [-1] (one column) or [-1, k] (k columns)")
+                            f"declare the input as [-1] (one column) or [-1, k] (k columns) ({_WHERE_FROM})")
     if spec.features and feature in spec.features:
         return spec, (spec.features.index(feature) if len(spec.shape) == 2 else None)
     if len(spec.shape) == 1 or spec.shape[-1] == 1:
         return spec, None
     raise ManifestError(path, field, f"input '{spec.name}' has several columns and none is named '{feature}'",
-                        f"list the input's `features` or set `feature:` for column '{column.name}'")
+                        f"list the input's `features` or set `feature:` for column '{column.name}' ({_WHERE_FROM})")
 
 
 def _text(source: ColumnSource, values: np.ndarray) -> np.ndarray:
@@ -240,20 +249,32 @@ def _logical(source: ColumnSource, values: np.ndarray) -> np.ndarray:
 
 
 def _factor(source: ColumnSource, values: np.ndarray) -> np.ndarray:
-    codes = _level_codes(source.levels)
+    known = source.factor_levels
+    codes = _level_codes(known)
     text = _text(source, values)
     out = np.empty(len(text), dtype=np.int32)
     for i, t in enumerate(text):
         code = codes.get(t)
         if code is None:
-            raise InvalidInput(source.input, f"column '{source.name}' row {i}: unknown factor level '{t}'; "
+            if t in source.levels:
+                raise InvalidInput(source.input, f"column '{source.name}' row {i}: level '{quoted(t)}' is declared "
+                                                 f"in model.yaml but the model never saw it at training; the model "
+                                                 f"knows {', '.join(known)}")
+            raise InvalidInput(source.input, f"column '{source.name}' row {i}: unknown factor level '{quoted(t)}'; "
                                              f"levels are {', '.join(source.levels)}")
         out[i] = code
     return out
 
 
 def _character(source: ColumnSource, values: np.ndarray) -> np.ndarray:
-    return _text(source, values)
+    text = _text(source, values)
+    if source.r_levels is not None:  # the model turns this text into a factor of the values it was trained on
+        unseen = ~np.isin(text, source.r_levels)
+        if unseen.any():
+            i = _first_bad(unseen)
+            raise InvalidInput(source.input, f"column '{source.name}' row {i}: value '{quoted(text[i])}' was never "
+                                             f"seen at training; the model knows {', '.join(source.r_levels)}")
+    return text
 
 
 _level_cache: dict[tuple[str, ...], dict[str, int]] = {}
@@ -266,4 +287,5 @@ def _level_codes(levels: tuple[str, ...]) -> dict[str, int]:
     return codes
 
 
-_CONVERT = {"numeric": _numeric, "integer": _integer, "logical": _logical, "factor": _factor, "character": _character}
+_CONVERT = {"numeric": _numeric, "integer": _integer, "logical": _logical, "factor": _factor, "ordered": _factor,
+            "character": _character}

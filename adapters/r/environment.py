@@ -73,7 +73,8 @@ def check_environment(package: ModelPackage, options: Any) -> list[str]:
         raise ManifestError(
             str(package.manifest_path), "environment.r",
             "the running R environment differs from the recorded one (strict): " + "; ".join(differences),
-            "install the recorded versions, or re-record with `meshserve package` after testing",
+            "install the recorded versions, or re-record with `meshserve package` after testing (see "
+            "docs/r-guide.md, section '3. Record the environment')",
         )
     return [f"model {package.name}:{package.version}: {d}" for d in differences]
 

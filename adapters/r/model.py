@@ -7,6 +7,7 @@ crossing cost (about 0.1 ms) from dominating small requests.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,10 @@ import numpy as np
 from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage
 
-from .columns import ColumnPlan, FrameParts
+from .columns import FACTOR_TYPES, ColumnPlan, FrameParts
+from .messages import GUIDE, r_message
+
+log = logging.getLogger("meshserve.adapters.r")
 
 # Helpers evaluated once per process into their own R environment.
 INVALID_INPUT_MARK = "[invalid input] "
@@ -22,8 +26,10 @@ INVALID_INPUT_MARK = "[invalid input] "
 R_SUPPORT = r"""
 local({
   INVALID_INPUT_MARK <- "@INVALID_INPUT_MARK@"
-  frame_builder <- function(names, storage, slots, levels) {
-    force(names); force(storage); force(slots); force(levels)
+  frame_builder <- function(names, storage, slots, levels, ordered) {
+    force(names); force(storage); force(slots); force(levels); force(ordered)
+    # What factor(x, levels, ordered = TRUE) would build, without matching labels again.
+    classes <- lapply(ordered, function(o) if (o) c("ordered", "factor") else "factor")
     function(n, num, int, lgl, chr) {
       cols <- vector("list", length(names))
       for (i in seq_along(names)) {
@@ -31,7 +37,7 @@ local({
         cols[[i]] <- switch(storage[[i]],
           num = num[, j],
           int = if (is.null(levels[[i]])) int[, j]
-                else structure(int[, j], levels = levels[[i]], class = "factor"),
+                else structure(int[, j], levels = levels[[i]], class = classes[[i]]),
           lgl = lgl[, j],
           chr = chr[, j])
       }
@@ -42,6 +48,7 @@ local({
 
   # A vector, matrix, data.frame or list of vectors -> a named list of plain vectors.
   result_columns <- function(result) {
+    if (inherits(result, "ranger.prediction")) result <- result$predictions
     if (is.data.frame(result)) {
       cols <- as.list(result)
     } else if (is.matrix(result)) {
@@ -61,8 +68,14 @@ local({
   }
 
   # The model is read here and stays in R: converting it to Python and back would strip its class.
-  make_scorer <- function(model_file, predict_model, extra, build) {
-    model <- readRDS(model_file)
+  read_model <- function(model_file) {
+    holder <- new.env(parent = emptyenv())
+    holder$model <- readRDS(model_file)
+    holder
+  }
+
+  make_scorer <- function(holder, predict_model, extra, build) {
+    model <- holder$model
     force(predict_model); force(extra); force(build)
     function(n, num, int, lgl, chr) {
       newdata <- build(n, num, int, lgl, chr)
@@ -80,14 +93,6 @@ local({
   attach_package <- function(name) {
     suppressPackageStartupMessages(library(name, character.only = TRUE))
     invisible(NULL)
-  }
-
-  load_predict_function <- function(file, name) {
-    env <- new.env(parent = globalenv())
-    sys.source(file, envir = env, chdir = TRUE)
-    if (!exists(name, envir = env, inherits = FALSE) || !is.function(get(name, envir = env)))
-      stop(sprintf("%s does not define a function named %s", basename(file), name))
-    get(name, envir = env)
   }
 
   environment()
@@ -108,14 +113,21 @@ def r_support() -> Any:
 
 
 class RModel:
-    def __init__(self, scorer: Any):
+    def __init__(self, scorer: Any, plan: ColumnPlan):
         self._scorer = scorer
+        self.plan = plan  # the columns as R builds them: factors on the model's own levels
 
     @classmethod
     def load(cls, package: ModelPackage, options: Any, plan: ColumnPlan) -> "RModel":
+        """Attach the packages, read the model, find the predict function and check it against the
+        model and the declared columns; ManifestError (file, field, fix) for each mistake."""
         import rpy2.rinterface as ri
         import rpy2.robjects as ro
         from rpy2.rinterface_lib.embedded import RRuntimeError
+
+        from .levels import StoredModel, check_against_model, read_stored_columns
+        from .package_install import package_fix
+        from .predict_call import check_predict_call, find_predict_function
 
         support = r_support()
         where = str(package.manifest_path)
@@ -123,18 +135,27 @@ class RModel:
             try:
                 support["attach_package"](name)
             except RRuntimeError as exc:
-                raise ManifestError(where, "r.packages", f"R cannot load package '{name}': {str(exc).strip()}",
-                                    "install it (scripts/setup.sh, or apt-get install r-cran-<name>)") from exc
-        if options.predict_file:
-            try:
-                predict_model = support["load_predict_function"](
-                    str(package.path(options.predict_file)), options.predict_function)
-            except RRuntimeError as exc:
-                raise ManifestError(where, "r.predict_file", str(exc).strip(), "fix the R file") from exc
-        elif options.predict_function:
-            predict_model = ro.r(f"get({options.predict_function!r}, mode = 'function')")
-        else:
-            predict_model = ro.r("stats::predict")
+                raise ManifestError(where, "r.packages", f"R cannot load package '{name}': {r_message(exc)}",
+                                    package_fix(name, exc)) from exc
+        try:
+            holder = support["read_model"](str(package.path(options.model)))
+        except RRuntimeError as exc:
+            raise ManifestError(where, "r.model", f"R cannot read {options.model}: {r_message(exc)}",
+                                f"save the model with saveRDS(model, \"{options.model}\") (see {GUIDE}, "
+                                "section '2. Write the model package')") from exc
+        predict_model = find_predict_function(package, options)
+        model = f"{package.name}:{package.version}"
+        try:
+            check_predict_call(holder, predict_model, options, where)
+        except RRuntimeError as exc:  # an object these checks do not understand: R will say at predict
+            log.debug("model %s: predict function not checked: %s", model, r_message(exc))
+        try:
+            stored = read_stored_columns(holder)
+        except RRuntimeError as exc:
+            log.debug("model %s: stored levels not read: %s", model, r_message(exc))
+            stored = StoredModel(needed=(), columns={})
+        plan = check_against_model(plan, stored, where, model, generic_predict=not options.predict_function,
+                                   declared_columns=bool(options.columns))
         extra = ro.vectors.ListVector({k: v for k, v in options.predict_args.items()}) if options.predict_args \
             else ri.ListSexpVector([])
         build = support["frame_builder"](
@@ -142,13 +163,9 @@ class RModel:
             ro.StrVector([s.storage for s in plan.sources]),
             ro.IntVector([s.slot for s in plan.sources]),
             _levels_list(plan),
+            ro.BoolVector([s.r_type == "ordered" for s in plan.sources]),
         )
-        try:
-            scorer = support["make_scorer"](str(package.path(options.model)), predict_model, extra, build)
-        except RRuntimeError as exc:
-            raise ManifestError(where, "r.model", f"R cannot read {options.model}: {str(exc).strip()}",
-                                "save the model with saveRDS()") from exc
-        return cls(scorer)
+        return cls(support["make_scorer"](holder, predict_model, extra, build), plan)
 
     def score(self, parts: FrameParts) -> dict[str, np.ndarray]:
         import rpy2.rinterface as ri
@@ -173,7 +190,8 @@ def _levels_list(plan: ColumnPlan) -> Any:
     import rpy2.rinterface as ri
     import rpy2.robjects as ro
 
-    return ri.ListSexpVector([ro.StrVector(s.levels) if s.levels else ri.NULL for s in plan.sources])
+    return ri.ListSexpVector([ro.StrVector(s.factor_levels) if s.r_type in FACTOR_TYPES else ri.NULL
+                              for s in plan.sources])
 
 
 def _as_numpy(values: Any) -> np.ndarray:

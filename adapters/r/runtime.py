@@ -13,6 +13,7 @@ Importing this module does not start R; `load()` does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, Literal
 
@@ -26,7 +27,7 @@ from meshserve.core.strict_model import StrictModel, repeated
 
 log = logging.getLogger("meshserve.adapters.r")
 
-RColumnType = Literal["numeric", "integer", "factor", "character", "logical"]
+RColumnType = Literal["numeric", "integer", "factor", "ordered", "character", "logical"]
 NanPolicy = Literal["reject", "na"]
 
 
@@ -44,7 +45,9 @@ class RColumn(StrictModel):
         default=None, description="Feature name inside that input, when it differs from `name`."
     )
     levels: list[str] | None = Field(
-        default=None, description="Factor levels in the order used at training (factor columns only)."
+        default=None,
+        description="Levels in the order used at training (factor and ordered columns only); checked at load "
+        "against the levels the model stored.",
     )
     nan: NanPolicy | None = Field(
         default=None, description="Missing values (NaN) in this column: reject, or pass to R as NA."
@@ -52,12 +55,13 @@ class RColumn(StrictModel):
 
     @model_validator(mode="after")
     def _levels_only_for_factors(self) -> "RColumn":
-        if self.type == "factor" and not self.levels:
-            raise ValueError(f"factor column '{self.name}' needs its levels (the order used at training)")
-        if self.type != "factor" and self.levels is not None:
-            raise ValueError(f"column '{self.name}' is {self.type}; only factor columns take levels")
+        if self.type in ("factor", "ordered") and not self.levels:
+            raise ValueError(f"{self.type} column '{self.name}' needs its levels (the order used at training; "
+                             "`levels(training_data$" + self.name + ")` in R prints them)")
+        if self.type not in ("factor", "ordered") and self.levels is not None:
+            raise ValueError(f"column '{self.name}' is {self.type}; only factor and ordered columns take levels")
         if self.levels is not None and len(set(self.levels)) != len(self.levels):
-            raise ValueError(f"factor column '{self.name}' repeats a level")
+            raise ValueError(f"{self.type} column '{self.name}' repeats a level")
         return self
 
 
@@ -116,15 +120,70 @@ class ROptions(RuntimeOptions):
         path = str(package.manifest_path)
         if not package.path(self.model).is_file():
             raise ManifestError(path, "r.model", f"{self.model} is not in the package",
-                                "train the model (scripts/setup.sh) or correct the file name")
+                                f"save the model into the package folder with saveRDS(model, \"{self.model}\") "
+                                "(scripts/setup.sh trains the examples), or set r.model to the file's name (see "
+                                "docs/r-guide.md, section '2. Write the model package')")
         if self.predict_file and not package.path(self.predict_file).is_file():
             raise ManifestError(path, "r.predict_file", f"{self.predict_file} is not in the package",
-                                "add the R file or correct its name")
+                                "add the R file to the package folder or correct its name (see docs/r-guide.md, "
+                                "section 'Your scoring function')")
         ColumnPlan.build(self, package)  # raises ManifestError for a column that fits no input
+        _check_nan_reaches_r(self, package)
         for output in self.outputs:
             if package.manifest.signature.output(output) is None:
                 raise ManifestError(path, f"r.outputs.{output}", "no output of that name in the signature",
                                     "map only declared outputs")
+
+
+    def check_model(self, package: ModelPackage) -> None:
+        """Load the model in R as serving would: packages, the .rds, the predict function and its
+        arguments, and factor levels against the model's own; raises ManifestError."""
+        from .columns import ColumnPlan
+        from .model import RModel
+        from .session import r_session
+
+        with r_set_up_problems(package):
+            r_session().call_blocking(lambda: RModel.load(package, self, ColumnPlan.build(self, package)).release())
+
+
+@contextlib.contextmanager
+def r_set_up_problems(package: ModelPackage):
+    """R or rpy2 missing on this machine: one line saying how to set them up, not a traceback."""
+    from .session import RStartError
+
+    try:
+        yield
+    except (ImportError, RStartError) as exc:
+        raise ManifestError(str(package.manifest_path), "runtime", f"R cannot run here ({exc})",
+                            "install R and rpy2 with scripts/setup.sh (see docs/r-guide.md, section '1. Set up')"
+                            ) from exc
+
+
+def _check_nan_reaches_r(options: ROptions, package: ModelPackage) -> None:
+    # `nan: na` only matters if NaN gets past the adapter's input_policy, which refuses it by default.
+    if package.manifest.input_policy.nan == "allow":
+        return
+    signature = package.manifest.signature
+    for index, column in enumerate(options.columns):
+        policy = column.nan or options.nan
+        if policy != "na":
+            continue
+        spec = signature.input(column.input) if column.input else None
+        if spec is None:
+            spec = next((s for s in signature.inputs if (s.features and (column.feature or column.name) in s.features)
+                         or s.name == (column.feature or column.name)), None)
+        if spec is not None and spec.datatype.startswith("FP"):
+            field = f"r.columns[{index}].nan" if column.nan else "r.nan"
+            raise ManifestError(str(package.manifest_path), field,
+                                f"column '{column.name}' passes NaN to R as NA, but input_policy refuses NaN in "
+                                f"input '{spec.name}' before R sees it",
+                                "also set `input_policy: {nan: allow}` in model.yaml, or drop `nan: na` (see "
+                                "docs/r-guide.md, section 'The r: section')")
+    if options.nan == "na" and not options.columns and any(s.datatype.startswith("FP") for s in signature.inputs):
+        raise ManifestError(str(package.manifest_path), "r.nan",
+                            "r.nan is 'na', but input_policy refuses NaN before R sees it",
+                            "also set `input_policy: {nan: allow}` in model.yaml, or drop `nan: na` (see "
+                            "docs/r-guide.md, section 'The r: section')")
 
 
 class RRuntime(Runtime):
@@ -153,10 +212,12 @@ class RRuntime(Runtime):
         self._plan = ColumnPlan.build(options, package)
         self._outputs = OutputPlan(package.manifest.signature.outputs, options.outputs)
         self._session = r_session()
-        # Check versions first: under strict there is no point loading a model that is refused.
-        for warning in await self._session.call(check_environment, package, options):
-            log.warning("%s", warning)
-        self._model = await self._session.call(RModel.load, package, options, self._plan)
+        with r_set_up_problems(package):
+            # Check versions first: under strict there is no point loading a model that is refused.
+            for warning in await self._session.call(check_environment, package, options):
+                log.warning("%s", warning)
+            self._model = await self._session.call(RModel.load, package, options, self._plan)
+        self._plan = self._model.plan  # factors on the model's own levels
         if options.workers:
             from .workers import RWorkerPool
 

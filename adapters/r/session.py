@@ -27,6 +27,10 @@ R_THREAD_STACK_BYTES = 256 * 1024 * 1024
 R_STACK_USABLE_FRACTION = 0.9
 
 
+class RStartError(RuntimeError):
+    """Embedded R could not start here (R or rpy2 missing or broken): a set-up problem, not a model's."""
+
+
 class RSession:
     """Runs callables on the R thread, starting R there on first use."""
 
@@ -64,20 +68,21 @@ class RSession:
 
     def _run(self) -> None:
         init_error: BaseException | None = None
+        converter = None
         try:
             _start_r_on_this_thread()
+            from rpy2.robjects import default_converter, numpy2ri
+            from rpy2.robjects.conversion import localconverter
+
+            converter = default_converter + numpy2ri.converter
         except BaseException as exc:  # reported to every caller instead of hanging them
             init_error = exc
-        from rpy2.robjects import default_converter, numpy2ri
-        from rpy2.robjects.conversion import localconverter
-
-        converter = default_converter + numpy2ri.converter
         while True:
             future, fn, args = self._jobs.get()
             if not future.set_running_or_notify_cancel():
                 continue
             if init_error is not None:
-                future.set_exception(RuntimeError(f"embedded R could not start: {init_error}"))
+                future.set_exception(RStartError(f"embedded R could not start: {init_error}"))
                 continue
             try:
                 with localconverter(converter):
