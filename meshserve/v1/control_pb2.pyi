@@ -244,3 +244,45 @@ class DriftReport(_message.Message):
     model: str
     drift_json: str
     def __init__(self, model: _Optional[str] = ..., drift_json: _Optional[str] = ...) -> None: ...
+
+class DeployRequest(_message.Message):
+    __slots__ = ("model", "version", "role", "amount", "allow_signature_change", "strict", "bundle_digest")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_SIGNATURE_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    role: str
+    amount: float
+    allow_signature_change: bool
+    strict: bool
+    bundle_digest: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., amount: _Optional[float] = ..., allow_signature_change: _Optional[bool] = ..., strict: _Optional[bool] = ..., bundle_digest: _Optional[str] = ...) -> None: ...
+
+class GateCheck(_message.Message):
+    __slots__ = ("name", "passed", "reason", "warnings")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    passed: bool
+    reason: str
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., passed: _Optional[bool] = ..., reason: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeployResponse(_message.Message):
+    __slots__ = ("deployed", "checks", "rollout", "digest")
+    DEPLOYED_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    deployed: bool
+    checks: _containers.RepeatedCompositeFieldContainer[GateCheck]
+    rollout: Rollout
+    digest: str
+    def __init__(self, deployed: _Optional[bool] = ..., checks: _Optional[_Iterable[_Union[GateCheck, _Mapping]]] = ..., rollout: _Optional[_Union[Rollout, _Mapping]] = ..., digest: _Optional[str] = ...) -> None: ...

@@ -170,6 +170,12 @@ class ControlServicer(cpb_grpc.ControlServicer):
                         applied={"weights": dict(applied.weights), "shadows": dict(applied.shadows)})
         return _rollout_message(wanted.model, applied)
 
+    async def Deploy(self, request, context):
+        """A running version takes a role once the validation gate passes (deploy_service.py)."""
+        from meshserve.router.control_plane.deploy_service import deploy
+
+        return await deploy(self, request, context)
+
     def weights_in_force(self, model: str) -> str:
         """The model's live split as spans show it: "1=90,2=10", with shadows as "shadow 3=0.1"."""
         if self.rollouts is None or model not in self.table.models:
