@@ -19,12 +19,22 @@ from pathlib import Path
 import numpy as np
 
 from meshserve.core.mesh_protocol import ADAPTER_READY
-from meshserve.core.parent_death import die_with_parent
 from meshserve.core.ports import free_port
 from meshserve.core.settings import get_settings
 
 # Settings a fresh adapter must not inherit from the process that starts it.
 _NOT_INHERITED = ("MESHSERVE_RECORDS_DIR", "MESHSERVE_METRICS_LISTEN")
+
+
+_START = """
+import os, sys
+from meshserve.core.parent_death import die_with_parent
+die_with_parent()
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("meshserve: the process that started this adapter is gone")
+from meshserve.adapters.server import main
+sys.exit(main(sys.argv[2:]))
+"""
 
 
 class LoadFailed(Exception):
@@ -47,10 +57,12 @@ class FreshAdapter:
         env = {k: v for k, v in os.environ.items()
                if k not in _NOT_INHERITED and not k.startswith("MESHSERVE_INTERNAL_TLS")}
         env["PYTHONUNBUFFERED"] = "1"
+        # No preexec_fn: forking (rather than spawning) from a process that runs gRPC servers runs
+        # gRPC's fork handlers, which can kill the child before it starts. The child asks to die
+        # with its parent itself, first thing.
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "meshserve.adapters.server", str(self.package_dir), "--listen", self.address],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env,
-            preexec_fn=die_with_parent)
+            [sys.executable, "-c", _START, str(os.getpid()), str(self.package_dir), "--listen", self.address],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env)
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + self.timeout_s
         while not self._ready.wait(0.1):
