@@ -7,11 +7,13 @@ traffic), each made to fail one check of the gate, except 2, a good bundle.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,6 +28,9 @@ from models.variant_packages import write_spec, write_variant_packages
 
 from meshserve.v1 import control_pb2 as cpb
 from meshserve.v1 import control_pb2_grpc as cpb_grpc
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "observability"))
+from otlp_receiver import OtlpReceiver  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -72,9 +77,14 @@ def staged(tmp_path_factory):
     write_spec(models, {"models": {"echo": {"variants": [{"version": "1", "weight": 100}] + [
         {"version": v, "weight": 0} for v in ("2", "3", "4", "5", "6")]}}})
     run_dir = root / "run"
-    mesh = start_mesh(models, "--run-dir", str(run_dir), env=env, timeout=300)
-    yield {"mesh": mesh, "models": models, "env": {**env, "MESHSERVE_LISTEN": mesh.address}, "run_dir": run_dir}
+    otlp = OtlpReceiver()
+    traced = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+              "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    mesh = start_mesh(models, "--run-dir", str(run_dir), env={**env, **traced}, timeout=300)
+    yield {"mesh": mesh, "models": models, "env": {**env, "MESHSERVE_LISTEN": mesh.address}, "run_dir": run_dir,
+           "otlp": otlp}
     mesh.stop()
+    otlp.stop()
 
 
 def deploy(staged, *args: str) -> subprocess.CompletedProcess:
@@ -131,8 +141,6 @@ def test_a_corrupted_bundle_is_refused_naming_both_digests(staged):
     data[-100] ^= 0xFF
     bundle.write_bytes(bytes(data))
     expected = bundle.name.removeprefix("echo-5-").removesuffix(".msbundle")
-    import hashlib
-
     actual = hashlib.sha256(bytes(data)).hexdigest()
     result = deploy(staged, "5", "--shadow")
     assert_refused(result, "5", "digest")
@@ -229,3 +237,8 @@ def test_a_passing_deploy_makes_the_staged_bundle_a_canary_with_no_failed_reques
                 break
             time.sleep(0.5)
     assert answer and answer[0].version == "2" and answer[0].digest == digest
+    # And the one its spans carry.
+    spans = staged["otlp"].wait_for(lambda spans: any(
+        s.service == "meshserve-adapter" and s.attributes.get("meshserve.version") == "2" for s in spans))
+    assert {s.attributes.get("meshserve.digest") for s in spans if s.service == "meshserve-adapter"
+            and s.attributes.get("meshserve.version") == "2" and s.name.startswith("ModelInfer")} == {digest}
