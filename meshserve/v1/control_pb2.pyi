@@ -19,7 +19,7 @@ class TensorSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., datatype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("version", "runtime", "description", "inputs", "outputs", "ready", "package_path")
+    __slots__ = ("version", "runtime", "description", "inputs", "outputs", "ready", "package_path", "digest")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class ModelVersion(_message.Message):
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     PACKAGE_PATH_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     version: str
     runtime: str
     description: str
@@ -34,7 +35,8 @@ class ModelVersion(_message.Message):
     outputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
     ready: bool
     package_path: str
-    def __init__(self, version: _Optional[str] = ..., runtime: _Optional[str] = ..., description: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., ready: _Optional[bool] = ..., package_path: _Optional[str] = ...) -> None: ...
+    digest: str
+    def __init__(self, version: _Optional[str] = ..., runtime: _Optional[str] = ..., description: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., ready: _Optional[bool] = ..., package_path: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("name", "versions", "rollout")

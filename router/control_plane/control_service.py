@@ -278,7 +278,8 @@ class ControlServicer(cpb_grpc.ControlServicer):
                 version=version, runtime=manifest.runtime, description=manifest.description,
                 inputs=[_tensor(s) for s in manifest.signature.inputs],
                 outputs=[_tensor(s) for s in manifest.signature.outputs],
-                ready=await self._ready(model.name, version), package_path=str(entry.package.directory) if show_paths else ""))
+                ready=await self._ready(model.name, version), package_path=str(entry.package.directory) if show_paths else "",
+                digest=entry.package.digest))
         return cpb.Model(name=model.name, versions=versions, rollout=self._rollout(model))
 
 

@@ -242,3 +242,22 @@ def test_a_passing_deploy_makes_the_staged_bundle_a_canary_with_no_failed_reques
         s.service == "meshserve-adapter" and s.attributes.get("meshserve.version") == "2" for s in spans))
     assert {s.attributes.get("meshserve.digest") for s in spans if s.service == "meshserve-adapter"
             and s.attributes.get("meshserve.version") == "2" and s.name.startswith("ModelInfer")} == {digest}
+
+
+def test_models_lists_each_version_with_its_digest_and_live_role(staged):
+    [bundle] = staged["models"].glob("echo-2-*.msbundle")
+    digest = bundle.name.removeprefix("echo-2-").removesuffix(".msbundle")
+    if live_split(staged)[0].get("2", 0) == 0:  # when run alone, without the deploy before it
+        assert deploy(staged, "2", "--canary", "50").returncode == 0
+    listed = cli("models", "--mesh", staged["mesh"].address, env=staged["env"])
+    assert listed.returncode == 0, listed
+    rows = {tuple(line.split()[:2]): line.split() for line in listed.stdout.splitlines()[1:]}
+    assert rows[("echo", "2")][2:5] == [digest[:16], "canary", "50.0%"]
+    assert rows[("echo", "1")][3:5] == ["primary", "50.0%"]
+    assert rows[("echo", "3")][3:5] == ["staged", "(weight"]
+
+    # From the folder: the corrupted bundle is named as refused, the others listed with their digests.
+    folder = cli("models", str(staged["models"]), env=staged["env"])
+    assert folder.returncode == 0, folder
+    assert f"echo   2        {digest[:16]}" in folder.stdout and bundle.name in folder.stdout
+    assert "refused: " in folder.stdout and "the bundle is corrupted" in folder.stdout
