@@ -52,7 +52,7 @@ class FreshAdapter:
         self._ready = threading.Event()
         self._process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "FreshAdapter":
+    def __enter__(self) -> FreshAdapter:
         # Plain gRPC on loopback, even inside a mesh whose processes speak mutual TLS.
         env = {k: v for k, v in os.environ.items()
                if k not in _NOT_INHERITED and not k.startswith("MESHSERVE_INTERNAL_TLS")}

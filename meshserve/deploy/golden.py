@@ -92,7 +92,7 @@ def rows_from_file(signature: Signature, path: Path, count: int) -> list[dict[st
     if table.num_rows == 0:
         raise ManifestError(str(path), "--golden-from", "the file has no rows", "give a file with sample rows")
     picked = sorted({int(i * table.num_rows / count) for i in range(min(count, table.num_rows))})
-    rows = [dict() for _ in picked]
+    rows: list[dict[str, np.ndarray]] = [{} for _ in picked]
     for spec in signature.inputs:
         names = spec.features or [spec.name]
         missing = [n for n in names if n not in table.column_names]

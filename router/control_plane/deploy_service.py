@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+from meshserve.envoy.admin import EnvoyError
+from meshserve.router.control_plane.deployment_log import caller_of
+from meshserve.router.deployment_spec import SPEC_NAME
 
 from meshserve.core.errors import MeshError, abort, quoted
 from meshserve.deploy.gate import GateResult, run_gate
 from meshserve.deploy.roles import RoleError, live_primary, split_for
-from meshserve.envoy.admin import EnvoyError
-from meshserve.router.control_plane.deployment_log import caller_of
-from meshserve.router.deployment_spec import SPEC_NAME
 from meshserve.v1 import control_pb2 as cpb
 
 
@@ -58,7 +58,7 @@ async def deploy(servicer, request: cpb.DeployRequest, context: grpc.aio.Service
                             f"in the models folder in place of the running package and restart the mesh")
     current = servicer.rollouts.current(model.name)
     try:
-        weights, shadows = split_for(current, request.version, request.role, request.amount)
+        split_for(current, request.version, request.role, request.amount)  # refuse a bad role before the gate
     except RoleError as exc:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     primary = live_primary(current, request.version)
@@ -76,6 +76,9 @@ async def deploy(servicer, request: cpb.DeployRequest, context: grpc.aio.Service
                                   rollout=cpb.Rollout(model=model.name, weights=current.weights,
                                                       shadows=current.shadows))
     try:
+        # From the split live now: another change may have landed while the gate ran.
+        weights, shadows = split_for(servicer.rollouts.current(model.name), request.version, request.role,
+                                     request.amount)
         applied = servicer.rollouts.apply(model.name, weights, shadows)
         await asyncio.to_thread(servicer.envoy_admin.wait_for_routes, servicer.rollouts.version_info)
     except EnvoyError as exc:
@@ -84,7 +87,7 @@ async def deploy(servicer, request: cpb.DeployRequest, context: grpc.aio.Service
     except MeshError as exc:
         servicer.log.append(caller, "Deploy", "refused", **asked, gate=result.as_log(), reason=exc.message)
         await abort(context, exc)
-    except ValueError as exc:  # ManifestError: a split the deployment cannot carry
+    except ValueError as exc:  # RoleError or ManifestError: a split that cannot be carried now
         servicer.log.append(caller, "Deploy", "refused", **asked, gate=result.as_log(), reason=str(exc))
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
     servicer.log.append(caller, "Deploy", "applied", **asked, gate=result.as_log(),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from meshserve.router.deployment_spec import Rollout
 
 from meshserve.core.model_package import Signature
 from meshserve.deploy.gate import signature_changes
 from meshserve.deploy.roles import RoleError, live_primary, split_for
-from meshserve.router.deployment_spec import Rollout
 
 
 def signature(inputs: list[dict], outputs: list[dict] | None = None) -> Signature:

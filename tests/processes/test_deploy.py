@@ -30,7 +30,7 @@ from meshserve.v1 import control_pb2 as cpb
 from meshserve.v1 import control_pb2_grpc as cpb_grpc
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "observability"))
-from otlp_receiver import OtlpReceiver  # noqa: E402
+from otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.slow
 
@@ -135,13 +135,19 @@ def test_a_version_missing_an_input_the_live_version_has_is_refused_by_name(stag
             "(removed or renamed); input 'z' is new: clients of the live version do not send it") in result.stdout
 
 
-def test_a_corrupted_bundle_is_refused_naming_both_digests(staged):
+def corrupted_bundle(staged) -> tuple[Path, str, str]:
+    """Version 5's bundle with one byte changed (once): (its path, the expected and the actual digest)."""
     [bundle] = staged["models"].glob("echo-5-*.msbundle")
-    data = bytearray(bundle.read_bytes())
-    data[-100] ^= 0xFF
-    bundle.write_bytes(bytes(data))
     expected = bundle.name.removeprefix("echo-5-").removesuffix(".msbundle")
-    actual = hashlib.sha256(bytes(data)).hexdigest()
+    data = bytearray(bundle.read_bytes())
+    if hashlib.sha256(bytes(data)).hexdigest() == expected:
+        data[-100] ^= 0xFF
+        bundle.write_bytes(bytes(data))
+    return bundle, expected, hashlib.sha256(bytes(data)).hexdigest()
+
+
+def test_a_corrupted_bundle_is_refused_naming_both_digests(staged):
+    bundle, expected, actual = corrupted_bundle(staged)
     result = deploy(staged, "5", "--shadow")
     assert_refused(result, "5", "digest")
     assert f"FAIL  digest: {bundle}: the bundle is corrupted: expected sha256 {expected}, actual {actual}" \
@@ -257,7 +263,9 @@ def test_models_lists_each_version_with_its_digest_and_live_role(staged):
     assert rows[("echo", "3")][3:5] == ["staged", "(weight"]
 
     # From the folder: the corrupted bundle is named as refused, the others listed with their digests.
+    corrupted, expected, actual = corrupted_bundle(staged)
     folder = cli("models", str(staged["models"]), env=staged["env"])
     assert folder.returncode == 0, folder
     assert f"echo   2        {digest[:16]}" in folder.stdout and bundle.name in folder.stdout
-    assert "refused: " in folder.stdout and "the bundle is corrupted" in folder.stdout
+    assert (f"refused: {corrupted}: field '(digest)': the bundle is corrupted: expected sha256 "
+            f"{expected}, actual {actual}") in folder.stdout, folder.stdout

@@ -22,8 +22,12 @@ def register(subparsers) -> None:
 
 def roles(weights: dict[str, int], shadows: dict[str, float]) -> dict[str, str]:
     """Version -> its role in a split: primary (the heaviest), canary, shadow, or staged (weight 0)."""
+    from meshserve.router.model_table import newest
+
     total = sum(weights.values())
-    top = max(weights, key=lambda v: weights[v]) if total else None
+    heaviest = [v for v, w in weights.items() if total and w == max(weights.values())]
+    # On a tie (a 50% canary) the newest version is the canary: new versions join, old ones serve.
+    top = (heaviest[0] if len(heaviest) == 1 else sorted(set(heaviest) - {newest(heaviest)})[0]) if heaviest else None
     found = {}
     for version, weight in weights.items():
         if weight > 0:
@@ -102,5 +106,5 @@ def _from_folder(args) -> int:
         print(f"roles: as {spec} starts them" if spec.is_file() else
               f"roles: none ({spec.name} absent); pass --mesh ADDRESS for a running mesh's")
     for package in broken:
-        print(f"refused: {package.directory}: {package.error}")
+        print(f"refused: {package.error}")
     return 0

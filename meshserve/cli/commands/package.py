@@ -117,7 +117,10 @@ def record_provenance(args, package, target: Path) -> list[str]:
         provenance.update(training_data_sha256=found["sha256"], training_data_rows=found["rows"],
                           training_data=path.name)
         notes.append(f"training data {path.name}: sha256 {found['sha256'][:16]}..., {found['rows']} rows")
-    revision = args.code_revision or code_revision(package.directory)
+    # In place, the revision is looked up only when provenance is asked for: writing it into a
+    # tracked model.yaml would itself make the work tree dirty.
+    looked_up = args.output is not None or args.training_data is not None
+    revision = args.code_revision or (code_revision(package.directory) if looked_up else None)
     if revision:
         provenance["code_revision"] = revision
         notes.append(f"code revision {revision}")
