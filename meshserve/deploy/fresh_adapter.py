@@ -87,10 +87,14 @@ class FreshAdapter:
         return list(self._lines)
 
     def reason(self) -> str:
-        """Why the adapter stopped: its last `meshserve:` or error line, else its last line."""
+        """Why the adapter stopped: its last `meshserve` message (with the lines it runs on to,
+        as an R error's do), else its last error line, else its last line."""
         lines = [line for line in self._lines if line.strip()]
+        for index in range(len(lines) - 1, -1, -1):
+            if lines[index].startswith("meshserve"):
+                return " ".join(line.strip() for line in lines[index:])[:1000]
         for line in reversed(lines):
-            if line.startswith("meshserve") or "Error" in line or "error" in line:
+            if "Error" in line or "error" in line:
                 return line.strip()
         if lines:
             return lines[-1].strip()

@@ -91,7 +91,10 @@ def check_loads_and_golden(package: ModelPackage) -> list[Check]:
                 return [loaded, _smoke(adapter, package)]
             result = golden.check(adapter, package, examples)
     except LoadFailed as exc:
-        return [Check("loads", False, str(exc)), Check("golden", False, "not run: the model did not load")]
+        reason = str(exc)
+        if package.bundle is not None:  # name the file the user knows, not the cache folder
+            reason = reason.replace(str(package.directory), f"{package.bundle.name} (unpacked)")
+        return [Check("loads", False, reason), Check("golden", False, "not run: the model did not load")]
     return [loaded, Check("golden", result.ok, result.describe())]
 
 
