@@ -105,6 +105,7 @@ class Provenance(StrictModel):
     training_data_sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$", description="sha256 of the training data (a file or a canonical dump).")
     training_data: str | None = Field(default=None, description="Where the training data lives (URI or description).")
+    training_data_rows: int | None = Field(default=None, ge=0, description="Rows of the training data file.")
     code_revision: str | None = Field(default=None, description="Revision of the training code (e.g. a git commit).")
 
 
@@ -125,6 +126,9 @@ class Manifest(StrictModel):
     environment: dict[str, Any] | None = Field(
         default=None, description="What `meshserve package` captured: language and library versions, digests."
     )
+    golden: str | None = Field(
+        default=None, description="File in the package with its golden examples: inputs, the outputs they must "
+        "give and the tolerance (`meshserve package --golden-from` records it; docs/model-package.md).")
     input_policy: InputPolicy = Field(
         default_factory=InputPolicy, description="Values refused before the model sees them (NaN, inf, zero rows).")
     runtime_sections: dict[str, dict[str, Any]] = Field(
@@ -187,9 +191,21 @@ class ModelPackage:
 
     @functools.cached_property
     def digest(self) -> str:
-        """sha256 over every file of the package (relative paths and contents, in path order):
-        what identifies this exact package in prediction records."""
-        return package_digest(self.directory)
+        """What identifies this exact package in prediction records and spans: the bundle's
+        sha256 when it was unpacked from one, else sha256 over every file of the package
+        (relative paths and contents, in path order)."""
+        from meshserve.core.bundle import bundle_of
+
+        unpacked = bundle_of(self.directory)
+        return unpacked["digest"] if unpacked else package_digest(self.directory)
+
+    @property
+    def bundle(self) -> Path | None:
+        """The bundle file this package was unpacked from, if any."""
+        from meshserve.core.bundle import bundle_of
+
+        unpacked = bundle_of(self.directory)
+        return Path(unpacked["bundle"]) if unpacked else None
 
     def __repr__(self) -> str:
         return f"ModelPackage({self.name}:{self.version} at {self.directory})"
@@ -253,6 +269,9 @@ def load_package(directory: str | Path) -> ModelPackage:
         raise ManifestError(str(path), "runtime", f"runtime '{manifest.runtime}' is not installed here ({exc})",
                             f"install meshserve with the '{entry.extra or manifest.runtime}' extra") from exc
     package = ModelPackage(directory, manifest, options)
+    if manifest.golden is not None and not package.path(manifest.golden).is_file():
+        raise ManifestError(str(path), "golden", f"'{manifest.golden}' is not a file in the package",
+                            "run `meshserve package DIR --golden-from FILE` to record golden examples, or drop the field")
     if manifest.baseline is not None and not package.path(manifest.baseline).is_file():
         raise ManifestError(str(path), "baseline", f"'{manifest.baseline}' is not a file in the package",
                             "run `meshserve baseline DIR --data TRAINING_DATA` to make it, or drop the field")
@@ -283,14 +302,21 @@ def discover_packages(root: str | Path, broken: list[BrokenPackage] | None = Non
 
     A malformed package raises ManifestError, unless BROKEN is given: then it is appended there
     and the others are returned, so one bad package need not stop a mesh serving the rest."""
+    from meshserve.core.bundle import SUFFIX, is_bundle, unpack_bundle
+
     root = Path(root).resolve()
     if not root.exists():
         raise ManifestError(str(root), "(path)", "does not exist", "pass a folder that holds model packages")
-    if (root / MANIFEST_NAME).is_file():
+    bundles: list[Path] = []
+    if is_bundle(root):
+        manifests, bundles = [], [root]
+    elif (root / MANIFEST_NAME).is_file():
         manifests = [root / MANIFEST_NAME]
     else:  # follow links, so a folder of symlinked packages works
-        manifests = sorted(Path(d) / MANIFEST_NAME for d, dirs, files in os.walk(root, followlinks=True)
-                           if MANIFEST_NAME in files and "node_modules" not in Path(d).parts)
+        walked = [(Path(d), files) for d, dirs, files in os.walk(root, followlinks=True)
+                  if "node_modules" not in Path(d).parts and ".meshserve" not in Path(d).parts]
+        manifests = sorted(d / MANIFEST_NAME for d, files in walked if MANIFEST_NAME in files)
+        bundles = sorted(d / f for d, files in walked for f in files if f.endswith(SUFFIX))
     packages = []
     for manifest in manifests:
         try:
@@ -299,6 +325,14 @@ def discover_packages(root: str | Path, broken: list[BrokenPackage] | None = Non
             if broken is None:
                 raise
             broken.append(BrokenPackage(manifest.parent, _model_named_in(manifest), exc))
+    for bundle in bundles:  # each unpacked once into the cache, by digest, after its digest is checked
+        try:
+            unpacked = unpack_bundle(bundle)
+            packages.append(load_package(unpacked))
+        except ManifestError as exc:
+            if broken is None:
+                raise
+            broken.append(BrokenPackage(bundle, None, exc))
     if broken:  # a model with one broken version is not served at all: its split would be wrong
         unusable = {b.model for b in broken if b.model}
         packages = [p for p in packages if p.name not in unusable]

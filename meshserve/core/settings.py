@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     drift_max_window_rows: int = Field(
         20_000, ge=100, description="Most rows a time window reads (the newest): bounds the cost of a check "
         "(about 2 s of CPU for 20,000 single-row requests of 30 features).")
+    # Bundles and the validation gate (docs/model-package.md, docs/operator-guide.md).
+    bundle_cache: str | None = Field(
+        None, description="Folder where bundles are unpacked once, by digest (default ~/.cache/meshserve/bundles).")
+    gate_load_timeout_s: float = Field(
+        120.0, gt=0, description="How long the validation gate and `meshserve check --load` wait for a fresh "
+        "adapter to load a model and score its golden examples.")
 
 
 @lru_cache(maxsize=1)

@@ -37,8 +37,9 @@ class TracingObserver:
     before_answer = False
 
     def __init__(self, side: str, runtime: str = "", weights_of: Callable[[str], str] | None = None,
-                 stage_spans: bool = True):
+                 stage_spans: bool = False, digest: str = ""):
         self.side = side
+        self.digest = digest  # the adapter's package digest (its bundle's sha256), as records carry it
         self.stage_spans = stage_spans  # True: every stage gets a child span, not only predict
         self.runtime = runtime  # the adapter's model world; names its predict span
         self.weights_of = weights_of  # the router's: model -> the split in force, e.g. "1=90,2=10"
@@ -70,6 +71,8 @@ class TracingObserver:
             "meshserve.status": event.code.name,
             "rpc.grpc.status_code": event.code.value[0],
         }
+        if self.digest:
+            attributes["meshserve.digest"] = self.digest
         if self.weights_of is not None and event.model:
             weights = self.weights_of(event.model)
             if weights:

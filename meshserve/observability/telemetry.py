@@ -62,7 +62,8 @@ def _telemetry(side: str, tracing_observer: Callable[[], Observer]) -> Telemetry
 def adapter_telemetry(package: ModelPackage) -> Telemetry:
     settings = get_settings()
     telemetry = _telemetry("adapter", lambda: TracingObserver("adapter", runtime=package.manifest.runtime,
-                                                              stage_spans=settings.trace_stages))
+                                                              stage_spans=settings.trace_stages,
+                                                              digest=package.digest))
     if settings.metrics_listen and settings.feature_statistics:
         telemetry.feature_statistics = FeatureStatistics(package, settings.feature_statistics_interval_s).start()
         telemetry.observers.append(telemetry.feature_statistics)

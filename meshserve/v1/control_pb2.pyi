@@ -19,7 +19,7 @@ class TensorSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., datatype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("version", "runtime", "description", "inputs", "outputs", "ready", "package_path")
+    __slots__ = ("version", "runtime", "description", "inputs", "outputs", "ready", "package_path", "digest")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class ModelVersion(_message.Message):
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     PACKAGE_PATH_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     version: str
     runtime: str
     description: str
@@ -34,7 +35,8 @@ class ModelVersion(_message.Message):
     outputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
     ready: bool
     package_path: str
-    def __init__(self, version: _Optional[str] = ..., runtime: _Optional[str] = ..., description: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., ready: _Optional[bool] = ..., package_path: _Optional[str] = ...) -> None: ...
+    digest: str
+    def __init__(self, version: _Optional[str] = ..., runtime: _Optional[str] = ..., description: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., ready: _Optional[bool] = ..., package_path: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("name", "versions", "rollout")
@@ -244,3 +246,45 @@ class DriftReport(_message.Message):
     model: str
     drift_json: str
     def __init__(self, model: _Optional[str] = ..., drift_json: _Optional[str] = ...) -> None: ...
+
+class DeployRequest(_message.Message):
+    __slots__ = ("model", "version", "role", "amount", "allow_signature_change", "strict", "bundle_digest")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_SIGNATURE_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    role: str
+    amount: float
+    allow_signature_change: bool
+    strict: bool
+    bundle_digest: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., amount: _Optional[float] = ..., allow_signature_change: _Optional[bool] = ..., strict: _Optional[bool] = ..., bundle_digest: _Optional[str] = ...) -> None: ...
+
+class GateCheck(_message.Message):
+    __slots__ = ("name", "passed", "reason", "warnings")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    passed: bool
+    reason: str
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., passed: _Optional[bool] = ..., reason: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeployResponse(_message.Message):
+    __slots__ = ("deployed", "checks", "rollout", "digest")
+    DEPLOYED_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    deployed: bool
+    checks: _containers.RepeatedCompositeFieldContainer[GateCheck]
+    rollout: Rollout
+    digest: str
+    def __init__(self, deployed: _Optional[bool] = ..., checks: _Optional[_Iterable[_Union[GateCheck, _Mapping]]] = ..., rollout: _Optional[_Union[Rollout, _Mapping]] = ..., digest: _Optional[str] = ...) -> None: ...

@@ -84,6 +84,11 @@ class ControlStub:
                 request_serializer=meshserve_dot_v1_dot_control__pb2.GetDriftRequest.SerializeToString,
                 response_deserializer=meshserve_dot_v1_dot_control__pb2.DriftReport.FromString,
                 _registered_method=True)
+        self.Deploy = channel.unary_unary(
+                '/meshserve.v1.Control/Deploy',
+                request_serializer=meshserve_dot_v1_dot_control__pb2.DeployRequest.SerializeToString,
+                response_deserializer=meshserve_dot_v1_dot_control__pb2.DeployResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -159,6 +164,15 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Deploy(self, request, context):
+        """Give a running version a role (shadow, canary or primary) once the validation gate passes:
+        it loads in a fresh adapter, its golden examples pass, its signature fits the live version,
+        its environment matches and its bundle is intact. A refused version changes nothing live.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +225,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.GetDrift,
                     request_deserializer=meshserve_dot_v1_dot_control__pb2.GetDriftRequest.FromString,
                     response_serializer=meshserve_dot_v1_dot_control__pb2.DriftReport.SerializeToString,
+            ),
+            'Deploy': grpc.unary_unary_rpc_method_handler(
+                    servicer.Deploy,
+                    request_deserializer=meshserve_dot_v1_dot_control__pb2.DeployRequest.FromString,
+                    response_serializer=meshserve_dot_v1_dot_control__pb2.DeployResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -483,6 +502,33 @@ class Control:
             '/meshserve.v1.Control/GetDrift',
             meshserve_dot_v1_dot_control__pb2.GetDriftRequest.SerializeToString,
             meshserve_dot_v1_dot_control__pb2.DriftReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Deploy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshserve.v1.Control/Deploy',
+            meshserve_dot_v1_dot_control__pb2.DeployRequest.SerializeToString,
+            meshserve_dot_v1_dot_control__pb2.DeployResponse.FromString,
             options,
             channel_credentials,
             insecure,

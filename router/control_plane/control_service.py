@@ -170,6 +170,12 @@ class ControlServicer(cpb_grpc.ControlServicer):
                         applied={"weights": dict(applied.weights), "shadows": dict(applied.shadows)})
         return _rollout_message(wanted.model, applied)
 
+    async def Deploy(self, request, context):
+        """A running version takes a role once the validation gate passes (deploy_service.py)."""
+        from meshserve.router.control_plane.deploy_service import deploy
+
+        return await deploy(self, request, context)
+
     def weights_in_force(self, model: str) -> str:
         """The model's live split as spans show it: "1=90,2=10", with shadows as "shadow 3=0.1"."""
         if self.rollouts is None or model not in self.table.models:
@@ -272,7 +278,8 @@ class ControlServicer(cpb_grpc.ControlServicer):
                 version=version, runtime=manifest.runtime, description=manifest.description,
                 inputs=[_tensor(s) for s in manifest.signature.inputs],
                 outputs=[_tensor(s) for s in manifest.signature.outputs],
-                ready=await self._ready(model.name, version), package_path=str(entry.package.directory) if show_paths else ""))
+                ready=await self._ready(model.name, version), package_path=str(entry.package.directory) if show_paths else "",
+                digest=entry.package.digest))
         return cpb.Model(name=model.name, versions=versions, rollout=self._rollout(model))
 
 

@@ -33,7 +33,9 @@ def test_an_outside_peer_cannot_change_or_read_the_deployment_but_can_infer(mesh
         rollout = cpb.SetRolloutRequest(rollout=cpb.Rollout(model="iris-species", weights={"1": 100}))
         for call in (lambda: control.SetRollout(rollout, timeout=10),
                      lambda: control.ListModels(cpb.ListModelsRequest(), timeout=10),
-                     lambda: control.GetRecords(cpb.GetRecordsRequest(request_id="x"), timeout=10)):
+                     lambda: control.GetRecords(cpb.GetRecordsRequest(request_id="x"), timeout=10),
+                     lambda: control.Deploy(cpb.DeployRequest(model="iris-species", version="1", role="primary"),
+                                            timeout=10)):
             with pytest.raises(grpc.RpcError) as caught:
                 call()
             assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED

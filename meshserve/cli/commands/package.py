@@ -1,10 +1,19 @@
-"""`meshserve package DIR [--strict]`: record the environment a model package runs in.
+"""`meshserve package DIR [-o OUTDIR]`: record what a model package needs and where it came from.
 
-The package's runtime captures it (R: R's version and every loaded package's version;
-other runtimes without their own capture: the Python version and `pip freeze`), and the
-result is written into model.yaml under `environment:`. The rest of model.yaml, comments
-included, is kept as written. At load a runtime compares the recorded versions with the
-running ones: it warns on a difference, or refuses to load when `environment.strict` is true.
+The package's runtime captures its environment (R: R's version and every loaded package's
+version; other runtimes without their own capture: the Python version and `pip freeze`),
+written into model.yaml under `environment:`. With `--training-data FILE` the data's sha256
+and row count, and the code revision (`--code-revision`, else `git rev-parse HEAD` of DIR's
+work tree, `-dirty` when it has changes), go under `provenance:`. Golden examples (rows
+scored through the package's runtime in a fresh adapter) go into `golden.json`.
+
+Without `-o`, DIR's model.yaml is updated in place (the rest of it, comments included, kept
+as written) and golden examples are recorded when asked for. With `-o OUTDIR`, DIR is left as
+it is: a copy gets all of the above, golden examples always, and is written as one
+content-addressed bundle, `OUTDIR/NAME-VERSION-<sha256>.msbundle` (meshserve/core/bundle.py).
+
+At load a runtime compares the recorded versions with the running ones: it warns on a
+difference, or refuses to load when `environment.strict` is true.
 """
 
 from __future__ import annotations
@@ -22,13 +31,34 @@ def register(subparsers) -> None:
     parser.add_argument("package", help="model package directory (holds model.yaml)")
     parser.add_argument("--strict", action="store_true",
                         help="refuse to load the model later where recorded versions differ (default: warn)")
+    add_bundle_arguments(parser)
     parser.set_defaults(func=_package)
+
+
+def add_bundle_arguments(parser) -> None:
+    parser.add_argument("-o", "--output", metavar="OUTDIR", default=None,
+                        help="write a content-addressed bundle NAME-VERSION-<sha256>.msbundle there "
+                             "(DIR itself is left unchanged)")
+    parser.add_argument("--training-data", metavar="FILE", default=None,
+                        help="the training data (CSV, Parquet or JSON lines): its sha256 and row count are recorded")
+    parser.add_argument("--code-revision", metavar="REV", default=None,
+                        help="revision of the training code (default: git rev-parse HEAD of DIR, -dirty with changes)")
+    parser.add_argument("--golden-from", metavar="FILE", default=None,
+                        help="sample rows for golden examples (CSV, Parquet or JSON lines; default: made from the "
+                             "signature's declared ranges and categories)")
+    parser.add_argument("--golden-rows", metavar="N", type=int, default=None,
+                        help=f"how many golden examples to record (default {DEFAULT_GOLDEN_ROWS})")
+    parser.add_argument("--tolerance", metavar="T", type=float, default=None,
+                        help="how far a later score may be from a golden output, absolute or relative "
+                             "(default 1e-06)")
 
 
 def _package(args) -> int:
     from meshserve.core.model_package import load_package
 
     package = load_package(args.package)
+    if args.output is not None:
+        return _bundle(args, package)
     environment = capture_environment(package)
     environment["strict"] = bool(args.strict)
     environment["captured_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -37,7 +67,97 @@ def _package(args) -> int:
           f"{' (strict)' if args.strict else ''}")
     for line in summary(environment):
         print(f"  {line}")
+    for line in record_provenance(args, package, package.directory):
+        print(f"  {line}")
+    if args.golden_from or args.golden_rows:
+        print(f"  {record_golden(args, package.directory)}")
     return 0
+
+
+DEFAULT_GOLDEN_ROWS = 8
+
+
+def _bundle(args, package) -> int:
+    """Complete a copy of the package and pack it; the copy has no capture time, so the same
+    package and environment always give the same bundle."""
+    import shutil
+    import tempfile
+
+    from meshserve.core.bundle import packed_files, write_bundle
+    from meshserve.core.model_package import load_package
+
+    with tempfile.TemporaryDirectory(prefix="meshserve-package-") as temporary:
+        staging = Path(temporary) / package.directory.name
+        for relative in packed_files(package.directory):
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(package.directory / relative, staging / relative)
+        environment = capture_environment(package)
+        environment["strict"] = bool(args.strict)
+        write_environment(staging / "model.yaml", environment)
+        notes = summary(environment) + record_provenance(args, package, staging)
+        notes.append(record_golden(args, staging))
+        load_package(staging)  # never pack a manifest that does not load
+        bundle = write_bundle(staging, package.name, package.version, Path(args.output))
+    print(f"packaged {package.name}:{package.version} as {bundle}")
+    for line in notes:
+        print(f"  {line}")
+    return 0
+
+
+def record_provenance(args, package, target: Path) -> list[str]:
+    """Training data fingerprint and code revision into TARGET/model.yaml `provenance:`."""
+    from meshserve.deploy.data_files import fingerprint
+    from meshserve.deploy.provenance import code_revision
+
+    provenance = package.manifest.provenance.model_dump(exclude_none=True)
+    notes = []
+    if args.training_data:
+        path = Path(args.training_data).resolve()
+        found = fingerprint(path)
+        provenance.update(training_data_sha256=found["sha256"], training_data_rows=found["rows"],
+                          training_data=path.name)
+        notes.append(f"training data {path.name}: sha256 {found['sha256'][:16]}..., {found['rows']} rows")
+    # In place, the revision is looked up only when provenance is asked for: writing it into a
+    # tracked model.yaml would itself make the work tree dirty.
+    looked_up = args.output is not None or args.training_data is not None
+    revision = args.code_revision or (code_revision(package.directory) if looked_up else None)
+    if revision:
+        provenance["code_revision"] = revision
+        notes.append(f"code revision {revision}")
+    if provenance != package.manifest.provenance.model_dump(exclude_none=True):
+        write_top_level(target / "model.yaml", "provenance", provenance)
+    return notes
+
+
+def record_golden(args, target: Path) -> str:
+    """Score sample rows in a fresh adapter of the package at TARGET; write golden.json there."""
+    from meshserve.core.errors import ManifestError
+    from meshserve.core.model_package import load_package
+    from meshserve.deploy import golden
+    from meshserve.deploy.fresh_adapter import LoadFailed
+
+    package = load_package(target)
+    count = args.golden_rows or DEFAULT_GOLDEN_ROWS
+    if count < 1:
+        raise ManifestError("--golden-rows", "--golden-rows", f"{count} is not a number of rows", "give 1 or more")
+    signature = package.manifest.signature
+    rows = (golden.rows_from_file(signature, Path(args.golden_from), count) if args.golden_from
+            else golden.rows_from_signature(signature, count))
+    tolerance = golden.DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    try:
+        examples = golden.record(package, rows, tolerance)
+    except LoadFailed as exc:
+        raise ManifestError(str(package.manifest_path), "(model)", f"the model does not load in a fresh adapter: "
+                            f"{exc}", "fix the package (`meshserve check --load DIR` shows the same)") from exc
+    except Exception as exc:
+        from meshserve.deploy.fresh_adapter import infer_error
+
+        raise ManifestError(str(package.manifest_path), "(model)", "the model could not score the golden rows: "
+                            f"{infer_error(exc)}", "fix the model or give rows it accepts with --golden-from FILE") from exc
+    golden.write(target, examples)
+    write_top_level(target / "model.yaml", "golden", golden.FILE_NAME)
+    source = Path(args.golden_from).name if args.golden_from else "the signature's ranges"
+    return f"{len(examples['examples'])} golden examples from {source} (tolerance {tolerance:g}) in {golden.FILE_NAME}"
 
 
 def capture_environment(package) -> dict[str, Any]:
@@ -52,9 +172,14 @@ _TOP_LEVEL_LINE = re.compile(r"^\S")  # the next top-level key or comment ends t
 
 def write_environment(manifest_path: Path, environment: dict[str, Any]) -> None:
     """Replace (or append) the top-level `environment:` block, leaving every other line alone."""
+    write_top_level(manifest_path, "environment", environment)
+
+
+def write_top_level(manifest_path: Path, key: str, value: Any) -> None:
+    """Replace (or append) the top-level KEY block, leaving every other line alone."""
     lines = manifest_path.read_text().splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.startswith("environment:")), None)
-    block = yaml.safe_dump({"environment": environment}, sort_keys=False, default_flow_style=False)
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"{key}:")), None)
+    block = yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False)
     if start is None:
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
