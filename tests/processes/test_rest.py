@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,27 @@ def test_request_ids_go_in_and_out_and_rest_inferences_are_recorded(front):
     assert "input 'measurements': shape [1, 3]" in json.loads(body)["error"]
     [refused] = audit(front, "rest-refused-1")
     assert refused["code"] == "INVALID_ARGUMENT"
+
+
+def router_requests(mesh, code: str) -> float:
+    """meshserve_requests_total of the router for iris-species with CODE, read from its /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = re.search(r"metrics meshserve-router: (\S+)", mesh.output).group(1)
+    with urllib.request.urlopen(url, timeout=10) as page:
+        text = page.read().decode()
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == "meshserve_requests_total" and sample.labels.get("model") == "iris-species"
+               and sample.labels.get("code") == code)
+
+
+def test_rest_inferences_are_counted_in_the_routers_metrics_like_grpc_ones(python_mesh, front):
+    answered, refused = router_requests(python_mesh, "OK"), router_requests(python_mesh, "INVALID_ARGUMENT")
+    assert post(front, "/v2/models/iris-species/infer", iris_body([[5.0, 3.4, 1.5, 0.2]]))[0] == 200
+    bad = json.dumps({"inputs": [{"name": "measurements", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]})
+    assert post(front, "/v2/models/iris-species/infer", bad.encode())[0] == 400
+    assert router_requests(python_mesh, "OK") == answered + 1
+    assert router_requests(python_mesh, "INVALID_ARGUMENT") == refused + 1
 
 
 def binary_request(values: np.ndarray, claimed: int, header_extra: int = 0) -> tuple[bytes, dict[str, str]]:
