@@ -9,10 +9,10 @@ from typing import Any
 from meshserve.core.mesh_protocol import ROLE_HEADER
 from meshserve.envoy.fragments import (
     HCM, ROUTER_FILTER, buffer_limit_bytes, circuit_breakers, duration, http2_upstream, load_assignment, socket_address)
-from meshserve.envoy.layout import MESH_ROUTES, ROUTER_CLUSTER, EnvoyLayout, UpstreamAddresses
+from meshserve.envoy.layout import MESH_ROUTES, ROUTER_CLUSTER, ROUTER_REST_CLUSTER, EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.security import internal_upstream, secure_front, secure_mesh, security_clusters
 from meshserve.envoy.tracing import (
-    collector_cluster, front_sampling_ratio, health_check_filter, listener_tracing, request_id_extension, tracing_enabled)
+    collector_cluster, front_sampling_ratio, health_check_filters, listener_tracing, request_id_extension, tracing_enabled)
 from meshserve.router.deployment_spec import DeploymentSpec
 
 def _path_source(path: Path) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def _connection_manager(stat_prefix: str, codec: str, routing: dict[str, Any],
             # The router decides the request id: the client's header, else the request's id field.
             "generate_request_id": False,
             "http2_protocol_options": {"max_concurrent_streams": 1024},
-            "http_filters": [*([health_check_filter()] if tracing else []),
+            "http_filters": [*(health_check_filters() if tracing else []),
                              {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_FILTER}}],
             **({"tracing": tracing, "request_id_extension": request_id_extension()} if tracing else {}),
             **routing,
@@ -51,6 +51,29 @@ def _listener(name: str, address: str, manager: dict[str, Any]) -> dict[str, Any
     }
 
 
+def _front_routes(longest: float, rest: bool) -> list[dict[str, Any]]:
+    """gRPC to the router's gRPC port; with REST, every other HTTP request to its REST listener.
+    Envoy's `grpc` match is the content type: application/grpc, with or without a +suffix."""
+    calls = {"timeout": duration(longest + 1.0),
+             "retry_policy": {"retry_on": "connect-failure,refused-stream", "num_retries": 2}}
+    routes = [
+        # Streams live as long as the client keeps them; no overall deadline.
+        {"match": {"prefix": "/inference.GRPCInferenceService/ModelStreamInfer"},
+         "route": {"cluster": ROUTER_CLUSTER, "timeout": "0s"}},
+        {"match": {"prefix": "/", **({"grpc": {}} if rest else {})}, "route": {"cluster": ROUTER_CLUSTER, **calls}},
+    ]
+    if rest:
+        routes.append({"match": {"prefix": "/"}, "route": {"cluster": ROUTER_REST_CLUSTER, **calls}})
+    return routes
+
+
+def _router_rest_cluster(addresses: list[str], spec: DeploymentSpec) -> dict[str, Any]:
+    cluster = {"name": ROUTER_REST_CLUSTER, "type": "STATIC", "connect_timeout": "1s", "lb_policy": "LEAST_REQUEST",
+               "load_assignment": load_assignment(ROUTER_REST_CLUSTER, addresses),
+               "circuit_breakers": circuit_breakers()}
+    return internal_upstream(cluster, spec, alpn="http/1.1")
+
+
 def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: UpstreamAddresses) -> dict[str, Any]:
     longest = max((d.timeouts.request_s for d in spec.models.values()), default=30.0)
     front_routes = {
@@ -60,14 +83,7 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
                 "name": "router",
                 "domains": ["*"],
                 "request_headers_to_remove": [ROLE_HEADER],
-                "routes": [
-                    # Streams live as long as the client keeps them; no overall deadline.
-                    {"match": {"prefix": "/inference.GRPCInferenceService/ModelStreamInfer"},
-                     "route": {"cluster": ROUTER_CLUSTER, "timeout": "0s"}},
-                    {"match": {"prefix": "/"},
-                     "route": {"cluster": ROUTER_CLUSTER, "timeout": duration(longest + 1.0),
-                               "retry_policy": {"retry_on": "connect-failure,refused-stream", "num_retries": 2}}},
-                ],
+                "routes": _front_routes(longest, rest=bool(upstreams.router_rest)),
             }],
         }
     }
@@ -87,7 +103,7 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
         "admin": {"address": socket_address(layout.admin)},
         "static_resources": {
             "listeners": [
-                # AUTO: clients may speak HTTP/2 with prior knowledge (gRPC) or HTTP/1.1 (health probes).
+                # AUTO: clients may speak HTTP/2 with prior knowledge (gRPC) or HTTP/1.1 (REST, health probes).
                 # TLS, authentication and authorization from the spec's security section; the tracer when
                 # tracing is on. The mesh only continues the router's traces (see envoy/tracing.py).
                 secure_front(_listener("front", layout.front, _connection_manager(
@@ -96,7 +112,9 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
                 secure_mesh(_listener("mesh", layout.mesh, _connection_manager(
                     "mesh", "HTTP2", mesh_routes, listener_tracing(0) if traced else None)), spec),
             ],
-            "clusters": [internal_upstream(router_cluster, spec), *security_clusters(spec),
+            "clusters": [internal_upstream(router_cluster, spec),
+                         *([_router_rest_cluster(upstreams.router_rest, spec)] if upstreams.router_rest else []),
+                         *security_clusters(spec),
                          *([collector_cluster()] if traced else [])],
         },
         "dynamic_resources": {"cds_config": _path_source(layout.clusters_path)},

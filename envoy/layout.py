@@ -21,6 +21,7 @@ import yaml
 from meshserve.router.deployment_spec import DeploymentSpec
 
 ROUTER_CLUSTER = "router"
+ROUTER_REST_CLUSTER = "router_rest"  # the router's REST listener (HTTP/1.1)
 MESH_ROUTES = "mesh"
 
 BOOTSTRAP_FILE = "bootstrap.yaml"
@@ -63,10 +64,12 @@ class EnvoyLayout:
 
 @dataclass(frozen=True)
 class UpstreamAddresses:
-    """Addresses Envoy forwards to: the router's workers and every variant's replicas."""
+    """Addresses Envoy forwards to: the router's workers (gRPC, and REST when they serve it) and
+    every variant's replicas."""
 
     router: list[str]
     variants: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    router_rest: list[str] = field(default_factory=list)
 
     @classmethod
     def sequential(cls, spec: DeploymentSpec, host: str, first_port: int, router_workers: int = 1) -> "UpstreamAddresses":

@@ -7,9 +7,11 @@ In the order Envoy runs them, all before the request reaches the router:
 - `jwt_authn` (a local or remote JWKS) and `api_key_auth` (x-api-key), each writing the
   principal it verified into `x-meshserve-principal`; a missing or bad credential is 401,
   which a gRPC client reads as UNAUTHENTICATED;
-- `rbac`: health for anyone, the control API for `control_from` peers and admin principals,
+- `rbac`: health (gRPC's health service and REST's /v2/health/) for anyone, the control API for `control_from` peers and admin principals,
   GetRecords for records readers, inference for principals with models; anything else is
-  403, PERMISSION_DENIED. The per-model rule is the router's (it needs the model name from
+  403, PERMISSION_DENIED. REST requests pass the same filters as gRPC ones: the rules match paths and headers, which
+both bindings have, and the router's REST listener is reached only through this listener.
+The per-model rule is the router's (it needs the model name from
   inside the message), made from the principal header before any other work.
 
 `secure_front` adds all of it to the rendered front listener; `security_clusters` adds the
@@ -30,6 +32,7 @@ API_KEY_HEADER = "x-api-key"
 JWT_PROVIDER = "meshserve"
 JWKS_CLUSTER = "jwks"
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
+REST_HEALTH_PREFIX = "/v2/health/"  # the REST binding's liveness and readiness, for HTTP probes
 CONTROL_PREFIX = "/meshserve.v1.Control/"
 RECORDS_PATH = CONTROL_PREFIX + "GetRecords"
 
@@ -122,7 +125,8 @@ def _jwt_authn(security: SecuritySpec) -> dict[str, Any]:
     else:
         provider["remote_jwks"] = {"http_uri": {"uri": jwt.jwks_uri, "cluster": JWKS_CLUSTER, "timeout": "5s"},
                                    "cache_duration": "600s"}
-    rules: list[dict[str, Any]] = [{"match": {"prefix": HEALTH_PREFIX}}]  # probes carry no credentials
+    # Probes carry no credentials.
+    rules: list[dict[str, Any]] = [{"match": {"prefix": HEALTH_PREFIX}}, {"match": {"prefix": REST_HEALTH_PREFIX}}]
     if security.api_keys_file is not None:
         # A caller with an API key is authenticated by api_key_auth instead.
         rules.append({"match": {"prefix": "/", "headers": [{"name": API_KEY_HEADER, "present_match": True}]}})
@@ -144,13 +148,17 @@ def _api_key_routes(routes: list[dict[str, Any]], both: bool) -> list[dict[str, 
     """Health without a key; with JWT too, routes for callers with a key first, then the same
     routes with api_key_auth off for the JWT callers."""
     off = {"envoy.filters.http.api_key_auth": {"@type": FILTER_CONFIG, "disabled": True}}
-    default = routes[-1]["route"]
-    health = {"match": {"prefix": HEALTH_PREFIX}, "route": dict(default), "typed_per_filter_config": off}
+    catch_all = [r for r in routes if r["match"].get("prefix") == "/"]
+    grpc_route = catch_all[0]["route"]  # the gRPC route comes first; REST's, when served, last
+    health = [{"match": {"prefix": HEALTH_PREFIX}, "route": dict(grpc_route), "typed_per_filter_config": off}]
+    if len(catch_all) > 1:
+        health.append({"match": {"prefix": REST_HEALTH_PREFIX}, "route": dict(catch_all[-1]["route"]),
+                       "typed_per_filter_config": off})
     if not both:
-        return [health, *routes]
+        return [*health, *routes]
     with_key = [{**r, "match": {**r["match"], "headers": [{"name": API_KEY_HEADER, "present_match": True}]}}
                 for r in routes]
-    return [health, *with_key, *({**r, "typed_per_filter_config": off} for r in routes)]
+    return [*health, *with_key, *({**r, "typed_per_filter_config": off} for r in routes)]
 
 
 def _principal(name: str) -> dict[str, Any]:
@@ -165,7 +173,9 @@ def _network(network: str) -> dict[str, Any]:
 def _rbac(security: SecuritySpec) -> dict[str, Any]:
     control = {"url_path": {"path": {"prefix": CONTROL_PREFIX}}}
     policies: dict[str, Any] = {
-        "health": {"permissions": [{"url_path": {"path": {"prefix": HEALTH_PREFIX}}}], "principals": [{"any": True}]},
+        "health": {"permissions": [{"url_path": {"path": {"prefix": prefix}}} for prefix in (HEALTH_PREFIX,
+                                                                                          REST_HEALTH_PREFIX)],
+                   "principals": [{"any": True}]},
     }
     if security.control_from:
         policies["control-from-trusted-peers"] = {
@@ -191,14 +201,14 @@ def _rbac(security: SecuritySpec) -> dict[str, Any]:
         "@type": RBAC, "rules": {"action": "ALLOW", "policies": policies}}}
 
 
-def internal_upstream(cluster: dict[str, Any], spec: DeploymentSpec) -> dict[str, Any]:
+def internal_upstream(cluster: dict[str, Any], spec: DeploymentSpec, alpn: str = "h2") -> dict[str, Any]:
     """CLUSTER (the router's, or a variant's) connecting with mutual TLS when the spec asks for
     internal TLS: Envoy shows the internal certificate and checks the peer's against the CA.
-    Health checks use the same transport."""
+    Health checks use the same transport. ALPN: h2 for gRPC, http/1.1 for the router's REST listener."""
     tls = spec.security.internal_tls
     if tls is not None:
         cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
-            "@type": UPSTREAM_TLS, "common_tls_context": _internal_context(tls)}}
+            "@type": UPSTREAM_TLS, "common_tls_context": _internal_context(tls, alpn)}}
     return cluster
 
 
@@ -211,9 +221,9 @@ def secure_mesh(listener: dict[str, Any], spec: DeploymentSpec) -> dict[str, Any
     return listener
 
 
-def _internal_context(tls) -> dict[str, Any]:
+def _internal_context(tls, alpn: str = "h2") -> dict[str, Any]:
     return {
-        "alpn_protocols": ["h2"],  # gRPC servers refuse a TLS connection that did not choose h2
+        "alpn_protocols": [alpn],  # gRPC servers refuse a TLS connection that did not choose h2
         "tls_certificates": [{"certificate_chain": {"filename": tls.certificate}, "private_key": {"filename": tls.private_key}}],
         "validation_context": {"trusted_ca": {"filename": tls.ca}},
     }

@@ -23,6 +23,8 @@ TRACER_CONFIG = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig"
 COLLECTOR_CLUSTER = "opentelemetry_collector"
 # Calls that only ask whether something is up: traced, they would bury the inferences.
 UNTRACED_PATHS = r"/grpc\.health\.v1\.Health/.*|/inference\.GRPCInferenceService/(ServerLive|ServerReady|ModelReady)"
+# REST's in a filter of their own: RE2 refuses one program above 100 instructions.
+UNTRACED_REST_PATHS = r"/v2/(health/.*|models/.*/ready)"
 UUID_REQUEST_ID = "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig"
 HEALTH_CHECK_FILTER = "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck"
 SAMPLERS = "type.googleapis.com/envoy.extensions.tracers.opentelemetry.samplers.v3."
@@ -70,12 +72,13 @@ def front_sampling_ratio() -> float:
     return get_tracing_settings().sampling_ratio
 
 
-def health_check_filter() -> dict[str, Any]:
-    """Marks health and readiness calls as health checks, which Envoy never traces; they still
-    reach the router (pass-through), which answers them as before."""
-    return {"name": "envoy.filters.http.health_check", "typed_config": {
+def health_check_filters() -> list[dict[str, Any]]:
+    """Mark health and readiness calls (gRPC and REST) as health checks, which Envoy never traces;
+    they still reach the router (pass-through), which answers them as before."""
+    return [{"name": "envoy.filters.http.health_check", "typed_config": {
         "@type": HEALTH_CHECK_FILTER, "pass_through_mode": True,
-        "headers": [{"name": ":path", "string_match": {"safe_regex": {"regex": UNTRACED_PATHS}}}]}}
+        "headers": [{"name": ":path", "string_match": {"safe_regex": {"regex": paths}}}]}}
+        for paths in (UNTRACED_PATHS, UNTRACED_REST_PATHS)]
 
 
 def sampler(ratio: float) -> dict[str, Any]:

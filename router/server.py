@@ -1,7 +1,11 @@
 """The router process: the data plane (inference service) and the control plane (control
 service) on one port.
 
-    python -m meshserve.router.server --table run/models.json --listen 127.0.0.1:8001
+    python -m meshserve.router.server --table run/models.json --listen 127.0.0.1:8001 \
+        [--rest-listen 127.0.0.1:8000]
+
+With --rest-listen it also serves the Open Inference Protocol over HTTP/REST, answered by the
+same servicer through the same interceptors (router/rest/).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import grpc
 
 from meshserve.core.grpc_server import (
     add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
+from meshserve.core.internal_tls import server_ssl_context
 from meshserve.core.message_guard import add_guarded
 from meshserve.core.mesh_protocol import router_ready_line
 from meshserve.core.observers import Observer, Observers
@@ -25,6 +30,7 @@ from meshserve.router.data_plane.authorization import ModelAccess
 from meshserve.router.data_plane.forwarding import Forwarder
 from meshserve.router.data_plane.inference_service import RouterInferenceServicer
 from meshserve.router.model_table import ModelTable
+from meshserve.router.rest.http_routes import start_rest
 from meshserve.sidecars.records.observer import router_record_observer
 from meshserve.v1 import control_pb2, control_pb2_grpc
 
@@ -33,7 +39,7 @@ CONTROL_SERVICE = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
 
 
 async def serve(table_path: str, listen: str, observers: list[Observer] | None = None,
-                interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
+                interceptors: list[grpc.aio.ServerInterceptor] | None = None, rest_listen: str = "") -> None:
     table = ModelTable.read(table_path)
     telemetry = router_telemetry(weights_of=lambda model: control.weights_in_force(model))
     observers = [*telemetry.observers, *(observers or ())]
@@ -41,17 +47,21 @@ async def serve(table_path: str, listen: str, observers: list[Observer] | None =
     if recorder is not None:
         observers.append(recorder)
     forwarder = Forwarder(table, observers=Observers(observers))
-    server = create_server([*telemetry.interceptors, *(interceptors or ())])
-    add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server,
-                RouterInferenceServicer(forwarder, ModelAccess.from_control(table.control)), server)
+    interceptors = [*telemetry.interceptors, *(interceptors or ())]
+    server = create_server(interceptors)
+    inference = RouterInferenceServicer(forwarder, ModelAccess.from_control(table.control))
+    add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server, inference, server)
     control = ControlServicer(table, forwarder.ready)
     add_guarded(control_pb2_grpc.add_ControlServicer_to_server, control, server)
     health = add_health_and_reflection(server, [INFERENCE_SERVICE, CONTROL_SERVICE])
     await start_serving(server, listen, "router", health, [INFERENCE_SERVICE, CONTROL_SERVICE])
+    rest = await start_rest(inference, interceptors, rest_listen, server_ssl_context()) if rest_listen else None
     await control.start_background()
     print(router_ready_line(listen), flush=True)
 
     async def stop() -> None:
+        if rest is not None:
+            await rest.cleanup()
         await forwarder.close()
         await telemetry.close()
     await serve_until_stopped(server, health, on_stop=stop)
@@ -60,10 +70,11 @@ async def serve(table_path: str, listen: str, observers: list[Observer] | None =
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", required=True, help="models table JSON written by `meshserve up`")
     parser.add_argument("--listen", default="127.0.0.1:8001", help="host:port clients connect to")
+    parser.add_argument("--rest-listen", default="", help="host:port of the REST listener (none when empty)")
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_server("router", serve(args.table, args.listen))
+    return run_server("router", serve(args.table, args.listen, rest_listen=args.rest_listen))
 
 
 def main(argv: list[str] | None = None) -> int:

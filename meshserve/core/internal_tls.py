@@ -41,3 +41,16 @@ def channel_credentials() -> grpc.ChannelCredentials | None:
         return None
     certificate, key, ca = material
     return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=certificate)
+
+
+def server_ssl_context():
+    """The same for an HTTP server (the router's REST listener): an ssl.SSLContext, or None."""
+    settings = get_settings()
+    if _material() is None:
+        return None
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=settings.internal_tls_ca)
+    context.load_cert_chain(settings.internal_tls_certificate, settings.internal_tls_private_key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context

@@ -13,6 +13,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MESHSERVE_")
 
     listen: str = Field("127.0.0.1:8001", description="Address clients connect to (`meshserve up`).")
+    rest_listen: str = Field(
+        "", description="host:port of the router's HTTP/REST listener under `meshserve up --no-envoy` (empty: a "
+        "free port, printed at start). Behind Envoy, REST shares the front address with gRPC.",
+    )
     max_message_bytes: int = Field(
         64 * 1024 * 1024,
         description="Largest request or response a server accepts; larger ones get RESOURCE_EXHAUSTED.",

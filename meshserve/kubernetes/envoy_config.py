@@ -24,7 +24,7 @@ from typing import Any
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses, to_yaml
 from meshserve.envoy.render import RenderedConfig, render
 from meshserve.kubernetes.naming import (
-    ENVOY_ADMIN, FRONT_PORT, GRPC_PORT, MESH_PORT, ROUTER_NAME, service_host, variant_name)
+    ENVOY_ADMIN, FRONT_PORT, GRPC_PORT, MESH_PORT, REST_PORT, ROUTER_NAME, service_host, variant_name)
 from meshserve.kubernetes.options import ClusterOptions
 from meshserve.router.deployment_spec import DeploymentSpec
 
@@ -42,11 +42,11 @@ def cluster_layout() -> EnvoyLayout:
 
 
 def cluster_upstreams(spec: DeploymentSpec, options: ClusterOptions) -> UpstreamAddresses:
-    def host(name: str) -> str:
-        return f"{service_host(name, options.namespace, options.cluster_domain)}:{GRPC_PORT}"
+    def host(name: str, port: int = GRPC_PORT) -> str:
+        return f"{service_host(name, options.namespace, options.cluster_domain)}:{port}"
 
     return UpstreamAddresses(
-        router=[host(ROUTER_NAME)],
+        router=[host(ROUTER_NAME)], router_rest=[host(ROUTER_NAME, REST_PORT)],
         variants={(model, version): [host(variant_name(model, version))]
                   for model, deployment in sorted(spec.models.items()) for version in deployment.replicas})
 

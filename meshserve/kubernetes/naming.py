@@ -19,6 +19,7 @@ MAX_NAME = 63
 GRPC_PORT = 8001  # router and adapters: Open Inference Protocol + health + reflection
 FRONT_PORT = 8001  # Envoy's front listener, the one public port
 MESH_PORT = 8002  # Envoy's mesh listener, for the router only
+REST_PORT = 8000  # the router's HTTP/REST listener; clients reach REST on FRONT_PORT, through Envoy
 ENVOY_ADMIN = "127.0.0.1:9901"  # never reachable from outside the Envoy container
 
 ROUTER = "router"

@@ -12,7 +12,7 @@ from meshserve.kubernetes.envoy_config import (
 from meshserve.kubernetes.models_table import TABLE_DIR, TABLE_KEY
 from meshserve.kubernetes.naming import (
     ADAPTER, ENVOY, ENVOY_CONFIG, ENVOY_NAME, FRONT_PORT, FRONT_SERVICE, GRPC_PORT, MESH_PORT, MESH_SERVICE,
-    MODELS_TABLE, ROUTER, ROUTER_NAME, component_selector, dns_label, labels, variant_name)
+    MODELS_TABLE, REST_PORT, ROUTER, ROUTER_NAME, component_selector, dns_label, labels, variant_name)
 from meshserve.kubernetes.options import IMAGE_ENVOY, ClusterOptions
 from meshserve.kubernetes.packages import PackageRef
 from meshserve.kubernetes.workloads import (
@@ -79,8 +79,9 @@ def router_objects(spec: DeploymentSpec, table_json: str, options: ClusterOption
     """The router: the models table as a ConfigMap, a Deployment its autoscaler sizes, a headless Service."""
     container = _server_container(
         "router", ["python", "-m", "meshserve.router.server", "--table", f"{TABLE_DIR}/{TABLE_KEY}",
-                   "--listen", f"0.0.0.0:{GRPC_PORT}"],
+                   "--listen", f"0.0.0.0:{GRPC_PORT}", "--rest-listen", f"0.0.0.0:{REST_PORT}"],
         options, resources.ROUTER, 60, mounts=[{"name": "models-table", "mountPath": TABLE_DIR, "readOnly": True}])
+    container["ports"].append({"name": "http", "containerPort": REST_PORT, "protocol": "TCP"})
     pod = _server_pod(container, spec, options,
                       volumes=[{"name": "models-table", "configMap": {"name": MODELS_TABLE}}])
     # The router reads its table once at start: a new table rolls the router pods.
@@ -88,7 +89,7 @@ def router_objects(spec: DeploymentSpec, table_json: str, options: ClusterOption
     return [
         config_map(MODELS_TABLE, ROUTER, {TABLE_KEY: table_json}),
         deployment(ROUTER_NAME, ROUTER, None, pod, pod_annotations=digest, grace_s=options.grace_s),
-        service(ROUTER_NAME, ROUTER, [("grpc", GRPC_PORT, "grpc")], headless=True),
+        service(ROUTER_NAME, ROUTER, [("grpc", GRPC_PORT, "grpc"), ("http", REST_PORT, "http", "http")], headless=True),
         cpu_autoscaler(ROUTER_NAME, ROUTER, options.router_min, options.router_max, options.router_cpu_target),
         disruption_budget(ROUTER_NAME, ROUTER),
     ]
@@ -100,8 +101,10 @@ def _config_volume(name: str, key: str) -> dict[str, Any]:
     return {"name": name, "configMap": {"name": ENVOY_CONFIG, "items": [{"key": key, "path": key}]}}
 
 
-def envoy_objects(config: RenderedConfig, data: dict[str, str], options: ClusterOptions) -> list[dict[str, Any]]:
+def envoy_objects(config: RenderedConfig, data: dict[str, str], options: ClusterOptions,
+                  tls: bool = False) -> list[dict[str, Any]]:
     """Envoy: its rendered files as a ConfigMap, a Deployment, the public front Service, the mesh Service."""
+    scheme = "HTTPS" if tls else "HTTP"
     container = {
         "name": "envoy", "image": options.image,
         "command": [str(IMAGE_ENVOY)],
@@ -118,9 +121,12 @@ def envoy_objects(config: RenderedConfig, data: dict[str, str], options: Cluster
             {"name": "envoy-routes", "mountPath": str(CONFIG_ROOT / "routes"), "readOnly": True},
         ],
         "resources": resources.ENVOY, "securityContext": CONTAINER_SECURITY, "lifecycle": drain_delay(),
-        # Ready when the front answers health through to a router; alive while the port accepts.
-        # Liveness must not depend on the router, or a router outage would restart every Envoy.
-        "readinessProbe": {"grpc": {"port": FRONT_PORT}, "periodSeconds": 5, "failureThreshold": 2},
+        # Ready when the front answers health through to a router (the REST binding's liveness,
+        # which probes reach without credentials; HTTPS when the front has TLS); alive while the
+        # port accepts. Liveness must not depend on the router, or a router outage would restart
+        # every Envoy.
+        "readinessProbe": {"httpGet": {"path": "/v2/health/live", "port": FRONT_PORT, "scheme": scheme},
+                           "periodSeconds": 5, "failureThreshold": 2},
         "livenessProbe": {"tcpSocket": {"port": FRONT_PORT}, "periodSeconds": 10, "failureThreshold": 3},
     }
     pod = {"containers": [container], "volumes": [
@@ -155,6 +161,6 @@ def network_policies() -> list[dict[str, Any]]:
     return [
         policy(f"{ENVOY_NAME}-ingress", ENVOY, [{"ports": [{"protocol": "TCP", "port": FRONT_PORT}]},
                                                 from_component(ROUTER, MESH_PORT)]),
-        policy(f"{ROUTER_NAME}-ingress", ROUTER, [from_component(ENVOY, GRPC_PORT)]),
+        policy(f"{ROUTER_NAME}-ingress", ROUTER, [from_component(ENVOY, GRPC_PORT), from_component(ENVOY, REST_PORT)]),
         policy(f"{dns_label('adapters')}-ingress", ADAPTER, [from_component(ENVOY, GRPC_PORT)]),
     ]

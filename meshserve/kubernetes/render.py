@@ -72,7 +72,7 @@ def render_cluster(spec: DeploymentSpec, packages: list[PackageRef], options: Cl
         "00-namespace.yaml": [{"apiVersion": "v1", "kind": "Namespace",
                                "metadata": {"name": options.namespace, "labels": {"app.kubernetes.io/part-of": PART_OF}}}],
         "router.yaml": router_objects(spec, models_table(spec, packages, options), options),
-        "envoy.yaml": envoy_objects(envoy, config_data(envoy), options),
+        "envoy.yaml": envoy_objects(envoy, config_data(envoy), options, tls=spec.security.tls is not None),
         "network-policies.yaml": network_policies(),
     }
     secret = records.records_secret(spec.records, options)

@@ -59,9 +59,10 @@ def deployment(name: str, component: str, replicas: int | None, pod: dict[str, A
     }
 
 
-def service(name: str, component: str, ports: list[tuple[str, int, str]], headless: bool = False,
+def service(name: str, component: str, ports: list[tuple], headless: bool = False,
             public: bool = False, pods: str | None = None) -> dict[str, Any]:
-    """PORTS: (name, port, target port name); PODS: the workload it selects (default NAME).
+    """PORTS: (name, port, target port name[, appProtocol, default h2c]); PODS: the workload it
+    selects (default NAME).
 
     Headless: DNS answers every ready pod's address, so Envoy (STRICT_DNS) balances each request
     over the pods instead of pinning a long-lived HTTP/2 connection to one behind a virtual IP.
@@ -69,7 +70,8 @@ def service(name: str, component: str, ports: list[tuple[str, int, str]], headle
     spec: dict[str, Any] = {
         "selector": selector(pods or name),
         "ports": [{"name": port_name, "port": port, "targetPort": target, "protocol": "TCP",
-                   "appProtocol": "kubernetes.io/h2c"} for port_name, port, target in ports],
+                   "appProtocol": protocol[0] if protocol else "kubernetes.io/h2c"}
+                  for port_name, port, target, *protocol in ports],
     }
     if headless:
         spec["clusterIP"] = "None"

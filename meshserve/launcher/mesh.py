@@ -37,11 +37,11 @@ from meshserve.sidecars.records.store import default_store_url, redacted
 from meshserve.router.model_table import ModelTable
 
 
-def resolve_listen(listen: str) -> str:
+def resolve_listen(listen: str, what: str = "--listen") -> str:
     """HOST:PORT clients will use; port 0 picks a free one, a busy port is refused up front."""
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
-        raise ListenError(f"--listen {listen!r} is not HOST:PORT; write for example 127.0.0.1:8001")
+        raise ListenError(f"{what} {listen!r} is not HOST:PORT; write for example 127.0.0.1:8001")
     if port == "0":
         return f"{host}:{free_port(host)}"
     with socket.socket() as sock:
@@ -49,7 +49,7 @@ def resolve_listen(listen: str) -> str:
             sock.bind((host, int(port)))
         except OSError as exc:
             raise ListenError(f"cannot listen on {listen} ({exc.strerror}): another mesh or server may be "
-                              "using it; stop it, or pass --listen HOST:PORT (port 0 picks a free one)") from exc
+                              f"using it; stop it, or set {what} HOST:PORT (port 0 picks a free one)") from exc
     return listen
 
 
@@ -74,6 +74,8 @@ class Mesh:
         self.strict = strict  # one broken package stops the whole start
         self.broken: list[BrokenPackage] = []
         self.listen = resolve_listen(listen)
+        rest = get_settings().rest_listen
+        self.rest_listen = resolve_listen(rest, "MESHSERVE_REST_LISTEN") if rest and not envoy else ""  # --no-envoy: REST's own port
         self._own_run_dir = run_dir is None
         self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="meshserve-run-"))
         self.metrics = MeshMetrics(self.run_dir) if get_settings().metrics else None
@@ -81,6 +83,7 @@ class Mesh:
         self.packages: list[ModelPackage] = []
         self.child_env: dict[str, str] = {}  # settings every adapter and the router get
         self.records_store: str | None = None
+        self.rest_url = ""  # where the Open Inference Protocol over HTTP/REST is served
 
     async def start(self) -> None:
         broken: list[BrokenPackage] | None = None if self.strict else []
@@ -109,7 +112,10 @@ class Mesh:
                                for p, address in zip(self.packages, addresses)))
         table_path = self.run_dir / "models.json"
         ModelTable.write(table_path, list(zip(self.packages, addresses)), control={"records_store": self.records_store})
-        await self._start_router(table_path, self.listen)
+        # Without Envoy nothing tells gRPC from REST on one port: REST gets its own.
+        rest = self.rest_listen or f"127.0.0.1:{free_port()}"
+        await self._start_router(table_path, self.listen, rest)
+        self.rest_url = f"http://{rest}"
         self._announce()
 
     async def _start_recorder(self, records: RecordsSpec, spec: DeploymentSpec) -> None:
@@ -145,10 +151,10 @@ class Mesh:
                                                 if self.metrics else {})}),
             timeout=get_settings().adapter_start_timeout_s)
 
-    async def _start_router(self, table_path: Path, listen: str) -> None:
+    async def _start_router(self, table_path: Path, listen: str, rest_listen: str) -> None:
         await self.supervisor.start(
             ChildSpec("router", python_argv("-m", "meshserve.router.server", "--table", str(table_path),
-                                            "--listen", listen),
+                                            "--listen", listen, "--rest-listen", rest_listen),
                       ready_marker=ROUTER_READY,
                       env={**self.child_env, **(self.metrics.router_env() if self.metrics else {})}),
             timeout=30)
@@ -167,13 +173,14 @@ class Mesh:
             self._start_adapter(f"{name}:{version}" + (f"#{i + 1}" if len(addresses) > 1 else ""),
                                 by_key[(name, version)], address)
             for (name, version), addresses in replicas.items() for i, address in enumerate(addresses)))
-        router_address = f"127.0.0.1:{free_port()}"
+        router_address, router_rest = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
         layout = EnvoyLayout(self.run_dir / "envoy", front=self.listen,
                              mesh=f"127.0.0.1:{free_port()}", admin=f"127.0.0.1:{free_port()}")
         rollout_state = self.run_dir / "rollouts.json"
         rollout_state.unlink(missing_ok=True)  # a new mesh starts from the spec's split
         (self.run_dir / "progressive.json").unlink(missing_ok=True)  # and its rollout plans from their start
-        render(layout, deployment, UpstreamAddresses(router=[router_address], variants=replicas)).write(layout)
+        render(layout, deployment, UpstreamAddresses(router=[router_address], variants=replicas,
+                                                           router_rest=[router_rest])).write(layout)
         deployment_path = self.run_dir / "deployment.json"
         deployment_path.write_text(deployment.model_dump_json(indent=2))
         if self.metrics:
@@ -191,9 +198,11 @@ class Mesh:
                                   "records_store": self.records_store,
                                   "envoy": {"run_dir": str(layout.run_dir), "front": layout.front,
                                             "mesh": layout.mesh, "admin": layout.admin}})
-        await self._start_router(table_path, router_address)
+        await self._start_router(table_path, router_address, router_rest)
+        self.rest_url = f"{'https' if deployment.security.tls else 'http'}://{layout.front}"
         self.packages = [by_key[key] for key in replicas]
-        log(f"meshserve: Envoy front {layout.front} -> router {router_address} -> Envoy mesh {layout.mesh} "
+        log(f"meshserve: Envoy front {layout.front} -> router {router_address} (REST {router_rest}) "
+            f"-> Envoy mesh {layout.mesh} "
             f"-> adapters; admin http://{layout.admin}, config in {layout.run_dir}")
 
     def _announce(self) -> None:
@@ -207,6 +216,9 @@ class Mesh:
                 "the mesh (`--strict` refuses to start with any)")
         log(f"meshserve: clients connect to {self.listen} (Open Inference Protocol over gRPC; "
             "control API meshserve.v1.Control); Ctrl-C stops the mesh")
+        shared = " (same address as gRPC)" if self.envoy else ""
+        log(f"meshserve: Open Inference Protocol over HTTP/REST at {self.rest_url}/v2{shared}, "
+            f"for example: curl {self.rest_url}/v2/health/ready")
 
     async def stop(self) -> None:
         started = bool(self.supervisor.children)

@@ -103,6 +103,28 @@ def test_the_envoy_configuration_in_the_configmap_passes_envoy_validate(examples
     assert f"{ROUTER_NAME}.meshserve.svc.cluster.local" in hosts
 
 
+def test_rest_reaches_the_routers_http_port_through_the_front_and_probes_use_it(examples, tmp_path):
+    data = of_kind(examples, "ConfigMap")[ENVOY_CONFIG]["data"]
+    bootstrap = yaml.safe_load(data[BOOTSTRAP_KEY])
+    rest = {c["name"]: c for c in bootstrap["static_resources"]["clusters"]}["router_rest"]
+    [endpoint] = rest["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert endpoint["endpoint"]["address"]["socket_address"] == {
+        "address": f"{ROUTER_NAME}.meshserve.svc.cluster.local", "port_value": 8000}
+    router = of_kind(examples, "Deployment")[ROUTER_NAME]
+    assert "--rest-listen" in pod_spec(router)["containers"][0]["args"]
+    assert {p["port"]: p["appProtocol"] for p in of_kind(examples, "Service")[ROUTER_NAME]["spec"]["ports"]} == {
+        8001: "kubernetes.io/h2c", 8000: "http"}
+    ingress = of_kind(examples, "NetworkPolicy")[f"{ROUTER_NAME}-ingress"]["spec"]["ingress"]
+    assert sorted(rule["ports"][0]["port"] for rule in ingress) == [8000, 8001]
+    envoy = pod_spec(of_kind(examples, "Deployment")["meshserve-envoy"])["containers"][0]
+    assert envoy["readinessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8001, "scheme": "HTTP"}
+    write_package(tmp_path, "m", "m", "1")
+    (tmp_path / "front.pem").write_text("")
+    secured = render_folder(tmp_path, {"security": {"tls": {"certificate": "front.pem", "private_key": "front.pem"}}})
+    envoy = pod_spec(of_kind(secured, "Deployment")["meshserve-envoy"])["containers"][0]
+    assert envoy["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+
+
 def test_the_watched_files_are_where_the_envoy_pod_mounts_them(examples):
     data = of_kind(examples, "ConfigMap")[ENVOY_CONFIG]["data"]
     bootstrap = yaml.safe_load(data[BOOTSTRAP_KEY])

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -92,8 +93,9 @@ def test_the_rendered_adapter_router_and_recorder_commands_run(tmp_path):
     (tmp_path / "router" / "models.json").write_text(table)
     secrets = {"meshserve-records": {"store-url": store}}
     port = free_port()
+    rest_port = free_port()
     moved = {RECORDS_DIR: str(tmp_path / "spool-dir"), TABLE_DIR: str(tmp_path / "router"),
-             "0.0.0.0:8001": f"127.0.0.1:{port}"}
+             "0.0.0.0:8001": f"127.0.0.1:{port}", "0.0.0.0:8000": f"127.0.0.1:{rest_port}"}
     procs: list[subprocess.Popen] = []
     try:
         start(adapter_pod["initContainers"][0], secrets, moved, RECORDER_READY, procs)
@@ -112,6 +114,8 @@ def test_the_rendered_adapter_router_and_recorder_commands_run(tmp_path):
             proc.terminate()
         procs.clear()
         start(router_pod["containers"][0], secrets, moved, ROUTER_READY, procs)
+        with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/v2/health/live", timeout=10) as live:
+            assert live.status == 200  # the REST listener Envoy's front forwards HTTP requests to
         assert yaml.safe_load(table)["mesh_address"].startswith("meshserve-envoy-mesh.")
     finally:
         for proc in procs:

@@ -164,6 +164,39 @@ def test_health_and_readiness_calls_make_no_spans(observed_mesh, front, otlp):
     assert not [p for p in paths if "Health" in p or "Ready" in p or "Live" in p], paths
 
 
+def test_a_rest_inference_is_traced_like_a_grpc_one_and_rest_health_makes_no_spans(observed_mesh, otlp):
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection(observed_mesh.address, timeout=30)
+    connection.request("GET", "/v2/health/ready")
+    ready = connection.getresponse()
+    ready.read()
+    assert ready.status == 200
+    traceparent, trace_id, client_span = new_traceparent()
+    body = json.dumps({"inputs": [{"name": "features", "shape": list(ROWS.shape), "datatype": "FP64",
+                                   "data": ROWS.tolist()}]})
+    connection.request("POST", "/v2/models/breast-cancer/infer", body,
+                       {"Content-Type": "application/json", "traceparent": traceparent, "x-request-id": "rest-traced"})
+    response = connection.getresponse()
+    assert response.status == 200, response.read()
+    response.read()
+    assert response.getheader("x-meshserve-trace-id") == trace_id
+    connection.close()
+
+    def complete(_):
+        spans = otlp.trace(trace_id)
+        return any(s.parent_id == client_span for s in spans) and \
+            {"meshserve-envoy", "meshserve-router", "meshserve-adapter"} <= {s.service for s in spans}
+    otlp.wait_for(complete, timeout=20)
+    spans = otlp.trace(trace_id)
+    router = next(s for s in spans if s.service == "meshserve-router")
+    assert router.name.startswith("ModelInfer") and router.attributes["meshserve.request_id"] == "rest-traced"
+    assert router.attributes["meshserve.model"] == "breast-cancer" and router.attributes["meshserve.status"] == "OK"
+    assert router in ancestors(next(s for s in spans if s.service == "meshserve-adapter"), by_id(spans))
+    assert not [s for s in otlp.spans if any("/v2/health" in str(v) for v in s.attributes.values())]
+
+
 RUNTIME_REQUESTS = {
     "r": lambda: tensor_request("iris-randomforest", "measurements", np.array([[5.1, 3.5, 1.4, 0.2]]), "FP64"),
     "java": lambda: tensor_request("iris_j48", "measurements", np.array([[5.1, 3.5, 1.4, 0.2]]), "FP64"),

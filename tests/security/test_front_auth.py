@@ -186,3 +186,57 @@ def test_api_keys_reach_only_files_no_other_user_can_read(secured):
     assert SCORER_KEY in bootstrap.read_text()  # Envoy needs them in its configuration...
     assert bootstrap.stat().st_mode & 0o077 == 0  # ...which only the mesh's user can read
     assert SCORER_KEY not in secured.output
+
+
+def rest_call(secured, path: str, headers: dict[str, str] | None = None, body: bytes | None = None):
+    """An HTTPS request to the front (the REST binding shares the gRPC address): status and JSON."""
+    import http.client
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(secured.certificate_path))
+    host, _, port = secured.address.rpartition(":")
+    connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=30)
+    try:
+        connection.request("POST" if body is not None else "GET", path, body,
+                           {"Content-Type": "application/json", **(headers or {})})
+        response = connection.getresponse()
+        text = response.read()
+        return response.status, json.loads(text) if text.startswith(b"{") else text
+    finally:
+        connection.close()
+
+
+IRIS_JSON = json.dumps({"inputs": [{"name": "measurements", "shape": [1, 4], "datatype": "FP32",
+                                    "data": [1.5, 1.5, 1.5, 1.5]}]}).encode()
+BREAST_CANCER_JSON = json.dumps({"inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP64",
+                                             "data": [1.0] * 30}]}).encode()
+
+
+@pytest.mark.parametrize("case, headers, status_code", [
+    ("no credentials", {}, 401),
+    ("a token from another issuer", {"authorization": f"Bearer {token('scorer', issuer='https://evil.example')}"}, 401),
+    ("a wrong API key", {"x-api-key": "not-the-key-0123456789"}, 401),
+    ("a principal without models", {"authorization": f"Bearer {token('auditor')}"}, 403),
+])
+def test_rest_callers_without_the_right_credentials_are_refused_at_the_front(secured, case, headers, status_code):
+    status_seen, _ = rest_call(secured, "/v2/models/iris-species/infer", headers, IRIS_JSON)
+    assert status_seen == status_code, case
+    assert rest_call(secured, "/v2/models/iris-species", headers)[0] == status_code, case
+
+
+def test_rest_applies_the_same_principals_tokens_and_keys_as_grpc(secured):
+    status_seen, answer = rest_call(secured, "/v2/models/iris-species/infer",
+                                    {"authorization": f"Bearer {token('scorer')}"}, IRIS_JSON)
+    assert status_seen == 200 and answer["model_name"] == "iris-species"
+    assert rest_call(secured, "/v2/models/iris-species/infer", {"x-api-key": SCORER_KEY}, IRIS_JSON)[0] == 200
+    status_seen, refused = rest_call(secured, "/v2/models/breast-cancer/infer",
+                                     {"authorization": f"Bearer {token('scorer')}"}, BREAST_CANCER_JSON)
+    assert status_seen == 403 and "may not call model 'breast-cancer'" in refused["error"]
+    # A principal header sent by the client is removed at the front: it cannot pose as another.
+    forged = {"x-meshserve-principal": "ops"}
+    assert rest_call(secured, "/v2/models/breast-cancer/infer", forged, BREAST_CANCER_JSON)[0] == 401
+
+
+def test_rest_health_probes_need_no_credentials(secured):
+    for path in ("/v2/health/live", "/v2/health/ready"):
+        assert rest_call(secured, path)[0] == 200, path

@@ -60,3 +60,34 @@ def test_the_internal_certificate_is_what_opens_an_adapter(mesh):
     with grpc.secure_channel(mesh.adapter, credentials) as channel:
         assert pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(iris_request(), timeout=10).outputs[0].name == \
             "species"
+
+
+def test_rest_is_served_through_the_front_and_the_routers_rest_port_wants_the_certificate(mesh, tmp_path):
+    import http.client
+    import re
+    import ssl
+
+    body = json.dumps({"inputs": [{"name": "measurements", "shape": [1, 4], "datatype": "FP32",
+                                   "data": [1, 1, 1, 1]}]})
+    front = http.client.HTTPConnection(mesh.address, timeout=30)
+    front.request("POST", "/v2/models/iris-species/infer", body, {"Content-Type": "application/json"})
+    answer = front.getresponse()
+    assert answer.status == 200 and json.loads(answer.read())["outputs"][0]["name"] == "species"
+    front.close()
+    host, port = re.search(r"\(REST ([\d.]+):(\d+)\)", mesh.output).groups()
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        direct = http.client.HTTPConnection(host, int(port), timeout=10)
+        direct.request("GET", "/v2/health/live")
+        direct.getresponse().read()
+    context = ssl.create_default_context(cadata=mesh.pki["ca"].decode())
+    context.check_hostname = False
+    with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
+        direct = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+        direct.request("GET", "/v2/health/live")
+        direct.getresponse().read()
+    for name in ("certificate", "private_key"):
+        (tmp_path / name).write_bytes(mesh.pki[name])
+    context.load_cert_chain(tmp_path / "certificate", tmp_path / "private_key")
+    trusted = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+    trusted.request("GET", "/v2/health/live")
+    assert trusted.getresponse().status == 200
