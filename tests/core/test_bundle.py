@@ -32,10 +32,14 @@ def bundle_in(folder: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch) -> Path:
+def cache(tmp_path, monkeypatch):
+    from meshserve.core.settings import get_settings
+
     folder = tmp_path / "cache"
     monkeypatch.setenv("MESHSERVE_BUNDLE_CACHE", str(folder))
-    return folder
+    get_settings.cache_clear()  # settings are read once per process; an earlier test may have read them
+    yield folder
+    get_settings.cache_clear()
 
 
 @pytest.fixture
