@@ -1,20 +1,26 @@
-"""`meshserve package DIR [--strict]`: record the environment a model package runs in.
+"""`meshserve package DIR [--strict] [--requirements FILE | --from-venv PATH]`: record the environment
+a model package runs in.
 
 The package's runtime captures it (R: R's version and every loaded package's version;
 other runtimes without their own capture: the Python version and `pip freeze`), and the
 result is written into model.yaml under `environment:`. The rest of model.yaml, comments
 included, is kept as written. At load a runtime compares the recorded versions with the
 running ones: it warns on a difference, or refuses to load when `environment.strict` is true.
+A Python model's training environment, given by --requirements or --from-venv, replaces the
+serving one (meshserve/environments/capture.py): the model then runs in an environment of its own.
 """
 
 from __future__ import annotations
 
 import datetime
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from meshserve.environments.capture import add_arguments as add_python_environment_arguments
 
 
 def register(subparsers) -> None:
@@ -22,14 +28,22 @@ def register(subparsers) -> None:
     parser.add_argument("package", help="model package directory (holds model.yaml)")
     parser.add_argument("--strict", action="store_true",
                         help="refuse to load the model later where recorded versions differ (default: warn)")
+    add_python_environment_arguments(parser)
     parser.set_defaults(func=_package)
 
 
 def _package(args) -> int:
     from meshserve.core.model_package import load_package
+    from meshserve.environments.capture import python_environment
+    from meshserve.environments.requirements import RequirementsError
 
     package = load_package(args.package)
-    environment = capture_environment(package)
+    try:
+        trained_in = python_environment(package, args)
+    except RequirementsError as exc:
+        print(f"meshserve package: {exc}", file=sys.stderr)
+        return 2
+    environment = {"python": trained_in} if trained_in is not None else capture_environment(package)
     environment["strict"] = bool(args.strict)
     environment["captured_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     write_environment(package.manifest_path, environment)
@@ -80,7 +94,11 @@ def summary(environment: dict[str, Any]) -> list[str]:
         lines.append(f"R {r.get('version')} with {len(r.get('packages', {}))} packages loaded")
     if "python" in environment:
         py = environment["python"]
-        lines.append(f"Python {py.get('version')} with {len(py.get('packages', []))} packages")
+        if "requirements" in py:
+            lines.append(f"Python {py.get('version')} with {len(py['requirements'])} pinned requirements "
+                         f"(from {py.get('source', 'the training environment')}; `meshserve up` builds its own environment)")
+        else:
+            lines.append(f"Python {py.get('version')} with {len(py.get('packages', []))} packages")
     if "java" in environment:
         java = environment["java"]
         lines.append(f"Java {java.get('version')} ({java.get('vm')}) with {len(java.get('jars', {}))} jar digests")
