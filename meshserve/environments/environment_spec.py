@@ -19,6 +19,7 @@ import meshserve
 from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage
 
+
 def adapter_requirements() -> list[str]:
     """The adapter server's own requirements, as declared in adapter-requirements.txt."""
     from meshserve.adapters import python as python_adapter
