@@ -71,7 +71,12 @@ class PythonOptions(RuntimeOptions):
 
 
     def check_model(self, package: ModelPackage) -> None:
-        """Load the model file and check the signature against it (what `meshserve check` adds)."""
+        """Load the model file and check the signature against it (what `meshserve check` adds), in the
+        package's own environment when it has one."""
+        from meshserve.environments.builder import check_in_own_environment
+
+        if check_in_own_environment(package):
+            return
         entry = package.manifest.entrypoint
         if entry.endswith(ESTIMATOR_SUFFIXES):
             check_estimator_inputs(load_estimator(package), package)

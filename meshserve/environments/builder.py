@@ -121,7 +121,7 @@ async def _step(spec: EnvironmentSpec, log: Callable[[str], None], what: str, ar
     lines = []
     async for raw in process.stdout:
         line = raw.decode(errors="replace").rstrip()
-        if line.strip():
+        if line.strip() and not line.startswith("Activate with:"):  # the temporary folder is no place to go
             lines.append(line)
             log(f"meshserve: [{spec.label}]   {Path(argv[0]).name}: {line.strip()}")
     if await process.wait() != 0:
@@ -143,12 +143,15 @@ def failure_message(spec: EnvironmentSpec, what: str, lines: list[str]) -> str:
     text = [_ANSI.sub("", line).strip() for line in lines]
     reason_at = next((i for i, line in enumerate(text) if line.startswith(("╰─▶", "error:", "×", "Caused by"))),
                      None)
-    reason = " ".join(line.lstrip("╰─▶×").strip() for line in text[reason_at:] if line) if reason_at is not None \
-        else " ".join(text[-3:])
-    reason = re.sub(r"\s+", " ", reason).strip()
+    said = text[reason_at:] if reason_at is not None else text[-3:]
+    parts = [re.sub(r"^(error:|cause:|Caused by:|╰─▶|×)\s*", "", line.strip()) for line in said]
+    reason = re.sub(r"\s+", " ", ": ".join(p.rstrip(".:") for p in parts if p)).strip()
     mentioned = {word.lower() for word in re.findall(r"[A-Za-z0-9][A-Za-z0-9._\-]*", reason)}
     model = [r for r in spec.requirements if _name(r) in mentioned]
     adapter = [r for r in spec.adapter if _name(r) in mentioned]
+    missing = re.search(r"no version of|not found in the package registry|no versions of", reason)
+    if missing:  # the index does not have it: nothing to do with the adapter's ranges
+        adapter = []
     sides = []
     if model:
         sides.append(f"the model pins {', '.join(model)} ({spec.manifest_path}: environment.python.requirements)")
@@ -158,8 +161,54 @@ def failure_message(spec: EnvironmentSpec, what: str, lines: list[str]) -> str:
     if "No interpreter found" in reason or "No Python" in reason:
         fix = (f"install Python {spec.python} (e.g. apt-get install python{spec.python}) or set "
                "UV_PYTHON_DOWNLOADS=automatic to let uv fetch it")
+    elif missing:
+        fix = "correct the pin in model.yaml or the requirements file: check the name and that the index has that version"
     elif model or adapter:
-        fix = "re-package the model with versions that resolve together (`meshserve package DIR --requirements FILE`)"
+        fix = ("pin versions the other side allows, in the training environment and then again with "
+               "`meshserve package DIR --from-venv PATH` (or --requirements FILE)")
     else:
         fix = "check the requirement names and versions in model.yaml, and that the package index is reachable"
     return f"cannot build the Python environment of {spec.label} ({what}): {reason}{where}. Fix: {fix}"
+
+
+# Run in a package's own environment by check_in_own_environment: the model loaded where it will be served.
+_CHECK_THERE = r"""
+import json, sys
+from meshserve.core.errors import ManifestError
+from meshserve.core.model_package import load_package
+try:
+    package = load_package(sys.argv[1])
+    package.options.check_model(package)
+except ManifestError as exc:
+    print(json.dumps([exc.path, exc.field, exc.problem, exc.fix]))
+    sys.exit(2)
+"""
+
+
+def check_in_own_environment(package) -> bool:
+    """For `meshserve check`: load a package that has its own environment there, not here.
+
+    True when that was done (or cannot be yet: its environment is built by `meshserve up`), False
+    when the package runs in this environment and the caller should check it here."""
+    import subprocess
+    import sys
+
+    from meshserve.core.errors import ManifestError
+    from meshserve.environments.environment_spec import spec_for
+
+    spec = spec_for(package)
+    if spec is None:
+        return False
+    target = environment_path(spec)
+    if Path(sys.prefix).resolve() == target.resolve():
+        return False
+    if not is_built(target):
+        return True  # nothing to load it with yet; `meshserve up` builds the environment, then loads it
+    result = subprocess.run([str(interpreter_of(target)), "-c", _CHECK_THERE, str(package.directory)],
+                            capture_output=True, text=True, timeout=300)
+    if result.returncode == 2 and result.stdout.strip():
+        raise ManifestError(*json.loads(result.stdout.strip().splitlines()[-1]))
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EnvironmentBuildError(f"checking {spec.label} in its environment {target} failed: {last}")
+    return True
