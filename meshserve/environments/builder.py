@@ -119,12 +119,19 @@ async def _step(spec: EnvironmentSpec, log: Callable[[str], None], what: str, ar
     process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.STDOUT, env=env)
     lines = []
-    async for raw in process.stdout:
-        line = raw.decode(errors="replace").rstrip()
-        if line.strip() and not line.startswith("Activate with:"):  # the temporary folder is no place to go
-            lines.append(line)
-            log(f"meshserve: [{spec.label}]   {Path(argv[0]).name}: {line.strip()}")
-    if await process.wait() != 0:
+    try:
+        async for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            if line.strip() and not line.startswith("Activate with:"):  # the temporary folder is no place to go
+                lines.append(line)
+                log(f"meshserve: [{spec.label}]   {Path(argv[0]).name}: {line.strip()}")
+        code = await process.wait()
+    except BaseException:  # the mesh is stopping: stop uv before its half-made folder is removed
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
+    if code != 0:
         raise EnvironmentBuildError(failure_message(spec, what, lines))
 
 

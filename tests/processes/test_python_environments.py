@@ -134,6 +134,11 @@ def test_two_versions_with_different_numpy_serve_side_by_side_then_start_again_o
     assert len(built) == 2, built
     stamps = {p.name: (p.stat().st_ino, (p / "meshserve-environment.json").stat().st_mtime_ns) for p in built}
 
+    # `meshserve check` loads each model where it is served, not in meshserve's environment.
+    checked = meshserve("check", str(trained["models"]), env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert "ok  iris-env:1 (python)" in checked.stdout and "ok  iris-env:2 (python)" in checked.stdout
+
     # No network now: uv offline and an index that does not exist; the cached environments must do.
     offline = {**env, "UV_OFFLINE": "1", "UV_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_INDEX_URL": "http://127.0.0.1:9/simple"}
     second = start_mesh(trained["models"], env=offline, timeout=180)
