@@ -1,11 +1,13 @@
 """The bundled Triton Inference Server: find it, prepare it, start it, keep it alive, stop it.
 
 meshserve runs the `tritonserver` binary shipped inside the `nvidia-pytriton` wheel, so no
-Docker image is needed. The binary wants three things the wheel does not arrange by itself:
+Docker image is needed. The wheel lives in Triton's own virtual environment (triton_env.py), apart
+from meshserve's because it pins numpy<2. The binary wants three things the wheel does not arrange
+by itself:
 - a backend folder `<dir>/python/` holding `libtriton_python.so`, `triton_python_backend_utils.py`
-  and the Python-backend stub built for the Python that runs here;
-- `LD_LIBRARY_PATH` with the wheel's bundled libraries and this Python's `libpython`;
-- this environment's `bin` first on `PATH`, so the stub's Python finds numpy and the model's imports.
+  and the Python-backend stub built for that environment's Python;
+- `LD_LIBRARY_PATH` with the wheel's bundled libraries and that Python's `libpython`;
+- that environment's `bin` first on `PATH`, so the stub's Python finds numpy and the model's imports.
 
 One `TritonServer` belongs to one adapter process (the Triton runtime owns it). It runs with
 `--model-control-mode=explicit`, so it loads only the models it is asked to, on free loopback ports.
@@ -55,7 +57,7 @@ class TritonLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class TritonInstallation:
-    """Where the pieces of the bundled Triton live in this environment."""
+    """Where the pieces of the bundled Triton live, in Triton's own environment."""
 
     binary: Path
     backend_source: Path
