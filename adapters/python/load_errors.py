@@ -9,14 +9,11 @@ what this environment has and what model.yaml recorded (`environment.python.requ
 from __future__ import annotations
 
 import importlib.metadata
-import logging
 import re
 from typing import Any
 
 from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage
-
-log = logging.getLogger("meshserve.adapter")
 
 # (what the error says, the distribution, what it means the model needs)
 _SIGNS = (
@@ -37,9 +34,8 @@ def load_estimator(package: ModelPackage) -> Any:
     try:
         return joblib.load(path)
     except Exception as exc:  # anything unpickling raises: the model cannot be served here
-        log.debug("loading %s failed", path, exc_info=True)
         raise ManifestError(str(package.manifest_path), "entrypoint", why_not_loaded(package, exc),
-                            _fix(package)) from None
+                            _fix(package)) from exc  # the traceback shows under --debug only
 
 
 def installed_version(distribution: str) -> str | None:

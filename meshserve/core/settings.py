@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     triton_backends_dir: str | None = Field(
         None, description="Folder prepared with Triton's Python backend for this Python (default: inside the venv)."
     )
+    debug: bool = Field(
+        False, description="Print the traceback behind a one-line error (`meshserve --debug` sets it for every "
+        "process it starts, such as an adapter whose model cannot be loaded).",
+    )
     triton_env: str | None = Field(
         None, description="Virtual environment holding the nvidia-pytriton wheel (the tritonserver binary and its "
         "Python backend stub), apart from meshserve's own because it pins numpy<2 (default: .venv-triton beside "
