@@ -173,15 +173,18 @@ def test_a_numpy_2_model_in_a_numpy_1_environment_says_so_in_one_line(trained, t
     models = tmp_path / "models"
     package = models / "iris_v2"
     shutil.copytree(trained["models"] / "iris_v2", package)
-    # Packaged with version 1's requirements: numpy 1.26 (the same environment as version 1, so cached).
+    # Packaged with version 1's requirements: numpy 1.26 (the same environment as version 1's).
     assert meshserve("package", str(package), "--requirements", str(trained["root"] / "requirements-1.txt")).returncode == 0
     result = meshserve("up", str(models), "--listen", "127.0.0.1:0", "--no-envoy", "--strict",
-                       env={"MESHSERVE_ENVS_DIR": str(trained["envs"]), "UV_OFFLINE": "1"})
+                       env={"MESHSERVE_ENVS_DIR": str(trained["envs"])})
     assert result.returncode != 0
     said = [line for line in result.stdout.splitlines() + result.stderr.splitlines() if "cannot be loaded" in line]
     assert len(said) == 1, result.stdout + result.stderr
     assert "it needs numpy >= 2 (it was saved with numpy 2), and this environment has numpy 1.26.4" in said[0]
     assert "Traceback" not in result.stdout + result.stderr
+    debugged = meshserve("--debug", "up", str(models), "--listen", "127.0.0.1:0", "--no-envoy", "--strict",
+                         env={"MESHSERVE_ENVS_DIR": str(trained["envs"])})
+    assert "Traceback" in debugged.stdout and "is not a known BitGenerator" in debugged.stdout
 
 
 def test_a_conflict_with_the_adapter_names_both_sides_and_leaves_no_half_made_environment(trained, tmp_path):
