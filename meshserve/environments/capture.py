@@ -27,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: this one, %s)" % platform.python_version())
 
 
+def environment_to_record(package, args: argparse.Namespace, capture_runtime) -> dict[str, Any]:
+    """What `meshserve package` writes under `environment:`: the training environment given by
+    --requirements/--from-venv, else what the runtime captures (`capture_runtime(package)`)."""
+    trained_in = python_environment(package, args)
+    return {"python": trained_in} if trained_in is not None else capture_runtime(package)
+
+
 def python_environment(package, args: argparse.Namespace) -> dict[str, Any] | None:
     """`environment.python` from --requirements or --from-venv; None when neither is given."""
     if not (args.requirements or args.from_venv):

@@ -16,6 +16,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from meshserve.core.errors import ManifestError
+
 # Tooling in every virtual environment; a model never needs these to load.
 TOOLING = frozenset({"pip", "setuptools", "wheel", "uv"})
 
@@ -35,8 +37,12 @@ print(json.dumps({"python": platform.python_version(), "distributions": found}))
 """
 
 
-class RequirementsError(ValueError):
-    """A requirements file or training environment that cannot be pinned; the message says how to fix it."""
+class RequirementsError(ManifestError):
+    """A requirements file or training environment that cannot be pinned; one message naming what and the fix."""
+
+    def __init__(self, message: str):
+        ValueError.__init__(self, message)  # the message already names the file (or option) and the fix
+        self.path, self.field, self.problem, self.fix = "", "", message, ""
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,16 @@
-"""`meshserve package DIR [--strict] [--requirements FILE | --from-venv PATH]`: record the environment
-a model package runs in.
+"""`meshserve package DIR [--strict]`: record the environment a model package runs in.
 
 The package's runtime captures it (R: R's version and every loaded package's version;
 other runtimes without their own capture: the Python version and `pip freeze`), and the
 result is written into model.yaml under `environment:`. The rest of model.yaml, comments
 included, is kept as written. At load a runtime compares the recorded versions with the
 running ones: it warns on a difference, or refuses to load when `environment.strict` is true.
-A Python model's training environment, given by --requirements or --from-venv, replaces the
-serving one (meshserve/environments/capture.py): the model then runs in an environment of its own.
 """
 
 from __future__ import annotations
 
 import datetime
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +30,10 @@ def register(subparsers) -> None:
 
 def _package(args) -> int:
     from meshserve.core.model_package import load_package
-    from meshserve.environments.capture import python_environment
-    from meshserve.environments.requirements import RequirementsError
+    from meshserve.environments.capture import environment_to_record
 
     package = load_package(args.package)
-    try:
-        trained_in = python_environment(package, args)
-    except RequirementsError as exc:
-        print(f"meshserve package: {exc}", file=sys.stderr)
-        return 2
-    environment = {"python": trained_in} if trained_in is not None else capture_environment(package)
+    environment = environment_to_record(package, args, capture_environment)
     environment["strict"] = bool(args.strict)
     environment["captured_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     write_environment(package.manifest_path, environment)
