@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from meshserve.adapters.python.frames import FramePlan
+from meshserve.adapters.python.load_errors import load_estimator
 from meshserve.adapters.python.workers import PredictWorkers
 from meshserve.adapters.runtime import Runtime, RuntimeOptions, Tensors, request_deadline
 from meshserve.core.errors import InvalidInput, ManifestError
@@ -40,6 +41,9 @@ class PythonOptions(RuntimeOptions):
     )
 
     def check_package(self, package: ModelPackage) -> None:
+        from meshserve.environments.environment_spec import check_recorded
+
+        check_recorded(package)
         entry = package.manifest.entrypoint
         where = str(package.manifest_path)
         if not entry:
@@ -67,12 +71,15 @@ class PythonOptions(RuntimeOptions):
 
 
     def check_model(self, package: ModelPackage) -> None:
-        """Load the model file and check the signature against it (what `meshserve check` adds)."""
+        """Load the model file and check the signature against it (what `meshserve check` adds), in the
+        package's own environment when it has one."""
+        from meshserve.environments.builder import check_in_own_environment
+
+        if check_in_own_environment(package):
+            return
         entry = package.manifest.entrypoint
         if entry.endswith(ESTIMATOR_SUFFIXES):
-            import joblib
-
-            check_estimator_inputs(joblib.load(package.path(entry)), package)
+            check_estimator_inputs(load_estimator(package), package)
         elif entry.endswith(ONNX_SUFFIX):
             from meshserve.adapters.python.onnx_model import OnnxModel
 
@@ -107,9 +114,7 @@ class PythonRuntime(Runtime):
         if str(package.directory) not in sys.path:
             sys.path.insert(0, str(package.directory))
         if entry.endswith(ESTIMATOR_SUFFIXES):
-            import joblib
-
-            estimator = joblib.load(package.path(entry))
+            estimator = load_estimator(package)
             outputs = [o.name for o in package.manifest.signature.outputs]
             methods = options.methods or {outputs[0]: "predict"}
             for method in methods.values():

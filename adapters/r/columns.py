@@ -220,7 +220,7 @@ def _integer(source: ColumnSource, values: np.ndarray) -> np.ndarray:
     bad = (whole != np.round(whole)) | (np.abs(whole) > 2**31 - 1)
     if bad.any():
         raise InvalidInput(source.input, f"column '{source.name}' is integer; row {_first_bad(bad)} holds "
-                                         f"{numbers[bad][0]!r}")
+                                         f"{numbers[bad][0].item()!r}")
     out = whole.astype(np.int32)
     out[missing] = R_NA_INTEGER
     return out

@@ -16,15 +16,15 @@ imports tritonclient at import time.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 from pathlib import Path
 from typing import Any
 
+from meshserve.adapters.triton.triton_env import WHEEL, wheel_version
+
 from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage, sha256_of
 
-WHEEL = "nvidia-pytriton"
 _SKIPPED_DIRS = {"__pycache__"}
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 _FIX_FILES = "restore the files the model was packaged with, or re-run `meshserve package` if the change is intended"
@@ -43,14 +43,6 @@ def model_files(model_dir: Path) -> dict[str, str]:
             path = Path(folder) / name
             found[path.relative_to(model_dir).as_posix()] = sha256_of(path)
     return dict(sorted(found.items()))
-
-
-def wheel_version() -> str | None:
-    """Version of the installed nvidia-pytriton wheel (which fixes the tritonserver binary), or None."""
-    try:
-        return importlib.metadata.version(WHEEL)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def external_server_version(address: str, timeout_s: float = 2.0) -> str | None:

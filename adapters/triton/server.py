@@ -1,11 +1,13 @@
 """The bundled Triton Inference Server: find it, prepare it, start it, keep it alive, stop it.
 
 meshserve runs the `tritonserver` binary shipped inside the `nvidia-pytriton` wheel, so no
-Docker image is needed. The binary wants three things the wheel does not arrange by itself:
+Docker image is needed. The wheel lives in Triton's own virtual environment (triton_env.py), apart
+from meshserve's because it pins numpy<2. The binary wants three things the wheel does not arrange
+by itself:
 - a backend folder `<dir>/python/` holding `libtriton_python.so`, `triton_python_backend_utils.py`
-  and the Python-backend stub built for the Python that runs here;
-- `LD_LIBRARY_PATH` with the wheel's bundled libraries and this Python's `libpython`;
-- this environment's `bin` first on `PATH`, so the stub's Python finds numpy and the model's imports.
+  and the Python-backend stub built for that environment's Python;
+- `LD_LIBRARY_PATH` with the wheel's bundled libraries and that Python's `libpython`;
+- that environment's `bin` first on `PATH`, so the stub's Python finds numpy and the model's imports.
 
 One `TritonServer` belongs to one adapter process (the Triton runtime owns it). It runs with
 `--model-control-mode=explicit`, so it loads only the models it is asked to, on free loopback ports.
@@ -21,13 +23,12 @@ import logging
 import os
 import shutil
 import signal
-import sys
-import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshserve.adapters.triton.triton_env import TritonEnvironment, not_installed_message, triton_environment
 from meshserve.core.parent_death import die_with_parent
 from meshserve.core.ports import free_port
 from meshserve.core.restart_policy import RestartPolicy
@@ -56,60 +57,61 @@ class TritonLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class TritonInstallation:
-    """Where the pieces of the bundled Triton live in this environment."""
+    """Where the pieces of the bundled Triton live, in Triton's own environment."""
 
     binary: Path
     backend_source: Path
     stub: Path
     library_path: tuple[str, ...]
+    environment: TritonEnvironment  # the virtual environment holding nvidia-pytriton
 
     @classmethod
     def locate(cls) -> "TritonInstallation":
-        try:
-            import pytriton  # noqa: F401  (only to find the wheel's folder)
-        except ImportError as exc:
-            raise TritonNotInstalled(
-                "the tritonserver binary comes with the nvidia-pytriton wheel, which is not installed: "
-                "run `pip install -e .[triton]` (or scripts/setup.sh)") from exc
-        root = Path(pytriton.__file__).parent / "tritonserver"
-        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        environment = triton_environment()
+        if environment is None:
+            raise TritonNotInstalled(not_installed_message())
+        root = environment.pytriton / "tritonserver"
+        version = environment.python_version
         installation = cls(
             binary=root / "bin" / "tritonserver",
             backend_source=root / "backends" / "python",
             stub=root / "python_backend_stubs" / version / STUB_NAME,
-            library_path=(str(root.parent.parent / "nvidia_pytriton.libs"), sysconfig.get_config_var("LIBDIR") or ""),
+            library_path=(str(environment.site_packages / "nvidia_pytriton.libs"), environment.libdir),
+            environment=environment,
         )
         missing = [p for p in (installation.binary, installation.stub,
                                *(installation.backend_source / f for f in BACKEND_FILES)) if not p.exists()]
         if missing:
             raise TritonNotInstalled(
-                f"the nvidia-pytriton wheel is incomplete for Python {version}: missing {', '.join(map(str, missing))}; "
-                "reinstall it with `pip install --force-reinstall nvidia-pytriton==0.7.0`")
+                f"the nvidia-pytriton wheel in {environment.prefix} is incomplete for Python {version}: missing "
+                f"{', '.join(map(str, missing))}; reinstall it with `{environment.python} -m pip install "
+                "--force-reinstall nvidia-pytriton==0.7.0`")
         return installation
 
-    def environment(self) -> dict[str, str]:
+    def environment_variables(self) -> dict[str, str]:
         """The process environment tritonserver and its Python stubs need."""
         env = dict(os.environ)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
             [p for p in self.library_path if p] + [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p])
-        # The stub runs the model's Python with whatever `python` comes first on PATH.
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        # The stub runs the model's Python with whatever `python` comes first on PATH: Triton's environment's.
+        env["PATH"] = os.pathsep.join([str(self.environment.bin), env.get("PATH", "")])
         return env
 
 
-def default_backend_directory() -> Path:
-    """Backends folder prepared once per environment (the stub depends on this Python)."""
+def default_backend_directory(installation: TritonInstallation) -> Path:
+    """Backends folder prepared once per Triton environment (the stub depends on its Python)."""
     from meshserve.core.settings import get_settings
 
     override = get_settings().triton_backends_dir
     if override:
         return Path(override)
-    return Path(sys.prefix) / "var" / "meshserve" / f"triton-backends-py{sys.version_info.major}{sys.version_info.minor}"
+    version = installation.environment.python_version.replace(".", "")
+    return installation.environment.prefix / "var" / "meshserve" / f"triton-backends-py{version}"
 
 
 def prepare_backend_directory(installation: TritonInstallation, target: Path | None = None) -> Path:
-    """Create `<target>/python/` with the Python backend and this Python's stub; skip what is in place."""
-    target = target or default_backend_directory()
+    """Create `<target>/python/` with the Python backend and the Triton environment's stub; skip what is in place."""
+    target = target or default_backend_directory(installation)
     python_dir = target / "python"
     python_dir.mkdir(parents=True, exist_ok=True)
     sources = [installation.backend_source / f for f in BACKEND_FILES] + [installation.stub]
@@ -251,7 +253,7 @@ class TritonServer:
             # back (the adapter stops it); the death signal covers an adapter killed outright.
             self.process = await asyncio.create_subprocess_exec(
                 *args, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
-                env=installation.environment(), start_new_session=True, preexec_fn=die_with_parent)
+                env=installation.environment_variables(), start_new_session=True, preexec_fn=die_with_parent)
         started = time.monotonic()
         self.client = triton_client(self.address)
         while True:
@@ -392,7 +394,7 @@ def missing_libraries(installation: TritonInstallation, backends: Path) -> list[
         return []
     missing = []
     for program in (installation.binary, backends / "python" / BACKEND_FILES[0], backends / "python" / STUB_NAME):
-        result = subprocess.run(["ldd", str(program)], capture_output=True, text=True, env=installation.environment())
+        result = subprocess.run(["ldd", str(program)], capture_output=True, text=True, env=installation.environment_variables())
         missing += [f"{line.split()[0]} (needed by {program.name})"
                     for line in result.stdout.splitlines() if "not found" in line]
     return missing

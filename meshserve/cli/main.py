@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
 import meshserve.cli.commands
 from meshserve.core.errors import ManifestError
+from meshserve.core.settings import get_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.debug:  # the processes it starts (adapters, the router) show their tracebacks too
+        os.environ["MESHSERVE_DEBUG"] = "1"
+        get_settings.cache_clear()
     try:
         return int(args.func(args) or 0)
     except ManifestError as exc:

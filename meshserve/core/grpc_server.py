@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+import traceback
 from collections.abc import Coroutine
 
 import grpc
@@ -59,6 +60,8 @@ def run_server(who: str, serving: Coroutine) -> int:
     try:
         asyncio.run(serving)
     except ManifestError as exc:
+        if get_settings().debug:
+            traceback.print_exception(exc)
         print(f"meshserve {who}: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -46,6 +46,20 @@ class Settings(BaseSettings):
     triton_backends_dir: str | None = Field(
         None, description="Folder prepared with Triton's Python backend for this Python (default: inside the venv)."
     )
+    debug: bool = Field(
+        False, description="Print the traceback behind a one-line error (`meshserve --debug` sets it for every "
+        "process it starts, such as an adapter whose model cannot be loaded).",
+    )
+    triton_env: str | None = Field(
+        None, description="Virtual environment holding the nvidia-pytriton wheel (the tritonserver binary and its "
+        "Python backend stub), apart from meshserve's own because it pins numpy<2 (default: .venv-triton beside "
+        "meshserve's environment, as scripts/setup.d/50-triton.sh builds it; else meshserve's own).",
+    )
+    envs_dir: str | None = Field(
+        None, description="Folder of the Python environments built for model packages that record their "
+        "requirements, one per environment digest, reused offline once built (default: "
+        "$XDG_CACHE_HOME/meshserve/envs, i.e. ~/.cache/meshserve/envs; docs/model-package.md).",
+    )
     metrics: bool = Field(
         True, description="Whether `meshserve up` gives every process a Prometheus endpoint and writes "
         "RUN_DIR/prometheus-targets.json (file_sd) naming them (see docs/observability.md).",

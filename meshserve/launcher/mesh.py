@@ -23,6 +23,8 @@ from meshserve.core.mesh_protocol import ADAPTER_READY, ENVOY_READY, ROUTER_READ
 from meshserve.core.model_package import BrokenPackage, ModelPackage, discover_packages
 from meshserve.core.ports import free_port
 from meshserve.core.settings import get_settings
+from meshserve.environments.builder import EnvironmentBuildError, ensure_environment
+from meshserve.environments.environment_spec import spec_for
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.render import render
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
@@ -144,12 +146,24 @@ class Mesh:
             f"on failure: {records.on_failure})")
 
     async def _start_adapter(self, label: str, package: ModelPackage, address: str) -> None:
+        python = await self._adapter_python(package)
         await self.supervisor.start(
-            ChildSpec(label, python_argv("-m", "meshserve.adapters.server", str(package.directory), "--listen", address),
+            ChildSpec(label, [python, "-m", "meshserve.adapters.server", str(package.directory), "--listen", address],
                       ready_marker=ADAPTER_READY,
                       env={**self.child_env, **(self.metrics.adapter_env(label, package.name, package.version)
                                                 if self.metrics else {})}),
             timeout=get_settings().adapter_start_timeout_s)
+
+    async def _adapter_python(self, package: ModelPackage) -> str:
+        """The interpreter a package's adapter runs with: its own environment's when model.yaml records
+        the model's requirements (built on first use, then cached), else meshserve's."""
+        spec = spec_for(package)
+        if spec is None:
+            return python_argv()[0]
+        try:
+            return str(await ensure_environment(spec, log))
+        except EnvironmentBuildError as exc:
+            raise ChildFailed(str(exc)) from None
 
     async def _start_router(self, table_path: Path, listen: str, rest_listen: str) -> None:
         await self.supervisor.start(

@@ -8,8 +8,8 @@ fi
 # Re-install only when pyproject.toml changed since the last install.
 stamp="$MESHSERVE_VENV/.meshserve-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "    pip install -e .[dev,java,triton,onnx] (about a minute on a fresh machine)"
-    "$PY" -m pip install -q -e ".[dev,java,triton,onnx]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+    echo "    pip install -e .[dev,java,onnx] (about a minute on a fresh machine)"
+    "$PY" -m pip install -q -e ".[dev,java,onnx]" 2>&1 | { grep -v "^WARNING: Location" || true; }
     "$PY" -m pip check
     touch "$stamp"
 fi

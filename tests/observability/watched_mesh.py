@@ -48,12 +48,11 @@ def other_worlds() -> dict[str, str]:
             worlds["java_weka_j48"] = "java"
     except ImportError:
         pass
-    try:
-        import pytriton  # noqa: F401
-        if (EXAMPLES / "triton_digits" / "model_repository" / "digits_mlp" / "1" / "weights.npz").exists():
-            worlds["triton_digits"] = "triton"
-    except ImportError:
-        pass
+    from meshserve.adapters.triton.triton_env import triton_environment
+
+    if triton_environment() is not None and \
+            (EXAMPLES / "triton_digits" / "model_repository" / "digits_mlp" / "1" / "weights.npz").exists():
+        worlds["triton_digits"] = "triton"
     return worlds
 
 

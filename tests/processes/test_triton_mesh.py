@@ -30,7 +30,9 @@ EXAMPLE = ROOT / "examples" / "triton_digits"
 MESH_MODEL = "digits-triton"
 TRITON_MODEL = "digits_mlp"
 
-pytest.importorskip("pytriton", reason="the tritonserver binary comes with the nvidia-pytriton wheel (extra `triton`)")
+from meshserve.adapters.triton.triton_env import not_installed_message, triton_environment  # noqa: E402
+if triton_environment() is None:
+    pytest.skip(not_installed_message(), allow_module_level=True)
 pytestmark = pytest.mark.slow
 
 

@@ -25,12 +25,15 @@ from typing import Any
 
 import yaml
 
+from meshserve.environments.capture import add_arguments as add_python_environment_arguments
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("package", help="record the environment of a model package in its model.yaml")
     parser.add_argument("package", help="model package directory (holds model.yaml)")
     parser.add_argument("--strict", action="store_true",
                         help="refuse to load the model later where recorded versions differ (default: warn)")
+    add_python_environment_arguments(parser)
     add_bundle_arguments(parser)
     parser.set_defaults(func=_package)
 
@@ -55,11 +58,12 @@ def add_bundle_arguments(parser) -> None:
 
 def _package(args) -> int:
     from meshserve.core.model_package import load_package
+    from meshserve.environments.capture import environment_to_record
 
     package = load_package(args.package)
     if args.output is not None:
         return _bundle(args, package)
-    environment = capture_environment(package)
+    environment = environment_to_record(package, args, capture_environment)
     environment["strict"] = bool(args.strict)
     environment["captured_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     write_environment(package.manifest_path, environment)
@@ -91,7 +95,7 @@ def _bundle(args, package) -> int:
         for relative in packed_files(package.directory):
             (staging / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(package.directory / relative, staging / relative)
-        environment = capture_environment(package)
+        environment = _bundle_environment(package, args)
         environment["strict"] = bool(args.strict)
         write_environment(staging / "model.yaml", environment)
         notes = summary(environment) + record_provenance(args, package, staging)
@@ -160,6 +164,19 @@ def record_golden(args, target: Path) -> str:
     return f"{len(examples['examples'])} golden examples from {source} (tolerance {tolerance:g}) in {golden.FILE_NAME}"
 
 
+def _bundle_environment(package, args) -> dict[str, Any]:
+    """The training environment a bundle carries: from --requirements/--from-venv when given; else
+    the Python pins model.yaml already records (capturing again would record the serving environment,
+    not the one the model was trained in); else what the runtime captures."""
+    from meshserve.environments.capture import environment_to_record
+
+    recorded = dict(package.manifest.environment or {})
+    if not (args.requirements or args.from_venv) and (recorded.get("python") or {}).get("requirements"):
+        recorded.pop("captured_at", None)
+        return recorded
+    return environment_to_record(package, args, capture_environment)
+
+
 def capture_environment(package) -> dict[str, Any]:
     """What the package's runtime records of its environment (Python's by default)."""
     from meshserve.adapters.runtimes import runtime_entry
@@ -205,7 +222,11 @@ def summary(environment: dict[str, Any]) -> list[str]:
         lines.append(f"R {r.get('version')} with {len(r.get('packages', {}))} packages loaded")
     if "python" in environment:
         py = environment["python"]
-        lines.append(f"Python {py.get('version')} with {len(py.get('packages', []))} packages")
+        if "requirements" in py:
+            lines.append(f"Python {py.get('version')} with {len(py['requirements'])} pinned requirements "
+                         f"(from {py.get('source', 'the training environment')}; `meshserve up` builds its own environment)")
+        else:
+            lines.append(f"Python {py.get('version')} with {len(py.get('packages', []))} packages")
     if "java" in environment:
         java = environment["java"]
         lines.append(f"Java {java.get('version')} ({java.get('vm')}) with {len(java.get('jars', {}))} jar digests")

@@ -23,7 +23,9 @@ from conftest import ROOT  # noqa: E402
 EXAMPLE = ROOT / "examples" / "triton_digits"
 WEIGHTS = EXAMPLE / "model_repository" / "digits_mlp" / "1" / "weights.npz"
 
-pytest.importorskip("pytriton", reason="the tritonserver binary comes with the nvidia-pytriton wheel (extra `triton`)")
+from meshserve.adapters.triton.triton_env import not_installed_message, triton_environment  # noqa: E402
+if triton_environment() is None:
+    pytest.skip(not_installed_message(), allow_module_level=True)
 
 
 def nvidia_gpu_absence() -> str | None:

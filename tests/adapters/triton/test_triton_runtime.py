@@ -28,7 +28,9 @@ from conftest import ROOT  # noqa: E402
 EXAMPLE = ROOT / "examples" / "triton_digits"
 MODEL = "digits_mlp"
 
-pytest.importorskip("pytriton", reason="the tritonserver binary comes with the nvidia-pytriton wheel (extra `triton`)")
+from meshserve.adapters.triton.triton_env import not_installed_message, triton_environment  # noqa: E402
+if triton_environment() is None:
+    pytest.skip(not_installed_message(), allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -257,12 +259,12 @@ def sha256(path: Path) -> str:
 
 
 def test_meshserve_package_records_the_wheel_and_a_digest_of_every_model_file(package_copy):
-    import importlib.metadata
+    from meshserve.adapters.triton.triton_env import wheel_version
 
     (package_copy.repository_model / "1" / "__pycache__").mkdir(exist_ok=True)
     (package_copy.repository_model / "1" / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"cache")
     printed = package_it(package_copy.path)
-    assert f"Triton from nvidia-pytriton {importlib.metadata.version('nvidia-pytriton')}: model digits_mlp " \
+    assert f"Triton from nvidia-pytriton {wheel_version()}: model digits_mlp " \
            "with 3 file digests" in printed
     manifest = yaml.safe_load((package_copy.path / "model.yaml").read_text())
     recorded = manifest["environment"]["triton"]
@@ -270,7 +272,7 @@ def test_meshserve_package_records_the_wheel_and_a_digest_of_every_model_file(pa
     assert recorded["files"] == {"config.pbtxt": sha256(model / "config.pbtxt"),
                                  "1/model.py": sha256(model / "1" / "model.py"),
                                  "1/weights.npz": sha256(model / "1" / "weights.npz")}  # byte-code caches left out
-    assert recorded["wheel"] == {"name": "nvidia-pytriton", "version": importlib.metadata.version("nvidia-pytriton")}
+    assert recorded["wheel"] == {"name": "nvidia-pytriton", "version": wheel_version()}
     assert recorded["model_name"] == MODEL and recorded["source"] == "model_repository"
     assert manifest["environment"]["strict"] is False
     assert manifest["triton"] == {"model_repository": "model_repository", "model_name": MODEL}  # the rest is kept
