@@ -10,7 +10,7 @@ if [ ! -x "$target/bin/perf_analyzer" ]; then
     echo "    pip install --target $target tritonclient==2.41.1 (perf_analyzer only)"
     "$PY" -m pip install -q --no-deps --target "$target" "tritonclient==2.41.1" 2>&1 | { grep -v "^WARNING: Location" || true; }
 fi
-libs="$("$PY" -c 'import pathlib, pytriton; print(pathlib.Path(pytriton.__file__).parents[1] / "nvidia_pytriton.libs")')"
+libs="$("$PY" -c 'from meshserve.adapters.triton.triton_env import pytriton_libs; print(pytriton_libs() or "")')"
 mkdir -p "$target/lib"
 for wanted in libb64.so.0d libcudart.so.12; do
     found=$(ls "$libs"/"${wanted%%.so*}"-*.so* 2>/dev/null | head -1)
