@@ -20,6 +20,6 @@ for wanted in libb64.so.0d libcudart.so.12; do
     fi
     ln -sfn "$found" "$target/lib/$wanted"
 done
-if LD_LIBRARY_PATH="$target/lib" "$target/bin/perf_analyzer" --help 2>&1 | grep -q SYNOPSIS; then
+if LD_LIBRARY_PATH="$target/lib" "$target/bin/perf_analyzer" --help 2>&1 | grep SYNOPSIS >/dev/null; then
     echo "    perf_analyzer ready: LD_LIBRARY_PATH=$target/lib $target/bin/perf_analyzer"
 fi
