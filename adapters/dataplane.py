@@ -25,7 +25,7 @@ from meshserve.core.request_parameters import (
     IGNORED_PARAMETERS, check_shared_memory, ignored_parameters, request_timeout_s, with_request_timeout)
 from meshserve.core.model_package import ModelPackage
 from meshserve.core.observers import InferenceEvent, Observers
-from meshserve.core.signature_check import check_request
+from meshserve.core.signature_check import check_request, one_value_per_row
 
 
 class ModelService:
@@ -80,6 +80,9 @@ class ModelService:
             t.name: decode_tensor(t.name, t.datatype, t.shape, t.contents, raw[i] if raw else None)
             for i, t in enumerate(request.inputs)
         }
+        for name, array in inputs.items():
+            if one_value_per_row(self.signature.input(name).shape, array.shape):
+                inputs[name] = array.reshape(-1)
         event.inputs = inputs
         check_values(inputs, self.signature, self.package.manifest.input_policy)
         now = time.perf_counter()

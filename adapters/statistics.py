@@ -45,9 +45,10 @@ class InferenceStatistics:
         rows = next(iter(event.inputs.values())).shape[0] if event.inputs else 1
         self.inference_count += int(rows) if rows else 1
         self._executions += 1 / (event.batch_size or 1)
+        # Every stage of every answered request is counted, a zero wait too, as Triton does:
+        # perf_analyzer finds the version it measured by its growing queue count.
         for stage, parts in STAGES.items():
-            if any(part in event.timings for part in parts):
-                self._add(stage, sum(event.timings.get(part, 0.0) for part in parts))
+            self._add(stage, sum(event.timings.get(part, 0.0) for part in parts))
 
     def _add(self, name: str, seconds: float) -> None:
         total = self._totals[name]

@@ -129,11 +129,15 @@ def routing_headers(model: str, version: str = "") -> list[tuple[str, str]]:
 def model_metadata(package: ModelPackage, versions: list[str]) -> pb.ModelMetadataResponse:
     signature = package.manifest.signature
     tensor = pb.ModelMetadataResponse.TensorMetadata
+    batched = takes_batches(package)
     return pb.ModelMetadataResponse(
         name=package.name,
         versions=versions,
         platform=f"meshserve_{package.manifest.runtime}",
-        inputs=[tensor(name=s.name, datatype=s.datatype, shape=s.shape) for s in signature.inputs],
+        # One value per row is [-1, 1] in a model that takes batches, as Triton says it (and
+        # takes [rows] as well): its tools strip the batch dimension and need one left.
+        inputs=[tensor(name=s.name, datatype=s.datatype, shape=[-1, 1] if s.shape == [-1] and batched else s.shape)
+                for s in signature.inputs],
         outputs=[tensor(name=s.name, datatype=s.datatype, shape=s.shape) for s in signature.outputs],
     )
 
@@ -173,6 +177,7 @@ def model_config(package: ModelPackage) -> pb.ModelConfigResponse:
         input=[tensor(mc.ModelInput, s) for s in signature.inputs],
         output=[tensor(mc.ModelOutput, s) for s in signature.outputs],
         instance_group=[mc.ModelInstanceGroup(count=batching.concurrency, kind=mc.ModelInstanceGroup.KIND_CPU)])
+    config.version_policy.latest.num_versions = 1
     if batched and batching.max_batch_size > 1:
         config.dynamic_batching.max_queue_delay_microseconds = batching.max_wait_us
     return pb.ModelConfigResponse(config=config)
