@@ -13,7 +13,7 @@ BINARY = HOME / "bin" / "perf_analyzer"
 MISSING = f"perf_analyzer is not installed at {BINARY}: run scripts/setup.d/55-perf-analyzer.sh (or scripts/setup.sh)"
 # Three short windows (the fewest it judges stability on), any spread accepted: the tests check
 # that it runs and measures, not how fast.
-QUICK = ["--measurement-interval", "500", "--stability-percentage", "999", "--max-trials", "3"]
+QUICK = ["--measurement-interval", "400", "--stability-percentage", "999", "--max-trials", "3"]
 
 
 def installed() -> bool:

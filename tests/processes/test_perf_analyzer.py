@@ -9,6 +9,8 @@ INVALID_ARGUMENT message.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sklearn.datasets import load_breast_cancer, load_digits
 
@@ -59,6 +61,16 @@ def test_every_example_takes_perf_analyzers_batches(mesh, model, tmp_path):
     result = measure(mesh, model, tmp_path, "-b", "4")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Batch size: 4" in result.stdout and perf_analyzer.throughput(result.stdout) > 0
+
+
+def test_collect_metrics_reads_the_routers_metrics_endpoint(mesh, tmp_path):
+    # perf_analyzer looks for Triton's GPU metrics (nv_gpu_*); a CPU mesh has none, which it
+    # reports as warnings and carries on.
+    url = re.search(r"metrics meshserve-router: (\S+)", mesh.output).group(1)
+    result = measure(mesh, "iris-species", tmp_path, "--collect-metrics", "--metrics-url", url,
+                     "--metrics-interval", "200")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Server Prometheus Metrics" in result.stdout and perf_analyzer.throughput(result.stdout) > 0
 
 
 def test_random_data_is_refused_with_a_plain_message(mesh):
