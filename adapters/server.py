@@ -28,7 +28,7 @@ from meshserve.core.grpc_server import (
 from meshserve.core.message_guard import add_guarded
 from meshserve.core.mesh_protocol import CallInfo, adapter_ready_line, model_config, usable_request_id
 from meshserve.core.request_parameters import stream_answer, stream_error
-from meshserve.core.unserved_methods import UnservedMethods
+from meshserve.core.unserved_methods import UNSERVED, UnservedMethods
 from meshserve.core.model_package import load_package
 from meshserve.core.observers import Observer, Observers
 from meshserve.observability.telemetry import adapter_telemetry
@@ -129,7 +129,7 @@ async def serve(package_dir: str, listen: str, observers: list[Observer] | None 
         telemetry.watch_queue(package.name, package.version, lambda: service.batcher.queued)
     server = create_server([*telemetry.interceptors, *(interceptors or ())])
     add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server, AdapterInferenceServicer(service, statistics), server)
-    health = add_health_and_reflection(server, [SERVICE_NAME])
+    health = add_health_and_reflection(server, [SERVICE_NAME], {SERVICE_NAME: UNSERVED})
     await start_serving(server, listen, "adapter", health, [package.name, SERVICE_NAME])
     print(adapter_ready_line(package.name, package.version, listen), flush=True)
     readiness = asyncio.get_running_loop().create_task(

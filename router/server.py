@@ -18,6 +18,7 @@ from meshserve.core.grpc_server import (
     add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
 from meshserve.core.message_guard import add_guarded
 from meshserve.core.mesh_protocol import router_ready_line
+from meshserve.core.unserved_methods import UNSERVED
 from meshserve.core.observers import Observer, Observers
 from meshserve.observability.telemetry import router_telemetry
 from meshserve.router.control_plane.control_service import ControlServicer
@@ -46,7 +47,7 @@ async def serve(table_path: str, listen: str, observers: list[Observer] | None =
                 RouterInferenceServicer(forwarder, ModelAccess.from_control(table.control)), server)
     control = ControlServicer(table, forwarder.ready)
     add_guarded(control_pb2_grpc.add_ControlServicer_to_server, control, server)
-    health = add_health_and_reflection(server, [INFERENCE_SERVICE, CONTROL_SERVICE])
+    health = add_health_and_reflection(server, [INFERENCE_SERVICE, CONTROL_SERVICE], {INFERENCE_SERVICE: UNSERVED})
     await start_serving(server, listen, "router", health, [INFERENCE_SERVICE, CONTROL_SERVICE])
     await control.start_background()
     print(router_ready_line(listen), flush=True)

@@ -204,5 +204,19 @@ def test_tritonclient_streams_see_the_final_response_flag(client):
     assert result.get_response().parameters["triton_final_response"].bool_param
 
 
+def test_reflection_lists_what_is_served_and_nothing_unserved(mesh):
+    # What grpcurl's `list` and `describe` read; the router sits behind Envoy's front like any client.
+    from google.protobuf.descriptor_pool import DescriptorPool
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    with grpc.insecure_channel(mesh.address) as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        assert "inference.GRPCInferenceService" in database.get_services()
+        service = DescriptorPool(database).FindServiceByName("inference.GRPCInferenceService")
+        methods = {m.name for m in service.methods}
+    assert {"ModelInfer", "ModelConfig", "ModelStatistics", "RepositoryIndex"} <= methods
+    assert not methods & {"SystemSharedMemoryRegister", "CudaSharedMemoryStatus", "TraceSetting", "LogSettings"}
+
+
 def test_no_traceback_reaches_the_log(mesh):
     assert "Traceback" not in mesh.output and "NotImplementedError" not in mesh.output
