@@ -65,10 +65,11 @@ def check_shared_memory(request) -> None:
 
 
 def ignored_parameters(request) -> list[str]:
-    """The request's parameters meshserve does not act on, in the order sent."""
-    ignored = [key for key in request.parameters if key not in HONOURED]
+    """The request's parameters meshserve does not act on, sorted (a parameter map has no order),
+    then each requested output's."""
+    ignored = sorted(key for key in request.parameters if key not in HONOURED)
     for output in request.outputs:
-        ignored += [f"{output.name}.{key}" for key in output.parameters if key not in CLASSIFICATION_PARAMETERS]
+        ignored += sorted(f"{output.name}.{key}" for key in output.parameters if key not in CLASSIFICATION_PARAMETERS)
     return ignored
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import grpc
 from tritonclient.grpc import service_pb2 as pb
@@ -33,16 +34,17 @@ def merge(into: pb.ModelStatistics, other: pb.ModelStatistics) -> None:
         mine.ns += theirs.ns
 
 
-async def mesh_statistics(table: ModelTable, upstreams: Upstreams, name: str, version: str) -> pb.ModelStatisticsResponse:
-    """Statistics of model NAME (all models when empty) at VERSION (all its versions when empty);
-    raises NOT_FOUND for a model or version not served."""
+async def mesh_statistics(table: ModelTable, upstreams: Upstreams, name: str, version: str,
+                          visible: Callable[[str], bool] = lambda model: True) -> pb.ModelStatisticsResponse:
+    """Statistics of model NAME (every VISIBLE model when empty) at VERSION (all its versions when
+    empty); raises NOT_FOUND for a model or version not served."""
     if name:
         model = table.model(name)
         if version:
             model.version(version)  # NOT_FOUND naming the versions served
         entries = [(model.name, v, e) for v, e in model.versions.items() if version in ("", v)]
     else:
-        entries = [(m.name, v, e) for m in table.models.values() for v, e in m.versions.items()]
+        entries = [(m.name, v, e) for m in table.models.values() if visible(m.name) for v, e in m.versions.items()]
 
     async def version_statistics(model: str, version: str, replicas: list[str]) -> pb.ModelStatistics:
         request = pb.ModelStatisticsRequest(name=model, version=version)

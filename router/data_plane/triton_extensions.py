@@ -42,7 +42,7 @@ def served_extensions(fronts: frozenset[str] = frozenset({"grpc"})) -> list[str]
 
 
 class TritonExtensions(UnservedMethods):
-    """Mixed into the router's servicer, which gives it `forwarder` and `_authorize`."""
+    """Mixed into the router's servicer, which gives it `forwarder`, `access` and `_authorize`."""
 
     async def ModelConfig(self, request, context):
         await self._authorize(context, request.name)
@@ -63,22 +63,32 @@ class TritonExtensions(UnservedMethods):
         if request.name:
             await self._authorize(context, request.name)
         try:
-            return await mesh_statistics(self.forwarder.table, self.forwarder.upstreams, request.name, request.version)
+            return await mesh_statistics(self.forwarder.table, self.forwarder.upstreams, request.name, request.version,
+                                         visible=lambda model: self._may_call(context, model))
         except MeshError as exc:
             await abort(context, exc)
 
     async def RepositoryIndex(self, request, context):
         table = self.forwarder.table
         index = pb.RepositoryIndexResponse.ModelIndex
-        served = [(model.name, version) for model in table.models.values() for version in model.versions]
+        served = [(model.name, version) for model in table.models.values() if self._may_call(context, model.name)
+                  for version in model.versions]
         readiness = await asyncio.gather(*(self.forwarder.ready(name, version) for name, version in served))
         models = [index(name=name, version=version, state=READY if ready else UNAVAILABLE,
                         reason="" if ready else "no replica is ready (starting or restarting); retry shortly")
                   for (name, version), ready in zip(served, readiness) if ready or not request.ready]
         if not request.ready:
             models += [index(name=u.name, version=u.version, state=UNAVAILABLE, reason=u.reason)
-                       for u in table.unavailable]
+                       for u in table.unavailable if self._may_call(context, u.name)]
         return pb.RepositoryIndexResponse(models=models)
+
+    def _may_call(self, context, model: str) -> bool:
+        """Whether the caller may see MODEL: lists show only the models a principal may call."""
+        try:
+            self.access.check(context.invocation_metadata(), model)
+        except MeshError:
+            return False
+        return True
 
     async def RepositoryModelLoad(self, request, context):
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, LOAD_REFUSED.format(verb="load"))
