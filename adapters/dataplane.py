@@ -72,8 +72,8 @@ class ModelService:
     async def _infer(self, request: pb.ModelInferRequest, call: CallInfo, event: InferenceEvent) -> pb.ModelInferResponse:
         timings = event.timings
         mark = time.perf_counter()
+        check_shared_memory(request)  # first: such a request carries no data for the checks below
         check_request(request, self.signature)
-        check_shared_memory(request)
         counts = class_counts(request, self.signature)
         raw = request.raw_input_contents
         inputs = {

@@ -57,8 +57,8 @@ class Forwarder:
         mark = time.perf_counter()
         model = self.table.model(request.model_name)
         entry = model.version(request.model_version)
+        check_shared_memory(request)  # first: such a request carries no data for the checks below
         check_request(request, entry.package.manifest.signature)
-        check_shared_memory(request)
         class_counts(request, entry.package.manifest.signature)  # refused here, before it crosses the mesh
         event.timings["check"] = time.perf_counter() - mark
         call = with_request_timeout(call, request)

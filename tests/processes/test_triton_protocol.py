@@ -204,6 +204,33 @@ def test_tritonclient_streams_see_the_final_response_flag(client):
     assert result.get_response().parameters["triton_final_response"].bool_param
 
 
+def test_a_tensor_in_shared_memory_is_refused_as_unimplemented(client):
+    tensor = features(rows(1))
+    tensor.set_shared_memory("input0", 240)
+    with pytest.raises(InferenceServerException) as refused:
+        client.infer("breast-cancer", [tensor])
+    assert refused.value.status() == "StatusCode.UNIMPLEMENTED" and "shared memory" in refused.value.message()
+
+
+def test_a_lone_adapter_answers_the_same_extensions(adapter_factory):
+    """Called directly (no router), an adapter keeps the timeout, counts, and refuses what it does not serve."""
+    adapter = adapter_factory(EXAMPLES / "breast_cancer")
+    direct = triton.InferenceServerClient(adapter.address)
+    direct.infer("breast-cancer", [features(rows(3))])
+    with pytest.raises(InferenceServerException) as late:
+        direct.infer("breast-cancer", [features(rows(1))], timeout=1)
+    assert late.value.status() == "StatusCode.DEADLINE_EXCEEDED" and "timeout" in late.value.message()
+    stats = direct.get_inference_statistics("breast-cancer").model_stats[0]
+    assert stats.inference_count == 3 and stats.inference_stats.success.count == 1
+    assert "statistics" in direct.get_server_metadata().extensions
+    for call in (direct.get_system_shared_memory_status, direct.get_model_repository_index):
+        with pytest.raises(InferenceServerException) as refused:
+            call()
+        assert refused.value.status() == "StatusCode.UNIMPLEMENTED"
+    adapter.stop()
+    assert "Traceback" not in adapter.output
+
+
 def test_reflection_lists_what_is_served_and_nothing_unserved(mesh):
     # What grpcurl's `list` and `describe` read; the router sits behind Envoy's front like any client.
     from google.protobuf.descriptor_pool import DescriptorPool
