@@ -21,10 +21,10 @@ from meshserve.core.classification import class_counts, classify
 from meshserve.core.errors import DeadlineExceeded, MeshError, ModelFailed
 from meshserve.core.input_policy import check_values
 from meshserve.core.mesh_protocol import ROLE_PARAMETER, CallInfo, model_metadata
-from meshserve.core.request_parameters import (
-    IGNORED_PARAMETERS, check_shared_memory, ignored_parameters, request_timeout_s, with_request_timeout)
 from meshserve.core.model_package import ModelPackage
 from meshserve.core.observers import InferenceEvent, Observers
+from meshserve.core.request_parameters import (
+    IGNORED_PARAMETERS, check_shared_memory, ignored_parameters, request_timeout_s, with_request_timeout)
 from meshserve.core.signature_check import check_request, one_value_per_row
 
 

@@ -19,8 +19,8 @@ from tritonclient.grpc import service_pb2 as pb
 from meshserve.core.classification import class_counts
 from meshserve.core.errors import DeadlineExceeded
 from meshserve.core.mesh_protocol import ROLE_PARAMETER, CallInfo, Metadata, forwarded_headers, routing_headers
-from meshserve.core.request_parameters import check_shared_memory, request_timeout_s, with_request_timeout
 from meshserve.core.observers import InferenceEvent, Observers
+from meshserve.core.request_parameters import check_shared_memory, request_timeout_s, with_request_timeout
 from meshserve.core.settings import get_settings
 from meshserve.core.signature_check import check_request
 from meshserve.router.data_plane.upstreams import Upstreams, upstream_error
