@@ -7,6 +7,7 @@ handed to the service's observers with its decoded tensors and per-stage timings
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
@@ -16,12 +17,15 @@ from tritonclient.grpc import service_pb2 as pb
 from meshserve.adapters.batching import MicroBatcher
 from meshserve.adapters.runtime import Runtime, Tensors, create_runtime, request_deadline
 from meshserve.adapters.tensor_codec import as_datatype, decode_tensor, encode_tensor
-from meshserve.core.errors import MeshError, ModelFailed
+from meshserve.core.classification import class_counts, classify
+from meshserve.core.errors import DeadlineExceeded, MeshError, ModelFailed
 from meshserve.core.input_policy import check_values
 from meshserve.core.mesh_protocol import ROLE_PARAMETER, CallInfo, model_metadata
 from meshserve.core.model_package import ModelPackage
 from meshserve.core.observers import InferenceEvent, Observers
-from meshserve.core.signature_check import check_request
+from meshserve.core.request_parameters import (
+    IGNORED_PARAMETERS, check_shared_memory, ignored_parameters, request_timeout_s, with_request_timeout)
+from meshserve.core.signature_check import check_request, one_value_per_row
 
 
 class ModelService:
@@ -53,17 +57,32 @@ class ModelService:
     async def infer(self, request: pb.ModelInferRequest, call: CallInfo) -> pb.ModelInferResponse:
         event = InferenceEvent(side="adapter", call=call, model=self.package.name, version=self.package.version)
         async with self.observers.observing(event):
-            return await self._infer(request, call, event)
+            timeout = request_timeout_s(request)
+            if timeout is None:
+                return await self._infer(request, call, event)
+            # The request's own `timeout` parameter: a deadline the server keeps even for a
+            # caller that set none on its call.
+            call = with_request_timeout(call, request)
+            try:
+                return await asyncio.wait_for(self._infer(request, call, event), call.remaining())
+            except TimeoutError:
+                raise DeadlineExceeded(f"the request's timeout of {round(timeout * 1e6)} us passed before "
+                                       "its answer; raise the timeout parameter or send fewer rows") from None
 
     async def _infer(self, request: pb.ModelInferRequest, call: CallInfo, event: InferenceEvent) -> pb.ModelInferResponse:
         timings = event.timings
         mark = time.perf_counter()
+        check_shared_memory(request)  # first: such a request carries no data for the checks below
         check_request(request, self.signature)
+        counts = class_counts(request, self.signature)
         raw = request.raw_input_contents
         inputs = {
             t.name: decode_tensor(t.name, t.datatype, t.shape, t.contents, raw[i] if raw else None)
             for i, t in enumerate(request.inputs)
         }
+        for name, array in inputs.items():
+            if one_value_per_row(self.signature.input(name).shape, array.shape):
+                inputs[name] = array.reshape(-1)
         event.inputs = inputs
         check_values(inputs, self.signature, self.package.manifest.input_policy)
         now = time.perf_counter()
@@ -81,6 +100,9 @@ class ModelService:
         response = pb.ModelInferResponse(model_name=self.package.name, model_version=self.package.version,
                                          id=call.request_id)
         response.parameters[ROLE_PARAMETER].string_param = call.role
+        ignored = ignored_parameters(request)
+        if ignored:
+            response.parameters[IGNORED_PARAMETERS].string_param = ",".join(ignored)
         as_raw = bool(raw) or not request.inputs
         for name in wanted:
             spec = self.signature.output(name)
@@ -93,7 +115,10 @@ class ModelService:
             if not spec.accepts_shape(array.shape):
                 raise ModelFailed(f"the model returned output '{name}' of shape {list(array.shape)}; "
                                   f"model.yaml declares {spec.shape}")
-            data = encode_tensor(array, spec.datatype, response.outputs.add(name=name), raw=as_raw)
+            datatype = spec.datatype
+            if name in counts:
+                array, datatype = classify(array, counts[name], spec.features, spec.shape[:1] == [-1]), "BYTES"
+            data = encode_tensor(array, datatype, response.outputs.add(name=name), raw=as_raw)
             if data is not None:
                 response.raw_output_contents.append(data)
         timings["encode"] = time.perf_counter() - mark

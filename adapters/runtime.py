@@ -64,6 +64,11 @@ class Runtime(abc.ABC):
     async def close(self) -> None:
         """Release the model and whatever the runtime started."""
 
+    async def model_config(self):
+        """The model's own Triton ModelConfig where its server keeps one (the Triton runtime);
+        None lets the adapter describe the model from model.yaml."""
+        return None
+
     @classmethod
     def capture_environment(cls, package: ModelPackage) -> dict[str, Any]:
         """What `meshserve package` records: by default the Python version and `pip freeze`."""

@@ -21,11 +21,14 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 import meshserve
 from meshserve.adapters.dataplane import ModelService
 from meshserve.adapters.readiness import follow_readiness
-from meshserve.core.errors import MeshError, ModelNotFound, abort, bounded, quoted
+from meshserve.adapters.statistics import InferenceStatistics
+from meshserve.core.errors import MeshError, ModelNotFound, abort, quoted
 from meshserve.core.grpc_server import (
     add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
 from meshserve.core.message_guard import add_guarded
 from meshserve.core.mesh_protocol import CallInfo, adapter_ready_line, model_config, usable_request_id
+from meshserve.core.request_parameters import stream_answer, stream_error
+from meshserve.core.unserved_methods import UNSERVED, UnservedMethods
 from meshserve.core.model_package import load_package
 from meshserve.core.observers import Observer, Observers
 from meshserve.observability.telemetry import adapter_telemetry
@@ -43,9 +46,10 @@ def call_of(context: grpc.aio.ServicerContext, request: pb.ModelInferRequest, st
     return dataclasses.replace(call, request_id=request.id) if streamed and usable_request_id(request.id) else call
 
 
-class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, service: ModelService):
+class AdapterInferenceServicer(UnservedMethods, pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, service: ModelService, statistics: InferenceStatistics | None = None):
         self.service = service
+        self.statistics = statistics or InferenceStatistics(service.package.name, service.package.version)
 
     async def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
@@ -58,7 +62,8 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelReadyResponse(ready=ready)
 
     async def ServerMetadata(self, request, context):
-        return pb.ServerMetadataResponse(name="meshserve-adapter", version=meshserve.__version__, extensions=[])
+        return pb.ServerMetadataResponse(name="meshserve-adapter", version=meshserve.__version__,
+                                         extensions=["classification", "model_configuration", "statistics"])
 
     async def ModelMetadata(self, request, context):
         if not self.service.serves(request.name, request.version):
@@ -68,7 +73,23 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelConfig(self, request, context):
         if not self.service.serves(request.name, request.version):
             await abort(context, self._not_found(request.name, request.version))
-        return model_config(self.service.package)
+        try:
+            config = await self.service.runtime.model_config()
+        except Exception as exc:  # Triton restarting: say so rather than describe another model
+            await abort(context, MeshError(f"the model's server did not give its configuration ({exc}); retry shortly",
+                                           grpc.StatusCode.UNAVAILABLE))
+        return pb.ModelConfigResponse(config=config) if config is not None else model_config(self.service.package)
+
+    async def ModelStatistics(self, request, context):
+        if request.name and not self.service.serves(request.name, request.version):
+            await abort(context, self._not_found(request.name, request.version))
+        return pb.ModelStatisticsResponse(model_stats=[self.statistics.snapshot()])
+
+    async def RepositoryIndex(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "an adapter serves one model; ask the mesh's router "
+                                                           "(the address `meshserve up` prints) for the repository")
+
+    RepositoryModelLoad = RepositoryModelUnload = RepositoryIndex
 
     async def ModelInfer(self, request, context):
         try:
@@ -80,13 +101,13 @@ class AdapterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelStreamInfer(self, request_iterator, context):
         async for request in request_iterator:
+            call = call_of(context, request, streamed=True)
             try:
                 if not self.service.serves(request.model_name, request.model_version):
                     raise self._not_found(request.model_name, request.model_version)
-                response = await self.service.infer(request, call_of(context, request, streamed=True))
-                yield pb.ModelStreamInferResponse(infer_response=response)
+                yield stream_answer(request, await self.service.infer(request, call))
             except MeshError as exc:
-                yield pb.ModelStreamInferResponse(error_message=bounded(exc.message))
+                yield stream_error(request, call.request_id, exc)
 
     def _not_found(self, name: str, version: str) -> ModelNotFound:
         package = self.service.package
@@ -98,7 +119,8 @@ async def serve(package_dir: str, listen: str, observers: list[Observer] | None 
                 interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
     package = load_package(package_dir)
     telemetry = adapter_telemetry(package)
-    observers = [*telemetry.observers, *(observers or ())]
+    statistics = InferenceStatistics(package.name, package.version)
+    observers = [*telemetry.observers, statistics, *(observers or ())]
     recorder = adapter_record_observer(package, label=f"{package.name}-{package.version}")
     if recorder is not None:
         observers.append(recorder)
@@ -106,8 +128,8 @@ async def serve(package_dir: str, listen: str, observers: list[Observer] | None 
     if service.batcher is not None:
         telemetry.watch_queue(package.name, package.version, lambda: service.batcher.queued)
     server = create_server([*telemetry.interceptors, *(interceptors or ())])
-    add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server, AdapterInferenceServicer(service), server)
-    health = add_health_and_reflection(server, [SERVICE_NAME])
+    add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server, AdapterInferenceServicer(service, statistics), server)
+    health = add_health_and_reflection(server, [SERVICE_NAME], {SERVICE_NAME: UNSERVED})
     listening = await start_serving(server, listen, "adapter", health, [package.name, SERVICE_NAME])
     print(adapter_ready_line(package.name, package.version, listening), flush=True)
     readiness = asyncio.get_running_loop().create_task(

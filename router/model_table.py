@@ -4,6 +4,8 @@
 names its package (for the signature) and the address of its adapter. When the mesh
 runs Envoy, `mesh_address` is Envoy's mesh listener and every request goes there,
 carrying the model (and version, if the client named one) in headers for Envoy to route.
+Each version also lists every replica's address (the router sums their statistics), and
+`unavailable` lists the packages found but not served, with the reason (repository index).
 """
 
 from __future__ import annotations
@@ -21,6 +23,19 @@ from meshserve.core.model_package import ModelPackage, load_package
 class VersionEntry:
     package: ModelPackage
     address: str
+    replicas: list[str] = field(default_factory=list)  # every replica's address (address is the first)
+
+    def __post_init__(self) -> None:
+        self.replicas = self.replicas or [self.address]
+
+
+@dataclass(frozen=True)
+class UnavailableModel:
+    """A package found but not served: broken, or not deployed by meshserve.yaml."""
+
+    name: str
+    version: str
+    reason: str
 
 
 @dataclass
@@ -43,6 +58,7 @@ class ModelTable:
     models: dict[str, ModelEntry]
     mesh_address: str | None = None
     control: dict = field(default_factory=dict)
+    unavailable: list[UnavailableModel] = field(default_factory=list)
 
     def model(self, name: str) -> ModelEntry:
         if name not in self.models:
@@ -63,23 +79,30 @@ class ModelTable:
         raw = json.loads(Path(path).read_text())
         models = {}
         for model in raw["models"]:
-            versions = {v["version"]: VersionEntry(load_package(v["package"]), v["address"]) for v in model["versions"]}
+            versions = {v["version"]: VersionEntry(load_package(v["package"]), v["address"], v.get("replicas", []))
+                        for v in model["versions"]}
             models[model["name"]] = ModelEntry(model["name"], versions,
                                                model.get("default_version") or newest(list(versions)))
-        return cls(models, raw.get("mesh_address"), raw.get("control", {}))
+        unavailable = [UnavailableModel(**u) for u in raw.get("unavailable", [])]
+        return cls(models, raw.get("mesh_address"), raw.get("control", {}), unavailable)
 
     @staticmethod
-    def write(path: str | Path, packages_with_addresses: list[tuple[ModelPackage, str]],
-              mesh_address: str | None = None, control: dict | None = None) -> None:
+    def write(path: str | Path, packages_with_addresses: list[tuple[ModelPackage, str | list[str]]],
+              mesh_address: str | None = None, control: dict | None = None,
+              unavailable: list[UnavailableModel] | None = None) -> None:
+        """Each package with its adapter's address, or every replica's (the first is the address)."""
         by_name: dict[str, list[dict]] = {}
-        for package, address in packages_with_addresses:
+        for package, addresses in packages_with_addresses:
+            addresses = [addresses] if isinstance(addresses, str) else list(addresses)
             by_name.setdefault(package.name, []).append(
-                {"version": package.version, "package": str(package.directory), "address": address})
+                {"version": package.version, "package": str(package.directory), "address": addresses[0],
+                 "replicas": addresses})
         table = {
             "models": [{"name": name, "default_version": newest([v["version"] for v in versions]), "versions": versions}
                        for name, versions in sorted(by_name.items())],
             "mesh_address": mesh_address,
             "control": control or {},
+            "unavailable": [vars(u) for u in unavailable or ()],
         }
         tmp = Path(f"{path}.tmp")
         tmp.write_text(json.dumps(table, indent=2))

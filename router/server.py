@@ -23,6 +23,7 @@ from meshserve.core.grpc_server import (
 from meshserve.core.internal_tls import server_ssl_context
 from meshserve.core.message_guard import add_guarded
 from meshserve.core.mesh_protocol import router_ready_line
+from meshserve.core.unserved_methods import UNSERVED
 from meshserve.core.observers import Observer, Observers
 from meshserve.observability.telemetry import router_telemetry
 from meshserve.router.control_plane.control_service import ControlServicer
@@ -53,7 +54,7 @@ async def serve(table_path: str, listen: str, observers: list[Observer] | None =
     add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server, inference, server)
     control = ControlServicer(table, forwarder.ready)
     add_guarded(control_pb2_grpc.add_ControlServicer_to_server, control, server)
-    health = add_health_and_reflection(server, [INFERENCE_SERVICE, CONTROL_SERVICE])
+    health = add_health_and_reflection(server, [INFERENCE_SERVICE, CONTROL_SERVICE], {INFERENCE_SERVICE: UNSERVED})
     await start_serving(server, listen, "router", health, [INFERENCE_SERVICE, CONTROL_SERVICE])
     rest = await start_rest(inference, interceptors, rest_listen, server_ssl_context()) if rest_listen else None
     await control.start_background()

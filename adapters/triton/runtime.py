@@ -335,6 +335,13 @@ class TritonRuntime(Runtime):
         except Exception:  # an unreachable Triton is simply not ready
             return False
 
+    async def model_config(self):
+        """Triton's own configuration of the model, under the mesh's model name."""
+        response = await self.client.get_model_config(self._options.model_name, self._options.model_version,
+                                                      client_timeout=5.0)
+        response.config.name = self.package.name
+        return response.config
+
     async def statistics(self) -> dict[str, Any]:
         """Triton's inference statistics for the model (batch sizes, queue and compute times)."""
         return await self.client.get_inference_statistics(

@@ -165,8 +165,10 @@ class TritonServer:
         self.restart_enabled = restart
         from meshserve.core.settings import get_settings
 
-        log_directory = Path(log_directory or get_settings().triton_log_dir or
-                             Path(tempfile.gettempdir()) / "meshserve-triton")
+        chosen = log_directory or get_settings().triton_log_dir
+        # Without a run folder (a lone adapter) the log is temporary: kept only if Triton failed.
+        self._temporary_log = chosen is None
+        log_directory = Path(chosen or Path(tempfile.gettempdir()) / "meshserve-triton")
         log_directory.mkdir(parents=True, exist_ok=True)
         self.log_path = log_directory / f"{label}-{os.getpid()}.log"
         self.grpc_port = 0
@@ -361,6 +363,8 @@ class TritonServer:
         except asyncio.TimeoutError:
             log.warning("tritonserver (pid %s) did not stop after SIGTERM; killing it", process.pid)
         await self._kill_process_group(process)
+        if self._temporary_log and self.restarts == 0 and self.last_exit is None and process.returncode == 0:
+            self.log_path.unlink(missing_ok=True)
 
     async def _kill_process_group(self, process: asyncio.subprocess.Process | None = None) -> None:
         process = process or self.process

@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Coroutine
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -29,12 +30,39 @@ def create_server(interceptors: list[grpc.aio.ServerInterceptor] | None = None) 
     ])
 
 
-def add_health_and_reflection(server: grpc.aio.Server, service_names: list[str]) -> health.aio.HealthServicer:
+def add_health_and_reflection(server: grpc.aio.Server, service_names: list[str],
+                              unserved: dict[str, tuple[str, ...]] | None = None) -> health.aio.HealthServicer:
+    """Health and reflection; reflection leaves out UNSERVED methods (service name -> method names),
+    which answer UNIMPLEMENTED, so a tool that lists methods (grpcurl) lists what is served."""
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
+    names = [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(names, server, pool=_reflected_pool(names, unserved or {}))
     return health_servicer
+
+
+def _reflected_pool(service_names: list[str], unserved: dict[str, tuple[str, ...]]) -> descriptor_pool.DescriptorPool:
+    """A copy of the services' .proto files as reflection shows them, without the unserved methods."""
+    pool, added = descriptor_pool.DescriptorPool(), set()
+
+    def add(file) -> None:
+        if file.name in added:
+            return
+        for dependency in file.dependencies:
+            add(dependency)
+        proto = descriptor_pb2.FileDescriptorProto()
+        file.CopyToProto(proto)
+        for service in proto.service:
+            hidden = unserved.get(f"{proto.package}.{service.name}", ())
+            kept = [m for m in service.method if m.name not in hidden]
+            del service.method[:]
+            service.method.extend(kept)
+        pool.Add(proto)
+        added.add(file.name)
+
+    for name in service_names:
+        add(descriptor_pool.Default().FindFileContainingSymbol(name))
+    return pool
 
 
 async def start_serving(server: grpc.aio.Server, listen: str, who: str,

@@ -129,30 +129,57 @@ def routing_headers(model: str, version: str = "") -> list[tuple[str, str]]:
 def model_metadata(package: ModelPackage, versions: list[str]) -> pb.ModelMetadataResponse:
     signature = package.manifest.signature
     tensor = pb.ModelMetadataResponse.TensorMetadata
+    batched = takes_batches(package)
     return pb.ModelMetadataResponse(
         name=package.name,
         versions=versions,
         platform=f"meshserve_{package.manifest.runtime}",
-        inputs=[tensor(name=s.name, datatype=s.datatype, shape=s.shape) for s in signature.inputs],
+        # One value per row is [-1, 1] in a model that takes batches, as Triton says it (and
+        # takes [rows] as well): its tools strip the batch dimension and need one left.
+        inputs=[tensor(name=s.name, datatype=s.datatype, shape=[-1, 1] if s.shape == [-1] and batched else s.shape)
+                for s in signature.inputs],
         outputs=[tensor(name=s.name, datatype=s.datatype, shape=s.shape) for s in signature.outputs],
     )
+
+
+def takes_batches(package: ModelPackage) -> bool:
+    """Whether the model takes rows along a leading batch dimension: every input and output
+    starts with -1, so requests of any row count share one predict call."""
+    signature = package.manifest.signature
+    return all(spec.shape and spec.shape[0] == -1 for spec in (*signature.inputs, *signature.outputs))
 
 
 def model_config(package: ModelPackage) -> pb.ModelConfigResponse:
     """The model as Triton's ModelConfig describes one, for Triton's own tools (perf_analyzer).
 
-    max_batch_size 0 tells them the dims are the full shapes, batch dimension (-1) included.
+    A model that takes batches says so as Triton does: max_batch_size > 0 and dims without the
+    batch dimension (a tensor of one value per row is dims [1] reshaped to []), so the tools
+    need no --shape. Its max_batch_size is the manifest's `batching.max_batch_size` (1 when
+    the package does not micro-batch); micro-batching shows as `dynamic_batching` with the
+    manifest's wait, and `batching.concurrency` as the instance count. Any other model keeps
+    max_batch_size 0 and its full shapes.
     """
     signature = package.manifest.signature
+    batching = package.manifest.batching
+    batched = takes_batches(package)
 
     def tensor(kind, spec):
         data_type = "TYPE_STRING" if spec.datatype == "BYTES" else f"TYPE_{spec.datatype}"
-        return kind(name=spec.name, data_type=mc.DataType.Value(data_type), dims=spec.shape)
+        dims = spec.shape[1:] if batched else spec.shape
+        described = kind(name=spec.name, data_type=mc.DataType.Value(data_type), dims=dims or [1])
+        if not dims:
+            described.reshape.SetInParent()  # one value per row: Triton's [1] reshaped to []
+        return described
 
     config = mc.ModelConfig(
-        name=package.name, platform=f"meshserve_{package.manifest.runtime}", max_batch_size=0,
+        name=package.name, platform=f"meshserve_{package.manifest.runtime}",
+        max_batch_size=batching.max_batch_size if batched else 0,
         input=[tensor(mc.ModelInput, s) for s in signature.inputs],
-        output=[tensor(mc.ModelOutput, s) for s in signature.outputs])
+        output=[tensor(mc.ModelOutput, s) for s in signature.outputs],
+        instance_group=[mc.ModelInstanceGroup(count=batching.concurrency, kind=mc.ModelInstanceGroup.KIND_CPU)])
+    config.version_policy.latest.num_versions = 1
+    if batched and batching.max_batch_size > 1:
+        config.dynamic_batching.max_queue_delay_microseconds = batching.max_wait_us
     return pb.ModelConfigResponse(config=config)
 
 

@@ -41,7 +41,8 @@ class Settings(BaseSettings):
         4, description="Threads that run Python models' predict, so a slow one does not stall the server."
     )
     triton_log_dir: str | None = Field(
-        None, description="Folder for the logs of the tritonserver processes meshserve starts (default: the temp folder)."
+        None, description="Folder for the logs of the tritonserver processes meshserve starts. `meshserve up` "
+        "sets RUN_DIR/logs; a lone adapter logs in the temp folder and removes its log when it stops cleanly."
     )
     triton_backends_dir: str | None = Field(
         None, description="Folder prepared with Triton's Python backend for this Python (default: inside the venv)."

@@ -35,6 +35,12 @@ def element_count(shape) -> int:
     return count
 
 
+def one_value_per_row(declared, shape) -> bool:
+    """An input declared [-1] (one value per row) sent as [rows, 1], as Triton's tools send it
+    (ModelConfig dims [1] reshaped to []); the adapter hands the model [rows]."""
+    return list(declared) == [-1] and len(shape) == 2 and shape[1] == 1
+
+
 def has_typed_contents(tensor) -> bool:
     """True when any typed `contents` field of TENSOR holds a value (cost: one look per field)."""
     return tensor.HasField("contents") and bool(tensor.contents.ListFields())
@@ -61,7 +67,7 @@ def check_request(request, signature: Signature) -> None:
         spec = signature.input(tensor.name)
         if tensor.datatype != spec.datatype:
             raise InvalidInput(tensor.name, f"datatype {quoted(tensor.datatype) or '(empty)'} but the model takes {spec.datatype}")
-        if not spec.accepts_shape(tensor.shape):
+        if not (spec.accepts_shape(tensor.shape) or one_value_per_row(spec.shape, tensor.shape)):
             raise InvalidInput(tensor.name, f"shape {list(tensor.shape)} but the model takes {spec.shape} (-1 = any size)")
         count = element_count(tensor.shape)
         if raw:

@@ -36,7 +36,7 @@ from meshserve.sidecars.drift.plan import plan_for, write_plan
 from meshserve.sidecars.records.observer import check_pii_key
 from meshserve.sidecars.records.recorder import READY_LINE as RECORDER_READY
 from meshserve.sidecars.records.store import default_store_url, redacted
-from meshserve.router.model_table import ModelTable
+from meshserve.router.model_table import ModelTable, UnavailableModel
 
 
 def resolve_listen(listen: str, what: str = "--listen") -> str:
@@ -113,7 +113,8 @@ class Mesh:
         await asyncio.gather(*(self._start_adapter(f"{p.name}:{p.version}", p, address)
                                for p, address in zip(self.packages, addresses)))
         table_path = self.run_dir / "models.json"
-        ModelTable.write(table_path, list(zip(self.packages, addresses)), control={"records_store": self.records_store})
+        ModelTable.write(table_path, list(zip(self.packages, addresses)), control={"records_store": self.records_store},
+                         unavailable=self._unavailable())
         # Without Envoy nothing tells gRPC from REST on one port: REST gets its own.
         rest = self.rest_listen or f"127.0.0.1:{free_port()}"
         await self._start_router(table_path, self.listen, rest)
@@ -150,7 +151,8 @@ class Mesh:
         await self.supervisor.start(
             ChildSpec(label, [python, "-m", "meshserve.adapters.server", str(package.directory), "--listen", address],
                       ready_marker=ADAPTER_READY,
-                      env={**self.child_env, **(self.metrics.adapter_env(label, package.name, package.version)
+                      env={**self.child_env, **self._log_env(),
+                           **(self.metrics.adapter_env(label, package.name, package.version)
                                                 if self.metrics else {})}),
             timeout=get_settings().adapter_start_timeout_s)
 
@@ -205,7 +207,10 @@ class Mesh:
                       ready_marker=ENVOY_READY),
             timeout=30)
         table_path = self.run_dir / "models.json"
-        ModelTable.write(table_path, [(by_key[key], addresses[0]) for key, addresses in replicas.items()],
+        not_deployed = [UnavailableModel(name, version, f"not deployed in {SPEC_NAME}; add it to the model's variants")
+                        for name, version in sorted(set(by_key) - set(replicas))]
+        ModelTable.write(table_path, [(by_key[key], addresses) for key, addresses in replicas.items()],
+                         unavailable=self._unavailable() + not_deployed,
                          mesh_address=layout.mesh,
                          control={"deployment": str(deployment_path), "rollout_state": str(rollout_state),
                                   "deployment_log": str(self.run_dir / "deployment-log.jsonl"),
@@ -218,6 +223,16 @@ class Mesh:
         log(f"meshserve: Envoy front {layout.front} -> router {router_address} (REST {router_rest}) "
             f"-> Envoy mesh {layout.mesh} "
             f"-> adapters; admin http://{layout.admin}, config in {layout.run_dir}")
+
+    def _log_env(self) -> dict[str, str]:
+        """Servers an adapter starts itself (Triton) log into the run folder, which goes with the mesh."""
+        if get_settings().triton_log_dir:
+            return {}
+        return {"MESHSERVE_TRITON_LOG_DIR": str(self.run_dir / "logs")}
+
+    def _unavailable(self) -> list[UnavailableModel]:
+        """The broken packages, for the router's repository index."""
+        return [UnavailableModel(b.model or b.directory.name, "", str(b.error)) for b in self.broken]
 
     def _announce(self) -> None:
         models = ", ".join(f"{p.name} ({p.version}, {p.manifest.runtime})" for p in self.packages)

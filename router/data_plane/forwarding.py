@@ -16,8 +16,11 @@ import time
 import grpc
 from tritonclient.grpc import service_pb2 as pb
 
+from meshserve.core.classification import class_counts
+from meshserve.core.errors import DeadlineExceeded
 from meshserve.core.mesh_protocol import ROLE_PARAMETER, CallInfo, Metadata, forwarded_headers, routing_headers
 from meshserve.core.observers import InferenceEvent, Observers
+from meshserve.core.request_parameters import check_shared_memory, request_timeout_s, with_request_timeout
 from meshserve.core.settings import get_settings
 from meshserve.core.signature_check import check_request
 from meshserve.router.data_plane.upstreams import Upstreams, upstream_error
@@ -54,8 +57,11 @@ class Forwarder:
         mark = time.perf_counter()
         model = self.table.model(request.model_name)
         entry = model.version(request.model_version)
+        check_shared_memory(request)  # first: such a request carries no data for the checks below
         check_request(request, entry.package.manifest.signature)
+        class_counts(request, entry.package.manifest.signature)  # refused here, before it crosses the mesh
         event.timings["check"] = time.perf_counter() - mark
+        call = with_request_timeout(call, request)
         request.id = call.request_id
         headers = forwarded_headers(client_metadata, call.request_id, model.name, request.model_version)
         remaining = call.remaining()
@@ -64,6 +70,9 @@ class Forwarder:
         try:
             return await self.upstreams.stub(address).ModelInfer(request, timeout=timeout, metadata=headers)
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and request_timeout_s(request) is not None:
+                raise DeadlineExceeded(f"the request's timeout of {round(request_timeout_s(request) * 1e6)} us "
+                                       "passed before its answer; raise the timeout parameter or send fewer rows") from exc
             raise upstream_error(exc, model.name, request.model_version) from exc
 
     async def ready(self, name: str, version: str) -> bool:

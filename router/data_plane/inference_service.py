@@ -12,12 +12,13 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 import meshserve
-from meshserve.core.errors import MeshError, abort, bounded
+from meshserve.core.errors import MeshError, abort
 from meshserve.core.mesh_protocol import (
-    REQUEST_ID_HEADER, CallInfo, deadline_from, model_config, model_metadata, request_id_of,
-    trace_id_of)
+    REQUEST_ID_HEADER, CallInfo, deadline_from, model_metadata, request_id_of, trace_id_of)
+from meshserve.core.request_parameters import stream_answer, stream_error
 from meshserve.router.data_plane.authorization import ModelAccess
 from meshserve.router.data_plane.forwarding import Forwarder
+from meshserve.router.data_plane.triton_extensions import TritonExtensions, served_extensions
 
 
 def call_of(context: grpc.aio.ServicerContext, request: pb.ModelInferRequest, streamed: bool = False) -> CallInfo:
@@ -29,10 +30,14 @@ def call_of(context: grpc.aio.ServicerContext, request: pb.ModelInferRequest, st
                     trace_id=trace_id_of(context.invocation_metadata()))
 
 
-class RouterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, forwarder: Forwarder, access: ModelAccess | None = None):
+class RouterInferenceServicer(TritonExtensions, pb_grpc.GRPCInferenceServiceServicer):
+    """The standard methods here; Triton's extensions in triton_extensions.py."""
+
+    def __init__(self, forwarder: Forwarder, access: ModelAccess | None = None,
+                 extensions: list[str] | None = None):
         self.forwarder = forwarder
         self.access = access or ModelAccess()
+        self.extensions = served_extensions() if extensions is None else extensions
 
     async def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
@@ -45,7 +50,8 @@ class RouterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelReadyResponse(ready=await self.forwarder.ready(request.name, request.version))
 
     async def ServerMetadata(self, request, context):
-        return pb.ServerMetadataResponse(name="meshserve", version=meshserve.__version__, extensions=[])
+        return pb.ServerMetadataResponse(name="meshserve", version=meshserve.__version__,
+                                         extensions=self.extensions)
 
     async def ModelMetadata(self, request, context):
         await self._authorize(context, request.name)
@@ -54,14 +60,6 @@ class RouterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         except MeshError as exc:
             await abort(context, exc)
         return model_metadata(entry.package, [request.version] if request.version else versions)
-
-    async def ModelConfig(self, request, context):
-        await self._authorize(context, request.name)
-        try:
-            _, entry = self.forwarder.package_entry(request.name, request.version)
-        except MeshError as exc:
-            await abort(context, exc)
-        return model_config(entry.package)
 
     async def ModelInfer(self, request, context):
         call = call_of(context, request)
@@ -78,11 +76,11 @@ class RouterInferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             try:
                 self.access.check(context.invocation_metadata(), request.model_name)
                 response = await self.forwarder.infer(request, call, context.invocation_metadata())
-                yield pb.ModelStreamInferResponse(infer_response=response)
+                yield stream_answer(request, response)
             except grpc.aio.AbortError:
                 raise
             except MeshError as exc:
-                yield pb.ModelStreamInferResponse(error_message=bounded(exc.message))
+                yield stream_error(request, call.request_id, exc)
 
     async def _authorize(self, context, model: str) -> None:
         try:

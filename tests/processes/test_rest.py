@@ -21,10 +21,10 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from sklearn.datasets import load_breast_cancer
 
+import perf_analyzer
 from conftest import EXAMPLES, ROOT, meshserve_argv
 
 ROWS = load_breast_cancer().data[200:216]
-PERF_ANALYZER = ROOT / ".venv" / "perf-analyzer"
 
 
 @pytest.fixture(scope="module")
@@ -262,17 +262,13 @@ def test_a_body_above_the_message_limit_is_refused_before_it_is_read(front):
     assert status == 400 and "MESHSERVE_MAX_MESSAGE_BYTES" in json.loads(body)["error"]
 
 
-def test_perf_analyzer_loads_the_mesh_over_http(front):
-    binary = PERF_ANALYZER / "bin" / "perf_analyzer"
-    if not binary.exists():
-        pytest.skip(f"perf_analyzer is not installed in {PERF_ANALYZER} (scripts/setup.d/55-perf-analyzer.sh)")
-    # --shape: the model's batch dimension is -1 in its config (max_batch_size 0).
-    result = subprocess.run([str(binary), "-i", "http", "-m", "iris-species", "-u", front, "--shape",
-                             "measurements:1,4", "--measurement-interval", "1000", "--measurement-mode",
-                             "count_windows", "--measurement-request-count", "50", "--max-trials", "3",
-                             "--stability-percentage", "999"],
-                            capture_output=True, text=True, timeout=180,
-                            env={**os.environ, "LD_LIBRARY_PATH": str(PERF_ANALYZER / "lib")})
+def test_perf_analyzer_loads_the_mesh_over_http(front, tmp_path):
+    if not perf_analyzer.installed():
+        pytest.skip(perf_analyzer.MISSING)
+    data = perf_analyzer.input_data(tmp_path / "iris.json",
+                                    {"measurements": {"content": [5.1, 3.5, 1.4, 0.2], "shape": [4]}})
+    result = perf_analyzer.run("-i", "http", "-m", "iris-species", "-u", front, "--input-data", str(data),
+                               *perf_analyzer.QUICK, timeout=180)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert re.search(r"Concurrency: 1, throughput: [\d.]+ infer/sec", result.stdout), result.stdout[-3000:]
 

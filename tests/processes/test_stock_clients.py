@@ -169,8 +169,9 @@ def test_an_adapter_knows_a_mirrored_request_is_a_shadow(adapter_factory):
 def test_tritons_own_model_config_call_describes_the_model(client):
     """Triton's tools (perf_analyzer, model analyzer) ask for the model config first."""
     config = client.get_model_config("iris-species").config
-    assert config.name == "iris-species" and config.max_batch_size == 0
-    assert [(i.name, list(i.dims)) for i in config.input] == [("measurements", [-1, 4])]
+    # It takes rows along a leading -1: a batch dimension, which Triton leaves out of dims.
+    assert config.name == "iris-species" and config.max_batch_size == 1
+    assert [(i.name, list(i.dims)) for i in config.input] == [("measurements", [4])]
     assert [o.name for o in config.output] == ["species", "distance"]
     from tritonclient.grpc import model_config_pb2
 

@@ -124,6 +124,22 @@ def test_meshserve_describes_the_model_as_triton_does(triton_mesh):
                [(t["name"], t["datatype"], t["shape"]) for t in theirs[kind]]
 
 
+def test_model_config_is_tritons_own_under_the_mesh_name(triton_mesh):
+    _, triton_address = triton_mesh.triton()
+    ours = triton_http2.InferenceServerClient(triton_mesh.address).get_model_config(MESH_MODEL).config
+    theirs = triton_http2.InferenceServerClient(triton_address).get_model_config(TRITON_MODEL).config
+    assert ours.name == MESH_MODEL
+    theirs.name = MESH_MODEL
+    assert ours == theirs and ours.max_batch_size == 64 and ours.HasField("dynamic_batching")
+
+
+def test_tritons_log_lives_in_the_run_folder(triton_mesh):
+    line = next(line for line in triton_mesh.lines if "tritonserver" in line and " log " in line)
+    log_path = Path(line.rsplit(" log ", 1)[1])
+    assert log_path.parent.name == "logs" and log_path.parent.parent.name.startswith("meshserve-run-"), line
+    assert log_path.is_file()
+
+
 def batch_counts(client: triton_http2.InferenceServerClient) -> dict[int, int]:
     stats = client.get_inference_statistics(TRITON_MODEL, as_json=True)["model_stats"][0]
     return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
