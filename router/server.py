@@ -31,6 +31,7 @@ from meshserve.router.data_plane.authorization import ModelAccess
 from meshserve.router.data_plane.forwarding import Forwarder
 from meshserve.router.data_plane.inference_service import RouterInferenceServicer
 from meshserve.router.model_table import ModelTable
+from meshserve.router.data_plane.triton_extensions import served_extensions
 from meshserve.router.rest.http_routes import start_rest
 from meshserve.sidecars.records.observer import router_record_observer
 from meshserve.v1 import control_pb2, control_pb2_grpc
@@ -50,7 +51,9 @@ async def serve(table_path: str, listen: str, observers: list[Observer] | None =
     forwarder = Forwarder(table, observers=Observers(observers))
     interceptors = [*telemetry.interceptors, *(interceptors or ())]
     server = create_server(interceptors)
-    inference = RouterInferenceServicer(forwarder, ModelAccess.from_control(table.control))
+    fronts = frozenset({"grpc", "rest"} if rest_listen else {"grpc"})
+    inference = RouterInferenceServicer(forwarder, ModelAccess.from_control(table.control),
+                                        extensions=served_extensions(fronts))
     add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server, inference, server)
     control = ControlServicer(table, forwarder.ready)
     add_guarded(control_pb2_grpc.add_ControlServicer_to_server, control, server)

@@ -76,11 +76,8 @@ class RestRoutes:
             {"ready": True} if r.ready else NOT_READY, status=200 if r.ready else 400))
 
     async def server_metadata(self, request: web.Request) -> web.Response:
-        def answer(response, _):
-            document = metadata_json(response)
-            document["extensions"] = [*document["extensions"], "binary_tensor_data"]  # this binding's own
-            return web.json_response(document)
-        return await self._call(request, "ServerMetadata", pb.ServerMetadataRequest(), answer)
+        return await self._call(request, "ServerMetadata", pb.ServerMetadataRequest(),
+                                lambda response, _: web.json_response(metadata_json(response)))
 
     async def model_metadata(self, request: web.Request) -> web.Response:
         return await self._call(request, "ModelMetadata", pb.ModelMetadataRequest(**self._model(request)),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ import tritonclient.http as triton_http
 from sklearn.datasets import load_breast_cancer
 
 import perf_analyzer
-from conftest import EXAMPLES, ROOT, meshserve_argv
+from conftest import EXAMPLES, meshserve_argv
 
 ROWS = load_breast_cancer().data[200:216]
 
