@@ -67,6 +67,8 @@ class UpstreamAddresses:
 
     router: list[str]
     variants: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # Working slots of one replica of each variant (envoy/limits.py sizes circuit breakers from them).
+    slots: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @classmethod
     def sequential(cls, spec: DeploymentSpec, host: str, first_port: int, router_workers: int = 1) -> "UpstreamAddresses":

@@ -22,6 +22,7 @@ from pathlib import Path
 from meshserve.core.mesh_protocol import ADAPTER_READY, ENVOY_READY, ROUTER_READY
 from meshserve.core.model_package import BrokenPackage, ModelPackage, discover_packages
 from meshserve.core.ports import free_port
+from meshserve.core.replica_slots import replica_slots
 from meshserve.core.settings import get_settings
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.render import render
@@ -173,7 +174,8 @@ class Mesh:
         rollout_state = self.run_dir / "rollouts.json"
         rollout_state.unlink(missing_ok=True)  # a new mesh starts from the spec's split
         (self.run_dir / "progressive.json").unlink(missing_ok=True)  # and its rollout plans from their start
-        render(layout, deployment, UpstreamAddresses(router=[router_address], variants=replicas)).write(layout)
+        slots = {key: replica_slots(by_key[key].manifest) for key in replicas}
+        render(layout, deployment, UpstreamAddresses(router=[router_address], variants=replicas, slots=slots)).write(layout)
         deployment_path = self.run_dir / "deployment.json"
         deployment_path.write_text(deployment.model_dump_json(indent=2))
         if self.metrics:

@@ -16,7 +16,9 @@ import time
 import grpc
 from tritonclient.grpc import service_pb2 as pb
 
-from meshserve.core.mesh_protocol import ROLE_PARAMETER, CallInfo, Metadata, forwarded_headers, routing_headers
+from meshserve.core.errors import AtCapacity
+from meshserve.core.mesh_protocol import (
+    ROLE_PARAMETER, VARIANT_HEADER, CallInfo, Metadata, forwarded_headers, routing_headers)
 from meshserve.core.observers import InferenceEvent, Observers
 from meshserve.core.settings import get_settings
 from meshserve.core.signature_check import check_request
@@ -64,7 +66,15 @@ class Forwarder:
         try:
             return await self.upstreams.stub(address).ModelInfer(request, timeout=timeout, metadata=headers)
         except grpc.aio.AioRpcError as exc:
-            raise upstream_error(exc, model.name, request.model_version) from exc
+            error = upstream_error(exc, model.name, request.model_version)
+            if isinstance(error, AtCapacity):
+                # Envoy names the variant it routed to, so the shed is counted against it.
+                version, _, role = dict(exc.trailing_metadata() or ()).get(VARIANT_HEADER, "").partition(" ")
+                event.shed = True
+                event.version = version or request.model_version
+                if role:
+                    event.call = dataclasses.replace(call, role=role)
+            raise error from exc
 
     async def ready(self, name: str, version: str) -> bool:
         model = self.table.models.get(name)
