@@ -42,6 +42,12 @@ SPECS = {
         "iris": {"variants": [{"version": "1", "weight": 1}], "shadows": [{"version": "2", "fraction": 1.0}]},
         "digits": {"variants": [{"version": "a", "weight": 3, "replicas": 3}, {"version": "b", "weight": 1}]},
     }},
+    "limits, autoscaled replicas and a router limit": {"models": {"iris": {
+        "variants": [{"version": "1", "weight": 1, "replicas": {"min": 1, "max": 4}}],
+        "shadows": [{"version": "2", "fraction": 0.5, "replicas": {"min": 1, "max": 2}}],
+        "limits": {"max_in_flight": 40, "max_pending": 10, "shadow_max_in_flight": 3},
+        "autoscaling": {"target_in_flight": 3, "scale_up_after_s": 0, "cooldown_s": 5}}},
+        "limits": {"router_max_in_flight": 100}},
 }
 
 
@@ -147,6 +153,28 @@ BAD_SPECS = {
     "zero replicas": (
         with_iris(variants=[{"version": "1", "weight": 1, "replicas": 0}]),
         "models.iris.variants[0].replicas", "greater than or equal"),
+    "replicas neither a count nor a range": (
+        with_iris(variants=[{"version": "1", "weight": 1, "replicas": "many"}]),
+        "models.iris.variants[0].replicas", "valid dictionary"),
+    "replicas range upside down": (
+        with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 3, "max": 2}}]),
+        "models.iris.variants[0].replicas", "above max"),
+    "replicas range without max": (
+        with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 1}}]),
+        "models.iris.variants[0].replicas.max", "Field required"),
+    "replicas range beyond 64": (
+        with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 1, "max": 65}}]),
+        "models.iris.variants[0].replicas.max", "less than or equal"),
+    "scale to zero": (
+        with_iris(variants=[{"version": "1", "weight": 1}],
+                  shadows=[{"version": "2", "fraction": 1, "replicas": {"min": 0, "max": 2}}]),
+        "models.iris.shadows[0].replicas", "scale to zero"),
+    "a limit of zero": (
+        with_iris(variants=[{"version": "1", "weight": 1}], limits={"max_in_flight": 0}), "models.iris.limits.max_in_flight", "greater than or equal"),
+    "a misspelled limit": (
+        with_iris(variants=[{"version": "1", "weight": 1}], limits={"max_inflight": 5}), "models.iris.limits.max_inflight", "Extra inputs"),
+    "a cooldown that is negative": (
+        with_iris(variants=[{"version": "1", "weight": 1}], autoscaling={"cooldown_s": -1}), "models.iris.autoscaling.cooldown_s", "greater than or equal"),
     "models not a mapping": ({"models": ["iris"]}, "models", "dictionary"),
 }
 
@@ -161,6 +189,24 @@ def test_a_malformed_spec_is_refused_naming_file_field_and_fix(name):
     assert error.field == field
     assert problem in error.problem
     assert error.fix and "Fix:" in str(error)
+
+
+def test_a_bad_replicas_field_says_what_to_write_instead():
+    with pytest.raises(ManifestError) as caught:
+        parse_spec(with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 3, "max": 2}}]), "m.yaml")
+    assert "{min: M, max: N}" in caught.value.fix
+    with pytest.raises(ManifestError) as caught:
+        parse_spec(with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 0, "max": 2}}]), "m.yaml")
+    assert "min: 1" in caught.value.fix
+    assert "\n" not in str(caught.value)
+
+
+def test_a_plain_replica_count_still_means_that_many_fixed_replicas():
+    spec = parse_spec(with_iris(variants=[{"version": "1", "weight": 1, "replicas": 3}]), "m.yaml")
+    assert spec.models["iris"].replicas == {"1": 3}
+    assert not spec.models["iris"].replica_ranges["1"].scales
+    ranged = parse_spec(with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 2, "max": 5}}]), "m.yaml")
+    assert ranged.models["iris"].replicas == {"1": 2} and ranged.models["iris"].replica_ranges["1"].scales
 
 
 def test_a_model_named_twice_in_the_yaml_is_refused(tmp_path):
