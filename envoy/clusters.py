@@ -80,7 +80,7 @@ def render_clusters(spec: DeploymentSpec, upstreams: UpstreamAddresses) -> dict[
     for model, deployment in sorted(spec.models.items()):
         for version in deployment.replicas:
             addresses = upstreams.variants.get((model, version))
-            if not addresses:
+            if addresses is None:  # an empty list is a variant scaled to zero
                 raise ValueError(f"no addresses for {model} version {version}")
             slots = upstreams.slots.get((model, version), DEFAULT_SLOTS)
             resources.append(internal_upstream(_variant_cluster(model, version, deployment, addresses, slots), spec))

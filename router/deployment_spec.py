@@ -55,7 +55,8 @@ class Replicas(StrictModel):
     """How many adapter processes serve a variant: a fixed count (`replicas: 2`, min = max) or a
     range (`replicas: {min: 1, max: 4}`) within which `meshserve up` scales it to its load."""
 
-    min: int = Field(ge=0, le=MAX_REPLICAS, description="Replicas kept running however idle the variant is.")
+    min: int = Field(ge=0, le=MAX_REPLICAS, description="Replicas kept running however idle the variant is; "
+                     "0: none while idle, and the first request waits for a replica to start (a cold start).")
     max: int = Field(ge=1, le=MAX_REPLICAS, description="Most replicas the variant grows to under load.")
 
     @model_validator(mode="before")
@@ -73,10 +74,6 @@ class Replicas(StrictModel):
     def _ordered(self) -> "Replicas":
         if self.min > self.max:
             raise ValueError(f"replicas min {self.min} is above max {self.max}")
-        if self.min == 0:
-            # A request for a variant with no replica would have to wait for a cold start that
-            # Envoy cannot hold it for; refused until the mesh can do that.
-            raise ValueError("replicas min 0 (scale to zero) is not supported by meshserve up")
         return self
 
     @property
@@ -280,6 +277,11 @@ class ModelDeployment(StrictModel):
         return {v.version: v.replicas for v in self.variants} | {s.version: s.replicas for s in self.shadows}
 
     @property
+    def cold_versions(self) -> set[str]:
+        """Versions that scale to zero when idle: their first request waits for a replica to start."""
+        return {version for version, r in self.replica_ranges.items() if r.min == 0}
+
+    @property
     def shadow_versions(self) -> set[str]:
         return {s.version for s in self.shadows}
 
@@ -410,8 +412,6 @@ def _fix_for(err: dict) -> str | None:
         return "see docs/operator-guide.md, 'Progressive delivery'"
     if "fallback" in message:
         return "name a version listed under variants, or drop fallback"
-    if "scale to zero" in message:
-        return "use replicas: {min: 1, max: N}; an idle variant then keeps one replica"
     if "replicas" in message or "replicas" in err["loc"] and err["type"] == "model_type":
         return "write a whole number of replicas from 1 to 64, or {min: M, max: N} with 1 <= M <= N <= 64"
     if "header" in message:

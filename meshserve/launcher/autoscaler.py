@@ -123,10 +123,20 @@ class Autoscaler:
         self.replicas = replicas
         self._log = log
         self.states = {key: ScalingState(replicas=replicas.count(key)) for key in policies}
+        self._refused: dict[Key, int] = {}  # Envoy's count of requests it found no replica for
 
     async def in_flight(self) -> dict[Key, int]:
+        """Requests in flight per variant; for a variant at zero replicas, the requests that
+        found none since the last sample (the router holds them while a replica starts)."""
         stats = await asyncio.to_thread(self.replicas.admin.stats, "cluster.variant|")
-        return {key: stats.get(f"cluster.{variant_cluster(*key)}.upstream_rq_active", 0) for key in self.policies}
+        loads = {}
+        for key in self.policies:
+            name = f"cluster.{variant_cluster(*key)}"
+            refused = stats.get(f"{name}.upstream_cx_none_healthy", 0)
+            waiting = refused - self._refused.get(key, refused)
+            self._refused[key] = refused
+            loads[key] = waiting if self.replicas.count(key) == 0 else stats.get(f"{name}.upstream_rq_active", 0)
+        return loads
 
     async def step(self) -> None:
         loads = await self.in_flight()

@@ -191,11 +191,16 @@ class Mesh:
                       ready_marker=ENVOY_READY),
             timeout=30)
         table_path = self.run_dir / "models.json"
-        ModelTable.write(table_path, [(by_key[key], addresses[0]) for key, addresses in replicas.items()],
+        # Behind Envoy the router sends everything to the mesh listener; a variant scaled to
+        # zero has no replica address of its own yet.
+        ModelTable.write(table_path, [(by_key[key], addresses[0] if addresses else layout.mesh)
+                                      for key, addresses in replicas.items()],
                          mesh_address=layout.mesh,
                          control={"deployment": str(deployment_path), "rollout_state": str(rollout_state),
                                   "deployment_log": str(self.run_dir / "deployment-log.jsonl"),
                                   "records_store": self.records_store,
+                                  "cold_variants": sorted([m, v] for m, d in deployment.models.items()
+                                                          for v in d.cold_versions),
                                   "envoy": {"run_dir": str(layout.run_dir), "front": layout.front,
                                             "mesh": layout.mesh, "admin": layout.admin}})
         await self._start_router(table_path, router_address)

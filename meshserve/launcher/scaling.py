@@ -8,7 +8,8 @@ its cluster, sampled every MESHSERVE_AUTOSCALE_INTERVAL_S). The scaler aims at
   at the target (a spike needs capacity now, not one replica a minute), up to `max`;
 * so low that one replica fewer would still be at or under the target, for `cooldown_s`, and
   at least `cooldown_s` since the last change: one replica fewer, down to `min`. Shrinking
-  one at a time, slowly, keeps a dip between two bursts from taking the capacity away.
+  one at a time, slowly, keeps a dip between two bursts from taking the capacity away;
+* at zero replicas (`min: 0`), any request waiting for one starts a replica at once.
 
 `autoscaler.py` acts on the decisions; this module only decides, so it can be tested alone.
 """
@@ -41,6 +42,10 @@ class ScalingState:
 def decide(policy: ScalingPolicy, state: ScalingState, in_flight: float, now: float) -> ScalingState:
     """The state after observing IN_FLIGHT requests at time NOW; its `replicas` is the count to run."""
     replicas = state.replicas
+    if replicas == 0 and in_flight > 0:
+        # A request is waiting for a cold start: no reason to let it wait longer. One replica;
+        # if the load needs more, the next samples say so.
+        return ScalingState(replicas=1, last_change=now)
     if in_flight > policy.target_in_flight * replicas:
         state = replace(state, low_since=None, high_since=state.high_since if state.high_since is not None else now)
         if replicas < policy.maximum and now - state.high_since >= policy.scale_up_after_s:

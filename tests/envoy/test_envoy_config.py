@@ -165,10 +165,9 @@ BAD_SPECS = {
     "replicas range beyond 64": (
         with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 1, "max": 65}}]),
         "models.iris.variants[0].replicas.max", "less than or equal"),
-    "scale to zero": (
-        with_iris(variants=[{"version": "1", "weight": 1}],
-                  shadows=[{"version": "2", "fraction": 1, "replicas": {"min": 0, "max": 2}}]),
-        "models.iris.shadows[0].replicas", "scale to zero"),
+    "a range that never runs a replica": (
+        with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 0, "max": 0}}]),
+        "models.iris.variants[0].replicas.max", "greater than or equal"),
     "a limit of zero": (
         with_iris(variants=[{"version": "1", "weight": 1}], limits={"max_in_flight": 0}), "models.iris.limits.max_in_flight", "greater than or equal"),
     "a misspelled limit": (
@@ -195,9 +194,6 @@ def test_a_bad_replicas_field_says_what_to_write_instead():
     with pytest.raises(ManifestError) as caught:
         parse_spec(with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 3, "max": 2}}]), "m.yaml")
     assert "{min: M, max: N}" in caught.value.fix
-    with pytest.raises(ManifestError) as caught:
-        parse_spec(with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 0, "max": 2}}]), "m.yaml")
-    assert "min: 1" in caught.value.fix
     assert "\n" not in str(caught.value)
 
 
@@ -207,6 +203,8 @@ def test_a_plain_replica_count_still_means_that_many_fixed_replicas():
     assert not spec.models["iris"].replica_ranges["1"].scales
     ranged = parse_spec(with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 2, "max": 5}}]), "m.yaml")
     assert ranged.models["iris"].replicas == {"1": 2} and ranged.models["iris"].replica_ranges["1"].scales
+    idle = parse_spec(with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 0, "max": 2}}]), "m.yaml")
+    assert idle.models["iris"].replicas == {"1": 0} and idle.models["iris"].cold_versions == {"1"}
 
 
 def test_a_model_named_twice_in_the_yaml_is_refused(tmp_path):

@@ -61,3 +61,17 @@ def test_a_fixed_variant_never_changes():
     for now, load in [(0, 100), (1, 0), (2, 100), (3, 0)]:
         state = decide(fixed, state, load, now)
         assert state.replicas == 2
+
+
+def test_a_variant_at_zero_wakes_at_once_on_a_waiting_request_and_goes_back_to_zero_when_idle():
+    policy = ScalingPolicy(minimum=0, maximum=3, target_in_flight=4, scale_up_after_s=5, cooldown_s=10)
+    state = ScalingState(replicas=0)
+    state = decide(policy, state, 0, now=0)
+    assert state.replicas == 0  # idle at zero stays there
+    state = decide(policy, state, 1, now=1)
+    assert state.replicas == 1  # no scale_up_after_s wait for a cold start
+    for now in range(2, 12):
+        state = decide(policy, state, 0, now)
+    assert state.replicas == 1
+    state = decide(policy, state, 0, now=12)
+    assert state.replicas == 0

@@ -1,10 +1,11 @@
-"""Replicas that follow the load on one machine: `replicas: {min: 1, max: 3}` under `meshserve up`.
+"""Replicas that follow the load on one machine: `replicas: {min, max}` under `meshserve up`.
 
 A model that takes 50 ms a call gets a rising load (2, then 6, then 12 requests in flight);
 its variant grows from 1 replica to 3, then shrinks back to 1 once only a trickle is left,
 with short cool-downs set in the spec. Every request of the whole story must succeed: new
 replicas join Envoy's cluster only once healthy, and a replica leaves the cluster before it
-is stopped.
+is stopped. With `min: 0` an idle variant runs no replica at all, and its next request waits
+for one to start.
 """
 
 from __future__ import annotations
@@ -79,15 +80,19 @@ def admin_of(mesh) -> EnvoyAdmin:
     return EnvoyAdmin(mesh.wait_for_line(r"admin http://(\S+),", 1).group(1))
 
 
-async def wait_for_replicas(admin: EnvoyAdmin, count: int, timeout: float) -> float:
-    """Seconds until Envoy serves the variant with COUNT healthy replicas."""
+async def wait_for_replicas_of(admin: EnvoyAdmin, cluster: str, count: int, timeout: float) -> float:
+    """Seconds until Envoy serves CLUSTER with COUNT healthy replicas."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        hosts = await asyncio.to_thread(admin.hosts, "variant|elastic|busy")
+        hosts = await asyncio.to_thread(admin.hosts, cluster)
         if len(hosts) == count and all(flags == "healthy" for flags in hosts.values()):
             return time.monotonic() - started
         await asyncio.sleep(0.2)
-    raise AssertionError(f"not {count} healthy replicas within {timeout} s: {admin.hosts('variant|elastic|busy')}")
+    raise AssertionError(f"not {count} healthy replicas within {timeout} s: {admin.hosts(cluster)}")
+
+
+async def wait_for_replicas(admin: EnvoyAdmin, count: int, timeout: float) -> float:
+    return await wait_for_replicas_of(admin, "variant|elastic|busy", count, timeout)
 
 
 def test_replicas_grow_under_a_rising_load_and_shrink_after_it_with_no_failed_request(elastic_mesh):
@@ -118,3 +123,44 @@ def test_replicas_grow_under_a_rising_load_and_shrink_after_it_with_no_failed_re
     scaled = [line for line in elastic_mesh.lines if "scaling elastic:busy" in line]
     assert any("from 1 to" in line for line in scaled) and any("to 1 replicas" in line for line in scaled), scaled
     assert not [line for line in elastic_mesh.lines if "restarting" in line], elastic_mesh.output[-3000:]
+
+
+@pytest.fixture(scope="module")
+def idle_mesh(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scale-to-zero")
+    models = root / "models"
+    write_variant_packages(models, "sleepy", ["1"])
+    write_spec(models, {"models": {"sleepy": {
+        "variants": [{"version": "1", "weight": 1, "replicas": {"min": 0, "max": 2}}],
+        "autoscaling": {"cooldown_s": 2}}}, "records": {"enabled": False}})
+    mesh = start_mesh(models, env={"MESHSERVE_AUTOSCALE_INTERVAL_S": "0.5"})
+    yield mesh
+    mesh.stop()
+
+
+def infer_sleepy(address: str) -> float:
+    """Seconds one request takes, start to answer (it must succeed)."""
+    async def one():
+        async with grpc.aio.insecure_channel(address) as channel:
+            message = pb.ModelInferRequest(model_name="sleepy")
+            message.inputs.add(name="x", datatype="FP32", shape=[1, 1]).contents.fp32_contents.append(2.0)
+            started = time.monotonic()
+            answer = await pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(message, timeout=60)
+            assert answer.model_version == "1"
+            return time.monotonic() - started
+    return asyncio.run(one())
+
+
+def test_an_idle_variant_scales_to_zero_and_its_next_request_waits_for_a_cold_start(idle_mesh):
+    admin = admin_of(idle_mesh)
+    assert admin.hosts("variant|sleepy|1") == {}  # nothing started while nobody asked
+    first = infer_sleepy(idle_mesh.address)
+    warm = infer_sleepy(idle_mesh.address)
+    assert len(admin.hosts("variant|sleepy|1")) == 1
+    asyncio.run(wait_for_replicas_of(admin, "variant|sleepy|1", 0, timeout=30))
+    again = infer_sleepy(idle_mesh.address)
+    print(f"cold start {first:.2f} s, warm {warm:.3f} s, cold start after scaling to zero {again:.2f} s")
+    assert warm < first
+    scaled = [line for line in idle_mesh.lines if "scaling sleepy:1" in line]
+    assert any("from 0 to 1" in line for line in scaled) and any("from 1 to 0" in line for line in scaled), scaled
+    assert not [line for line in idle_mesh.lines if "restarting" in line], idle_mesh.output[-3000:]
