@@ -1,6 +1,7 @@
 """Cold start per runtime: the first request to a variant scaled to zero (`replicas: {min: 0}`)
 waits while `meshserve up` starts a replica; how long, for a Python, an R and a Java model,
-against the same request once the replica runs (the baseline), in one run.
+against the same request once the replica runs, and against starting the adapter alone
+(`meshserve adapter PACKAGE` until its ready line, the part no mesh can save), in one run.
 
     .venv/bin/python bench/bench_cold_start.py [--repeats 2]
 
@@ -28,7 +29,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import start_mesh  # noqa: E402
+from conftest import RunningProcess, free_port, meshserve_argv, start_mesh  # noqa: E402
 
 from meshserve.adapters.tensor_codec import encode_tensor  # noqa: E402
 from meshserve.envoy.admin import EnvoyAdmin  # noqa: E402
@@ -44,8 +45,7 @@ EXAMPLES = {  # runtime -> (example package folder, its inputs for one row)
 def request_for(model: str, inputs: dict[str, np.ndarray], manifest: dict) -> pb.ModelInferRequest:
     message = pb.ModelInferRequest(model_name=model)
     for spec in manifest["signature"]["inputs"]:
-        tensor = message.inputs.add(name=spec["name"], datatype=spec["datatype"],
-                                    shape=list(inputs[spec["name"]].shape))
+        tensor = message.inputs.add(name=spec["name"])
         raw = encode_tensor(inputs[spec["name"]], spec["datatype"], tensor, raw=True)
         message.raw_input_contents.append(raw)
     return message
@@ -64,6 +64,17 @@ def wait_for_zero(admin: EnvoyAdmin, cluster: str, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{cluster} did not scale back to zero")
         time.sleep(0.2)
+
+
+def adapter_start(package: Path) -> float:
+    """Seconds from spawning `meshserve adapter PACKAGE` to its ready line."""
+    started = time.monotonic()
+    process = RunningProcess(meshserve_argv("adapter", str(package), "--listen", f"127.0.0.1:{free_port()}"))
+    try:
+        process.wait_for_line(r"meshserve adapter ready", 180)
+        return time.monotonic() - started
+    finally:
+        process.stop()
 
 
 def measure(runtime: str, repeats: int) -> tuple[list[float], float]:
@@ -98,12 +109,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--runtimes", default="python,r,java")
     args = parser.parse_args()
-    print("| runtime | first request (cold start), s | warm request (median), ms | cold / warm |")
-    print("|---|---|---|---|")
+    print("| runtime | first request (cold start), s | adapter start alone, s | cold / adapter start "
+          "| warm request (median), ms |")
+    print("|---|---|---|---|---|")
     for runtime in args.runtimes.split(","):
+        alone = statistics.median(adapter_start(ROOT / "examples" / EXAMPLES[runtime][0]) for _ in range(args.repeats))
         cold, warm = measure(runtime, args.repeats)
-        print(f"| {runtime} | {', '.join(f'{c:.2f}' for c in cold)} | {warm * 1000:.1f} | "
-              f"{statistics.median(cold) / warm:.0f}x |", flush=True)
+        print(f"| {runtime} | {', '.join(f'{c:.2f}' for c in cold)} | {alone:.2f} | "
+              f"{statistics.median(cold) / alone:.2f} | {warm * 1000:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
