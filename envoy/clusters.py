@@ -1,13 +1,14 @@
 """The watched cluster file: one cluster per deployed variant (its replicas, health checks,
-outlier detection), plus an aggregate per variant when the model has a fallback."""
+outlier detection), one for the copies mirrored to it, plus an aggregate per variant when the
+model has a fallback."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from meshserve.envoy.fragments import AGGREGATE, CLUSTER, duration, http2_upstream, load_assignment
-from meshserve.envoy.layout import UpstreamAddresses, fallback_cluster, variant_cluster
-from meshserve.envoy.limits import DEFAULT_SLOTS, variant_breakers
+from meshserve.envoy.layout import UpstreamAddresses, fallback_cluster, mirror_cluster, variant_cluster
+from meshserve.envoy.limits import DEFAULT_SLOTS, mirror_breakers, variant_breakers
 from meshserve.envoy.security import internal_upstream
 from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment
 
@@ -84,6 +85,12 @@ def render_clusters(spec: DeploymentSpec, upstreams: UpstreamAddresses) -> dict[
                 raise ValueError(f"no addresses for {model} version {version}")
             slots = upstreams.slots.get((model, version), DEFAULT_SLOTS)
             resources.append(internal_upstream(_variant_cluster(model, version, deployment, addresses, slots), spec))
+            # Every version, not only the spec's shadows: a rollout may mirror to any of them.
+            mirror = {**_variant_cluster(model, version, deployment, addresses, slots),
+                      "name": mirror_cluster(model, version),
+                      "load_assignment": load_assignment(mirror_cluster(model, version), addresses),
+                      "circuit_breakers": mirror_breakers(deployment, version, slots)}
+            resources.append(internal_upstream(mirror, spec))
         if deployment.fallback is not None:
             # Every deployed version, shadows too: a rollout may give a shadow primary traffic.
             for version in deployment.replicas:

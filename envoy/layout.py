@@ -32,6 +32,12 @@ def variant_cluster(model: str, version: str) -> str:
     return f"variant|{model}|{version}"
 
 
+def mirror_cluster(model: str, version: str) -> str:
+    """The same replicas as the variant's cluster, for mirrored copies only, with their own small
+    limits: copies can never take the capacity that requests for the variant itself need."""
+    return f"mirror|{model}|{version}"
+
+
 def fallback_cluster(model: str, version: str) -> str:
     """Aggregate cluster: the variant first, the model's fallback variant when it has no healthy replica."""
     return f"fallback|{model}|{version}"

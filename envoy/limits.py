@@ -7,8 +7,11 @@ them is refused at once (Envoy's overflow, 503 with `x-envoy-overloaded`), which
 turns into RESOURCE_EXHAUSTED naming the model: a spike is shed at the door instead of
 queueing without bound in an adapter, so the requests let in keep their latency.
 
-Shadows get their own small limits (their slots, no queue), so mirrored copies can never
-take capacity from the primaries. The front cluster to the router is limited too, so the
+Mirrored copies go through a cluster of their own per version (`mirror|MODEL|VERSION`, the
+same replicas) with limits of their own (by default four times the version's own, since a
+copy may outlive the request it copies; smaller with `limits.shadow_max_in_flight`): copies beyond them are dropped at Envoy, never queued, so a
+slow or swamped shadow can never hold work that primaries, or clients naming the shadow's
+version, need. The front cluster to the router is limited too, so the
 Python router itself is never buried: Envoy refuses what is beyond it with UNAVAILABLE and a
 `retry-after` hint, for a cost of microseconds per refusal.
 """
@@ -37,16 +40,26 @@ def thresholds(max_requests: int, max_pending: int) -> dict[str, Any]:
 def variant_in_flight(deployment: ModelDeployment, version: str, slots: int) -> int:
     """Most requests in flight at one variant's cluster (all its replicas together)."""
     replicas = deployment.replica_ranges[version].max
-    if version in deployment.shadow_versions:
-        return deployment.limits.shadow_max_in_flight or replicas * slots
     return deployment.limits.max_in_flight or replicas * slots * get_settings().in_flight_per_slot
 
 
 def variant_breakers(deployment: ModelDeployment, version: str, slots: int) -> dict[str, Any]:
     in_flight = variant_in_flight(deployment, version, slots)
-    if version in deployment.shadow_versions:
-        return thresholds(in_flight, in_flight)
     return thresholds(in_flight, deployment.limits.max_pending or in_flight)
+
+
+# Copies in flight to a version, per request in flight its own limit allows: a shadow at
+# fraction 1 gets one copy per primary request, and copies the client no longer waits for
+# pile up behind the shadow's slower answers; room for a few times the primary's load keeps
+# every copy of a load the primary accepts while still bounding what a shadow can hold.
+MIRROR_ROOM = 4
+
+
+def mirror_breakers(deployment: ModelDeployment, version: str, slots: int) -> dict[str, Any]:
+    """Copies in flight to one version, through its mirror cluster."""
+    sized = MIRROR_ROOM * deployment.replica_ranges[version].max * slots * get_settings().in_flight_per_slot
+    in_flight = deployment.limits.shadow_max_in_flight or sized
+    return thresholds(in_flight, in_flight)
 
 
 def router_in_flight(spec: DeploymentSpec, slots: dict[tuple[str, str], int]) -> int:

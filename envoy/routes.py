@@ -9,7 +9,7 @@ from typing import Any
 from meshserve.core.mesh_protocol import (
     CANARY, MODEL_HEADER, PRIMARY, ROLE_HEADER, SHADOW, VARIANT_HEADER, VERSION_HEADER)
 from meshserve.envoy.fragments import PREVIOUS_HOSTS, PREVIOUS_PRIORITIES, ROUTE_CONFIG, duration, set_header
-from meshserve.envoy.layout import MESH_ROUTES, fallback_cluster, variant_cluster
+from meshserve.envoy.layout import MESH_ROUTES, fallback_cluster, mirror_cluster, variant_cluster
 from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment, Rollout
 
 # Retry what failed because an adapter is gone before it took the request: a refused
@@ -87,7 +87,8 @@ def _model_routes(model: str, deployment: ModelDeployment, rollout: Rollout) -> 
         if fraction <= 0:
             continue
         mirror: dict[str, Any] = {
-            "cluster": variant_cluster(model, version),
+            # Copies have a cluster of their own with small limits (envoy/limits.py).
+            "cluster": mirror_cluster(model, version),
             # The copy is marked so the adapter records it as shadow; Envoy's own marker,
             # a -shadow suffix on :authority, is invisible to a grpcio server.
             "request_headers_mutations": [{"append": set_header(ROLE_HEADER, SHADOW)}],

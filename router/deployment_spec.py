@@ -126,8 +126,9 @@ class Limits(StrictModel):
     max_pending: int | None = Field(default=None, ge=1, le=100_000, description=(
         "Most requests each variant's cluster holds while Envoy opens connections to its replicas."))
     shadow_max_in_flight: int | None = Field(default=None, ge=1, le=100_000, description=(
-        "Most mirrored copies in flight at each shadow (default: its working slots, no queue); copies "
-        "beyond it are dropped, so shadows never take capacity from primaries."))
+        "Most mirrored copies in flight to each version, through a cluster of their own (default: four "
+        "times the version's own limit); copies beyond it are dropped, so shadows never take capacity "
+        "from primaries."))
 
 
 class Autoscaling(StrictModel):

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
 
     # Shedding and autoscaling (docs/operator-guide.md, "Spikes")
     in_flight_per_slot: int = Field(
-        2, ge=1, le=1000, description="Requests a variant may hold per working slot of a replica (a predict "
+        4, ge=1, le=1000, description="Requests a variant may hold per working slot of a replica (a predict "
         "thread, an R or Java worker, a batch row) before Envoy sheds the excess; meshserve.yaml "
         "`limits.max_in_flight` wins over it.")
     retry_after_s: float = Field(

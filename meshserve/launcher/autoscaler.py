@@ -25,7 +25,7 @@ from meshserve.core.ports import free_port
 from meshserve.core.settings import get_settings
 from meshserve.envoy.admin import EnvoyAdmin
 from meshserve.envoy.clusters import render_clusters
-from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses, variant_cluster, write_watched
+from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses, mirror_cluster, variant_cluster, write_watched
 from meshserve.launcher.scaling import ScalingPolicy, ScalingState, decide
 from meshserve.router.deployment_spec import DeploymentSpec
 
@@ -128,14 +128,16 @@ class Autoscaler:
     async def in_flight(self) -> dict[Key, int]:
         """Requests in flight per variant; for a variant at zero replicas, the requests that
         found none since the last sample (the router holds them while a replica starts)."""
-        stats = await asyncio.to_thread(self.replicas.admin.stats, "cluster.variant|")
+        stats = await asyncio.to_thread(self.replicas.admin.stats, "cluster.")
         loads = {}
         for key in self.policies:
-            name = f"cluster.{variant_cluster(*key)}"
-            refused = stats.get(f"{name}.upstream_cx_none_healthy", 0)
+            # The variant's own requests and the copies mirrored to it reach the same replicas.
+            names = [f"cluster.{variant_cluster(*key)}", f"cluster.{mirror_cluster(*key)}"]
+            refused = sum(stats.get(f"{name}.upstream_cx_none_healthy", 0) for name in names)
             waiting = refused - self._refused.get(key, refused)
             self._refused[key] = refused
-            loads[key] = waiting if self.replicas.count(key) == 0 else stats.get(f"{name}.upstream_rq_active", 0)
+            active = sum(stats.get(f"{name}.upstream_rq_active", 0) for name in names)
+            loads[key] = waiting if self.replicas.count(key) == 0 else active
         return loads
 
     async def step(self) -> None:
@@ -160,4 +162,6 @@ class Autoscaler:
                 await self.step()
             except (urllib.error.URLError, OSError) as exc:
                 self._log(f"meshserve: autoscaler could not read Envoy's stats ({exc}); trying again")
+            except Exception as exc:  # noqa: BLE001 - the mesh keeps serving at its current size
+                self._log(f"meshserve: autoscaler step failed ({type(exc).__name__}: {exc}); trying again")
             await asyncio.sleep(interval)

@@ -17,7 +17,8 @@ from models.variant_packages import write_spec, write_variant_packages
 from meshserve.core.errors import ManifestError
 from meshserve.router.deployment_spec import Rollout, load_spec, parse_spec, resolve_spec
 from meshserve.envoy.admin import EnvoyError
-from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses, fallback_cluster, variant_cluster, write_watched
+from meshserve.envoy.layout import (
+    EnvoyLayout, UpstreamAddresses, fallback_cluster, mirror_cluster, variant_cluster, write_watched)
 from meshserve.envoy.process import validate_config
 from meshserve.envoy.render import render
 from meshserve.envoy.rollouts import LiveRollouts
@@ -87,7 +88,7 @@ def test_a_canary_route_splits_by_weight_mirrors_shadows_and_pins_named_versions
     assert split["weighted_clusters"]["use_hash_policy"] is True
     assert split["hash_policy"] == [{"header": {"header_name": "x-user-id"}}]
     (mirror,) = split["request_mirror_policies"]
-    assert mirror["cluster"] == variant_cluster("iris", "3")
+    assert mirror["cluster"] == mirror_cluster("iris", "3")
     assert mirror["runtime_fraction"]["default_value"] == {"numerator": 250_000, "denominator": "MILLION"}
     assert mirror["request_headers_mutations"][0]["append"]["header"] == {"key": "x-meshserve-role", "value": "shadow"}
     pinned = {r["name"]: r["route"]["cluster"] for r in routes if "|pinned|" in r["name"]}

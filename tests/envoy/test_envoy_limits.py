@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses, fallback_cluster, variant_cluster
+from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses, fallback_cluster, mirror_cluster, variant_cluster
 from meshserve.envoy.render import render
 from meshserve.router.deployment_spec import parse_spec
 
@@ -30,17 +30,28 @@ SPEC = {"models": {"iris": {
 
 
 def test_each_variant_is_limited_to_its_most_replicas_times_their_slots_times_the_queue_per_slot():
+    # MESHSERVE_IN_FLIGHT_PER_SLOT is 4 by default.
     config = rendered(SPEC, slots={("iris", "1"): 4, ("iris", "2"): 8, ("iris", "3"): 4})
-    assert breakers(config, variant_cluster("iris", "1"))["max_requests"] == 3 * 4 * 2
-    assert breakers(config, variant_cluster("iris", "2"))["max_requests"] == 1 * 8 * 2
+    assert breakers(config, variant_cluster("iris", "1"))["max_requests"] == 3 * 4 * 4
+    assert breakers(config, variant_cluster("iris", "2"))["max_requests"] == 1 * 8 * 4
     # Requests through the fallback aggregate count against its breakers: the same limit.
-    assert breakers(config, fallback_cluster("iris", "1"))["max_requests"] == 3 * 4 * 2
+    assert breakers(config, fallback_cluster("iris", "1"))["max_requests"] == 3 * 4 * 4
 
 
-def test_a_shadow_gets_its_slots_and_no_queue_so_copies_never_crowd_out_primaries():
+def test_copies_have_a_cluster_of_their_own_with_limits_of_their_own():
     config = rendered(SPEC, slots={("iris", "3"): 4})
-    shadow = breakers(config, variant_cluster("iris", "3"))
-    assert shadow["max_requests"] == 2 * 4 and shadow["max_pending_requests"] == 2 * 4
+    copies = breakers(config, mirror_cluster("iris", "3"))
+    assert copies["max_requests"] == 4 * 2 * 4 * 4 and copies["max_pending_requests"] == 4 * 2 * 4 * 4
+    # A client naming the shadow's version meets the variant's own breakers, not the copies'.
+    assert breakers(config, variant_cluster("iris", "3"))["max_requests"] == 2 * 4 * 4
+    smaller = rendered({"models": {"iris": {**SPEC["models"]["iris"], "limits": {"shadow_max_in_flight": 3}}}})
+    assert breakers(smaller, mirror_cluster("iris", "3"))["max_requests"] == 3
+    assert breakers(smaller, variant_cluster("iris", "3"))["max_requests"] == 2 * 4 * 4
+    split = next(r for r in config.routes["resources"][0]["virtual_hosts"][0]["routes"] if r["name"] == "iris|split")
+    assert [m["cluster"] for m in split["route"]["request_mirror_policies"]] == [mirror_cluster("iris", "3")]
+    mirror = next(c for c in config.clusters["resources"] if c["name"] == mirror_cluster("iris", "3"))
+    assert mirror["load_assignment"]["endpoints"] == next(
+        c for c in config.clusters["resources"] if c["name"] == variant_cluster("iris", "3"))["load_assignment"]["endpoints"]
 
 
 def test_the_spec_limits_win_over_the_sizes_from_the_deployment():
@@ -50,7 +61,7 @@ def test_the_spec_limits_win_over_the_sizes_from_the_deployment():
     config = rendered(raw)
     primary = breakers(config, variant_cluster("iris", "1"))
     assert (primary["max_requests"], primary["max_pending_requests"]) == (50, 5)
-    assert breakers(config, variant_cluster("iris", "3"))["max_requests"] == 1
+    assert breakers(config, mirror_cluster("iris", "3"))["max_requests"] == 1
     assert breakers(config, "router")["max_requests"] == 7
 
 
