@@ -414,7 +414,7 @@ def _fix_for(err: dict) -> str | None:
     if "fallback" in message:
         return "name a version listed under variants, or drop fallback"
     if "replicas" in message or "replicas" in err["loc"] and err["type"] == "model_type":
-        return "write a whole number of replicas from 1 to 64, or {min: M, max: N} with 1 <= M <= N <= 64"
+        return "write a whole number of replicas from 1 to 64, or {min: M, max: N} with 0 <= M <= N and 1 <= N <= 64"
     if "header" in message:
         return "use a lower-case header name such as x-user-id"
     if err["type"] == "extra_forbidden":
