@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshserve.core.settings import get_settings
 from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment
+
+from meshserve.core.settings import get_settings
 
 # A variant whose package was not read (a rendering without packages) counts as this many slots.
 DEFAULT_SLOTS = 4

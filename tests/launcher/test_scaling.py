@@ -35,7 +35,7 @@ def test_growth_is_at_least_one_replica_when_the_load_is_just_above_the_target()
 
 def test_an_idle_variant_shrinks_one_replica_per_cooldown_down_to_min():
     state = ScalingState(replicas=3)
-    samples = [(t, 0) for t in range(0, 40)]
+    samples = [(t, 0) for t in range(40)]
     counts = run(samples, state)
     assert counts[9] == 3 and counts[10] == 2  # after 10 s of idling
     assert counts[19] == 2 and counts[20] == 1  # the next one a cooldown later
@@ -52,7 +52,7 @@ def test_no_shrink_soon_after_growing():
 
 def test_a_load_that_one_replica_fewer_could_not_carry_keeps_the_replicas():
     # Two replicas at 5 in flight: one replica would be above the target of 4.
-    assert run([(t, 5) for t in range(0, 30)], ScalingState(replicas=2)) == [2] * 30
+    assert run([(t, 5) for t in range(30)], ScalingState(replicas=2)) == [2] * 30
 
 
 def test_a_fixed_variant_never_changes():
