@@ -1,21 +1,24 @@
 """The deployment spec: `meshserve.yaml` beside the model packages says how each model is served.
 
 Per model: the variants (package versions) that take primary traffic and their weights, the
-shadow variants with the fraction of requests mirrored to each, replicas per variant,
-timeouts, an optional routing-key header for sticky assignment, and an optional fallback
-variant for when a variant has no healthy replica. A model without an entry is served by its
+shadow variants with the fraction of requests mirrored to each, replicas per variant (a count
+or a range the launcher scales within), the limits beyond which requests are shed, timeouts,
+an optional routing-key header for sticky assignment, and an optional fallback variant for
+when a variant has no healthy replica. A model without an entry is served by its
 only version (weight 100, one replica).
 
     models:
       iris:
         variants:
           - {version: "1", weight: 90, replicas: 2}
-          - {version: "2", weight: 10}
+          - {version: "2", weight: 10, replicas: {min: 1, max: 4}}   # scaled to its load
         shadows:
           - {version: "3", fraction: 0.25}
         routing_key_header: x-user-id
         fallback: "1"
         timeouts: {request_s: 5}
+        limits: {max_in_flight: 32}          # beyond it: shed with RESOURCE_EXHAUSTED
+        autoscaling: {target_in_flight: 4, cooldown_s: 60}
 
 A malformed spec raises `ManifestError` naming the file, the field and the fix, before any
 process starts. `Rollout` is the live part (weights and shadows) that `meshserve rollout`
