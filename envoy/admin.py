@@ -46,6 +46,16 @@ class EnvoyAdmin:
         raise EnvoyError(f"Envoy did not apply routes version {version_info} within {timeout:.0f} s "
                          f"(serving {self.routes_version()})")
 
+    def hosts(self, cluster: str) -> dict[str, str]:
+        """The endpoints Envoy serves CLUSTER with now: address -> health flags ("healthy" when none)."""
+        found = {}
+        for line in self.get("/clusters").splitlines():
+            name, _, rest = line.partition("::")
+            address, _, field = rest.partition("::")
+            if name == cluster and field.startswith("health_flags::"):
+                found[address] = field.removeprefix("health_flags::")
+        return found
+
     def stats(self, prefix: str = "") -> dict[str, int]:
         """Counters and gauges whose names start with PREFIX."""
         values = {}

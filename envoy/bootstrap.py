@@ -8,8 +8,9 @@ from typing import Any
 
 from meshserve.core.mesh_protocol import ROLE_HEADER
 from meshserve.envoy.fragments import (
-    HCM, ROUTER_FILTER, buffer_limit_bytes, circuit_breakers, duration, http2_upstream, load_assignment, socket_address)
+    HCM, ROUTER_FILTER, buffer_limit_bytes, duration, http2_upstream, load_assignment, socket_address)
 from meshserve.envoy.layout import MESH_ROUTES, ROUTER_CLUSTER, ROUTER_REST_CLUSTER, EnvoyLayout, UpstreamAddresses
+from meshserve.envoy.limits import router_in_flight, shed_reply_mapper, thresholds
 from meshserve.envoy.security import internal_upstream, secure_front, secure_mesh, security_clusters
 from meshserve.envoy.tracing import (
     collector_cluster, front_sampling_ratio, health_check_filters, listener_tracing, request_id_extension, tracing_enabled)
@@ -21,7 +22,8 @@ def _path_source(path: Path) -> dict[str, Any]:
 
 
 def _connection_manager(stat_prefix: str, codec: str, routing: dict[str, Any],
-                        tracing: dict[str, Any] | None = None) -> dict[str, Any]:
+                        tracing: dict[str, Any] | None = None,
+                        reply_mappers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
@@ -34,6 +36,7 @@ def _connection_manager(stat_prefix: str, codec: str, routing: dict[str, Any],
             "http_filters": [*(health_check_filters() if tracing else []),
                              {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_FILTER}}],
             **({"tracing": tracing, "request_id_extension": request_id_extension()} if tracing else {}),
+            **({"local_reply_config": {"mappers": reply_mappers}} if reply_mappers else {}),
             **routing,
         },
     }
@@ -67,10 +70,12 @@ def _front_routes(longest: float, rest: bool) -> list[dict[str, Any]]:
     return routes
 
 
-def _router_rest_cluster(addresses: list[str], spec: DeploymentSpec) -> dict[str, Any]:
+def _router_rest_cluster(addresses: list[str], spec: DeploymentSpec, in_flight: int) -> dict[str, Any]:
+    # HTTP/1.1: one connection per request in flight, so connections are limited as requests are.
+    breakers = thresholds(in_flight, in_flight)
+    breakers["thresholds"][0]["max_connections"] = in_flight
     cluster = {"name": ROUTER_REST_CLUSTER, "type": "STATIC", "connect_timeout": "1s", "lb_policy": "LEAST_REQUEST",
-               "load_assignment": load_assignment(ROUTER_REST_CLUSTER, addresses),
-               "circuit_breakers": circuit_breakers()}
+               "load_assignment": load_assignment(ROUTER_REST_CLUSTER, addresses), "circuit_breakers": breakers}
     return internal_upstream(cluster, spec, alpn="http/1.1")
 
 
@@ -89,6 +94,7 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
     }
     mesh_routes = {"rds": {"route_config_name": MESH_ROUTES, "config_source": _path_source(layout.routes_path)}}
     traced = tracing_enabled()
+    router_limit = router_in_flight(spec, upstreams.slots)
     router_cluster = {
         "name": ROUTER_CLUSTER,
         "type": "STATIC",
@@ -96,7 +102,8 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
         "lb_policy": "LEAST_REQUEST",
         "load_assignment": load_assignment(ROUTER_CLUSTER, upstreams.router),
         "typed_extension_protocol_options": http2_upstream(),
-        "circuit_breakers": circuit_breakers(),
+        # The router is one Python process: what is beyond its share is refused here, cheaply.
+        "circuit_breakers": thresholds(*[router_limit] * 2),
     }
     return {
         "node": {"id": layout.node_id, "cluster": "meshserve"},
@@ -107,13 +114,14 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
                 # TLS, authentication and authorization from the spec's security section; the tracer when
                 # tracing is on. The mesh only continues the router's traces (see envoy/tracing.py).
                 secure_front(_listener("front", layout.front, _connection_manager(
-                    "front", "AUTO", front_routes, listener_tracing(front_sampling_ratio()) if traced else None)),
+                    "front", "AUTO", front_routes, listener_tracing(front_sampling_ratio()) if traced else None,
+                    reply_mappers=[shed_reply_mapper()])),
                     spec),
                 secure_mesh(_listener("mesh", layout.mesh, _connection_manager(
                     "mesh", "HTTP2", mesh_routes, listener_tracing(0) if traced else None)), spec),
             ],
             "clusters": [internal_upstream(router_cluster, spec),
-                         *([_router_rest_cluster(upstreams.router_rest, spec)] if upstreams.router_rest else []),
+                         *([_router_rest_cluster(upstreams.router_rest, spec, router_limit)] if upstreams.router_rest else []),
                          *security_clusters(spec),
                          *([collector_cluster()] if traced else [])],
         },

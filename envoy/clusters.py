@@ -1,17 +1,19 @@
 """The watched cluster file: one cluster per deployed variant (its replicas, health checks,
-outlier detection), plus an aggregate per variant when the model has a fallback."""
+outlier detection), one for the copies mirrored to it, plus an aggregate per variant when the
+model has a fallback."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from meshserve.envoy.fragments import (
-    AGGREGATE, CLUSTER, circuit_breakers, duration, http2_upstream, load_assignment)
-from meshserve.envoy.layout import UpstreamAddresses, fallback_cluster, variant_cluster
+from meshserve.envoy.fragments import AGGREGATE, CLUSTER, duration, http2_upstream, load_assignment
+from meshserve.envoy.layout import UpstreamAddresses, fallback_cluster, mirror_cluster, variant_cluster
+from meshserve.envoy.limits import DEFAULT_SLOTS, mirror_breakers, variant_breakers
 from meshserve.envoy.security import internal_upstream
 from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment
 
-def _variant_cluster(model: str, version: str, deployment: ModelDeployment, addresses: list[str]) -> dict[str, Any]:
+def _variant_cluster(model: str, version: str, deployment: ModelDeployment, addresses: list[str],
+                     slots: int) -> dict[str, Any]:
     name = variant_cluster(model, version)
     return {
         "@type": CLUSTER,
@@ -21,7 +23,8 @@ def _variant_cluster(model: str, version: str, deployment: ModelDeployment, addr
         "lb_policy": "LEAST_REQUEST",
         "load_assignment": load_assignment(name, addresses),
         "typed_extension_protocol_options": http2_upstream(),
-        "circuit_breakers": circuit_breakers(),
+        # Beyond its limits a request is refused at once rather than queued (envoy/limits.py).
+        "circuit_breakers": variant_breakers(deployment, version, slots),
         # Active checks find a dead or not-yet-loaded replica; grpc.health.v1 is what adapters serve.
         "health_checks": [{
             "timeout": "1s",
@@ -54,15 +57,16 @@ def _variant_cluster(model: str, version: str, deployment: ModelDeployment, addr
     }
 
 
-def _fallback_cluster(model: str, version: str, fallback: str, deployment: ModelDeployment) -> dict[str, Any]:
+def _fallback_cluster(model: str, version: str, fallback: str, deployment: ModelDeployment,
+                      slots: int) -> dict[str, Any]:
     return {
         "@type": CLUSTER,
         "name": fallback_cluster(model, version),
         "connect_timeout": duration(deployment.timeouts.connect_s),
         "lb_policy": "CLUSTER_PROVIDED",
-        # Retries are counted against this cluster: without room for them, the retry that
-        # would move to the fallback overflows (Envoy's default allows 3 at a time).
-        "circuit_breakers": circuit_breakers(),
+        # Requests routed through the aggregate count against its own breakers, not the
+        # variant's: the same limits, and room for the retries that move to the fallback.
+        "circuit_breakers": variant_breakers(deployment, version, slots),
         "cluster_type": {
             "name": "envoy.clusters.aggregate",
             "typed_config": {"@type": AGGREGATE,
@@ -77,12 +81,20 @@ def render_clusters(spec: DeploymentSpec, upstreams: UpstreamAddresses) -> dict[
     for model, deployment in sorted(spec.models.items()):
         for version in deployment.replicas:
             addresses = upstreams.variants.get((model, version))
-            if not addresses:
+            if addresses is None:  # an empty list is a variant scaled to zero
                 raise ValueError(f"no addresses for {model} version {version}")
-            resources.append(internal_upstream(_variant_cluster(model, version, deployment, addresses), spec))
+            slots = upstreams.slots.get((model, version), DEFAULT_SLOTS)
+            resources.append(internal_upstream(_variant_cluster(model, version, deployment, addresses, slots), spec))
+            # Every version, not only the spec's shadows: a rollout may mirror to any of them.
+            mirror = {**_variant_cluster(model, version, deployment, addresses, slots),
+                      "name": mirror_cluster(model, version),
+                      "load_assignment": load_assignment(mirror_cluster(model, version), addresses),
+                      "circuit_breakers": mirror_breakers(deployment, version, slots)}
+            resources.append(internal_upstream(mirror, spec))
         if deployment.fallback is not None:
             # Every deployed version, shadows too: a rollout may give a shadow primary traffic.
             for version in deployment.replicas:
                 if version != deployment.fallback:
-                    resources.append(_fallback_cluster(model, version, deployment.fallback, deployment))
+                    slots = upstreams.slots.get((model, version), DEFAULT_SLOTS)
+                    resources.append(_fallback_cluster(model, version, deployment.fallback, deployment, slots))
     return {"resources": resources}

@@ -47,12 +47,5 @@ def http2_upstream() -> dict[str, Any]:
     }
 
 
-def circuit_breakers() -> dict[str, Any]:
-    # Envoy's defaults (1024 requests, 3 retries in flight) reject bursts a single machine can serve.
-    return {"thresholds": [{"max_connections": 10_000, "max_pending_requests": 10_000,
-                            "max_requests": 10_000, "max_retries": 256}]}
-
-
-
 def set_header(name: str, value: str) -> dict[str, Any]:
     return {"header": {"key": name, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}

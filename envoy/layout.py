@@ -33,6 +33,12 @@ def variant_cluster(model: str, version: str) -> str:
     return f"variant|{model}|{version}"
 
 
+def mirror_cluster(model: str, version: str) -> str:
+    """The same replicas as the variant's cluster, for mirrored copies only, with their own small
+    limits: copies can never take the capacity that requests for the variant itself need."""
+    return f"mirror|{model}|{version}"
+
+
 def fallback_cluster(model: str, version: str) -> str:
     """Aggregate cluster: the variant first, the model's fallback variant when it has no healthy replica."""
     return f"fallback|{model}|{version}"
@@ -70,6 +76,8 @@ class UpstreamAddresses:
     router: list[str]
     variants: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     router_rest: list[str] = field(default_factory=list)
+    # Working slots of one replica of each variant (envoy/limits.py sizes circuit breakers from them).
+    slots: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @classmethod
     def sequential(cls, spec: DeploymentSpec, host: str, first_port: int, router_workers: int = 1) -> "UpstreamAddresses":

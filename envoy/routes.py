@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshserve.core.mesh_protocol import CANARY, MODEL_HEADER, PRIMARY, ROLE_HEADER, SHADOW, VERSION_HEADER
+from meshserve.core.mesh_protocol import (
+    CANARY, MODEL_HEADER, PRIMARY, ROLE_HEADER, SHADOW, VARIANT_HEADER, VERSION_HEADER)
 from meshserve.envoy.fragments import PREVIOUS_HOSTS, PREVIOUS_PRIORITIES, ROUTE_CONFIG, duration, set_header
-from meshserve.envoy.layout import MESH_ROUTES, fallback_cluster, variant_cluster
+from meshserve.envoy.layout import MESH_ROUTES, fallback_cluster, mirror_cluster, variant_cluster
 from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment, Rollout
 
 # Retry what failed because an adapter is gone before it took the request: a refused
@@ -63,13 +64,15 @@ def _model_routes(model: str, deployment: ModelDeployment, rollout: Rollout) -> 
             "name": f"{model}|pinned|{version}",
             "match": {"prefix": "/", "headers": [model_match, {"name": VERSION_HEADER, "string_match": {"exact": version}}]},
             "request_headers_to_add": [set_header(ROLE_HEADER, role_of.get(version, CANARY))],
+            "response_headers_to_add": [set_header(VARIANT_HEADER, f"{version} {role_of.get(version, CANARY)}")],
             "route": {"cluster": variant_cluster(model, version), **_route_timeouts(deployment),
                       "retry_policy": _retry_policy(False)},
         })
     split: dict[str, Any] = {
         "clusters": [
             {"name": target(version), "weight": weight,
-             "request_headers_to_add": [set_header(ROLE_HEADER, role_of[version])]}
+             "request_headers_to_add": [set_header(ROLE_HEADER, role_of[version])],
+             "response_headers_to_add": [set_header(VARIANT_HEADER, f"{version} {role_of[version]}")]}
             for version, weight in rollout.weights.items() if weight > 0
         ],
     }
@@ -84,7 +87,8 @@ def _model_routes(model: str, deployment: ModelDeployment, rollout: Rollout) -> 
         if fraction <= 0:
             continue
         mirror: dict[str, Any] = {
-            "cluster": variant_cluster(model, version),
+            # Copies have a cluster of their own with small limits (envoy/limits.py).
+            "cluster": mirror_cluster(model, version),
             # The copy is marked so the adapter records it as shadow; Envoy's own marker,
             # a -shadow suffix on :authority, is invisible to a grpcio server.
             "request_headers_mutations": [{"append": set_header(ROLE_HEADER, SHADOW)}],

@@ -1,21 +1,24 @@
 """The deployment spec: `meshserve.yaml` beside the model packages says how each model is served.
 
 Per model: the variants (package versions) that take primary traffic and their weights, the
-shadow variants with the fraction of requests mirrored to each, replicas per variant,
-timeouts, an optional routing-key header for sticky assignment, and an optional fallback
-variant for when a variant has no healthy replica. A model without an entry is served by its
+shadow variants with the fraction of requests mirrored to each, replicas per variant (a count
+or a range the launcher scales within), the limits beyond which requests are shed, timeouts,
+an optional routing-key header for sticky assignment, and an optional fallback variant for
+when a variant has no healthy replica. A model without an entry is served by its
 only version (weight 100, one replica).
 
     models:
       iris:
         variants:
           - {version: "1", weight: 90, replicas: 2}
-          - {version: "2", weight: 10}
+          - {version: "2", weight: 10, replicas: {min: 1, max: 4}}   # scaled to its load
         shadows:
           - {version: "3", fraction: 0.25}
         routing_key_header: x-user-id
         fallback: "1"
         timeouts: {request_s: 5}
+        limits: {max_in_flight: 32}          # beyond it: shed with RESOURCE_EXHAUSTED
+        autoscaling: {target_in_flight: 4, cooldown_s: 60}
 
 A malformed spec raises `ManifestError` naming the file, the field and the fix, before any
 process starts. `Rollout` is the live part (weights and shadows) that `meshserve rollout`
@@ -48,12 +51,50 @@ _LABEL = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 MAX_WEIGHT = 1_000_000
 
 
+MAX_REPLICAS = 64
+
+
+class Replicas(StrictModel):
+    """How many adapter processes serve a variant: a fixed count (`replicas: 2`, min = max) or a
+    range (`replicas: {min: 1, max: 4}`) within which `meshserve up` scales it to its load."""
+
+    min: int = Field(ge=0, le=MAX_REPLICAS, description="Replicas kept running however idle the variant is; "
+                     "0: none while idle, and the first request waits for a replica to start (a cold start).")
+    max: int = Field(ge=1, le=MAX_REPLICAS, description="Most replicas the variant grows to under load.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_count(cls, raw: Any) -> Any:
+        if isinstance(raw, bool) or isinstance(raw, float) and not raw.is_integer():
+            raise ValueError(f"replicas {raw!r} is neither a whole number nor {{min, max}}")
+        if isinstance(raw, (int, float)):
+            if not 1 <= raw <= MAX_REPLICAS:
+                raise ValueError(f"replicas {int(raw)} must be greater than or equal to 1 and at most {MAX_REPLICAS}")
+            return {"min": int(raw), "max": int(raw)}
+        return raw
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Replicas":
+        if self.min > self.max:
+            raise ValueError(f"replicas min {self.min} is above max {self.max}")
+        return self
+
+    @property
+    def scales(self) -> bool:
+        return self.min < self.max
+
+
+def _one_replica() -> Replicas:
+    return Replicas(min=1, max=1)
+
+
 class Variant(StrictModel):
     """A package version that takes primary traffic."""
 
     version: str = Field(pattern=_LABEL, description="The model package version (model.yaml `version`).")
     weight: int = Field(default=0, ge=0, le=MAX_WEIGHT, description="Relative share of primary traffic.")
-    replicas: int = Field(default=1, ge=1, le=64, description="Adapter processes serving this variant.")
+    replicas: Replicas = Field(default_factory=_one_replica, description="Adapter processes serving this variant: "
+                               "a count, or {min, max} for autoscaling.")
 
     _text_version = field_validator("version", mode="before")(version_as_text)
 
@@ -63,7 +104,8 @@ class Shadow(StrictModel):
 
     version: str = Field(pattern=_LABEL, description="The model package version (model.yaml `version`).")
     fraction: float = Field(ge=0.0, le=1.0, description="Share of requests mirrored to it, 0..1.")
-    replicas: int = Field(default=1, ge=1, le=64, description="Adapter processes serving this shadow.")
+    replicas: Replicas = Field(default_factory=_one_replica, description="Adapter processes serving this shadow: "
+                               "a count, or {min, max} for autoscaling.")
 
     _text_version = field_validator("version", mode="before")(version_as_text)
 
@@ -71,6 +113,36 @@ class Shadow(StrictModel):
 class Timeouts(StrictModel):
     request_s: float = Field(default=30.0, gt=0, le=3600, description="Longest one inference may take end to end.")
     connect_s: float = Field(default=1.0, gt=0, le=60, description="Longest a connection to an adapter may take.")
+
+
+class Limits(StrictModel):
+    """How much work one model's variants take before the mesh sheds the excess (docs/operator-guide.md).
+
+    Unset limits are sized from the deployment: each variant's most replicas times the working
+    slots of one replica (its predict threads or workers, times its batch size) times
+    MESHSERVE_IN_FLIGHT_PER_SLOT.
+    """
+
+    max_in_flight: int | None = Field(default=None, ge=1, le=100_000, description=(
+        "Most requests in flight at each primary or canary variant (all its replicas together); "
+        "beyond it requests are refused at once with RESOURCE_EXHAUSTED."))
+    max_pending: int | None = Field(default=None, ge=1, le=100_000, description=(
+        "Most requests each variant's cluster holds while Envoy opens connections to its replicas."))
+    shadow_max_in_flight: int | None = Field(default=None, ge=1, le=100_000, description=(
+        "Most mirrored copies in flight to each version, through a cluster of their own (default: four "
+        "times the version's own limit); copies beyond it are dropped, so shadows never take capacity "
+        "from primaries."))
+
+
+class Autoscaling(StrictModel):
+    """How `meshserve up` scales a variant whose replicas are {min, max} (docs/operator-guide.md)."""
+
+    target_in_flight: float = Field(default=4.0, gt=0, le=10_000, description=(
+        "Requests in flight per replica the scaler aims at: above it replicas are added."))
+    scale_up_after_s: float = Field(default=2.0, ge=0, le=3600, description=(
+        "How long the load must stay above the target before a replica is added."))
+    cooldown_s: float = Field(default=60.0, ge=0, le=86400, description=(
+        "How long the load must stay low (and since the last change) before a replica is removed."))
 
 
 class QualitySpec(StrictModel):
@@ -153,6 +225,8 @@ class ModelDeployment(StrictModel):
     )
     drift: DriftSpec = DriftSpec()
     quality: QualitySpec = QualitySpec()
+    limits: Limits = Limits()
+    autoscaling: Autoscaling = Autoscaling()
     rollout_plan: RolloutPlan | None = Field(
         default=None, description="Progressive delivery of a candidate version (docs/operator-guide.md).")
 
@@ -198,8 +272,22 @@ class ModelDeployment(StrictModel):
 
     @property
     def replicas(self) -> dict[str, int]:
-        """Every deployed version (primary and shadow) -> how many adapter processes serve it."""
+        """Every deployed version (primary and shadow) -> how many adapter processes it starts with."""
+        return {version: r.min for version, r in self.replica_ranges.items()}
+
+    @property
+    def replica_ranges(self) -> dict[str, Replicas]:
+        """Every deployed version (primary and shadow) -> its replica range (min = max when fixed)."""
         return {v.version: v.replicas for v in self.variants} | {s.version: s.replicas for s in self.shadows}
+
+    @property
+    def cold_versions(self) -> set[str]:
+        """Versions that scale to zero when idle: their first request waits for a replica to start."""
+        return {version for version, r in self.replica_ranges.items() if r.min == 0}
+
+    @property
+    def shadow_versions(self) -> set[str]:
+        return {s.version for s in self.shadows}
 
     def initial_rollout(self) -> "Rollout":
         return Rollout(
@@ -225,10 +313,19 @@ class RecordsSpec(StrictModel):
     retention: Retention = Retention()
 
 
+class MeshLimits(StrictModel):
+    """Limits of the mesh as a whole (docs/operator-guide.md)."""
+
+    router_max_in_flight: int | None = Field(default=None, ge=1, le=100_000, description=(
+        "Most requests Envoy's front lets into the router at once; beyond it UNAVAILABLE with a retry hint. "
+        "Default: twice what the models' limits let through, at least 64."))
+
+
 class DeploymentSpec(StrictModel):
     """The whole `meshserve.yaml`."""
 
     models: dict[str, ModelDeployment] = Field(default_factory=dict)
+    limits: MeshLimits = MeshLimits()
     records: RecordsSpec = RecordsSpec()
     security: SecuritySpec = SecuritySpec()  # TLS, authentication, who may do what (router/security_spec.py)
 
@@ -319,6 +416,8 @@ def _fix_for(err: dict) -> str | None:
         return "see docs/operator-guide.md, 'Progressive delivery'"
     if "fallback" in message:
         return "name a version listed under variants, or drop fallback"
+    if "replicas" in message or "replicas" in err["loc"] and err["type"] == "model_type":
+        return "write a whole number of replicas from 1 to 64, or {min: M, max: N} with 0 <= M <= N and 1 <= N <= 64"
     if "header" in message:
         return "use a lower-case header name such as x-user-id"
     if err["type"] == "extra_forbidden":
@@ -378,7 +477,7 @@ def resolve_spec(spec: DeploymentSpec, available: dict[str, set[str]], path: str
         models[model] = ModelDeployment(variants=[Variant(version=default, weight=100)] + [
             Variant(version=v, weight=0) for v in sorted(versions) if v != default])
     check_principal_models(spec.security, set(available), path)
-    return DeploymentSpec(models=models, records=spec.records, security=spec.security)
+    return DeploymentSpec(models=models, records=spec.records, security=spec.security, limits=spec.limits)
 
 
 def spec_path_for(models_dir: str | Path) -> Path:

@@ -72,6 +72,19 @@ class PermissionDenied(MeshError):
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
+class AtCapacity(MeshError):
+    """The mesh shed this request: a model's variant (or the router) has all the work it can take.
+
+    Carries a `retry-after` trailer (seconds) so a client can back off rather than hammer.
+    """
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.trailers = (("retry-after", f"{retry_after_s:g}"),)
+
+
 class ModelUnavailable(MeshError):
     """The runtime behind a model is gone (crashed, restarting); callers may retry."""
 
@@ -105,5 +118,8 @@ class ManifestError(ValueError):
 async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     """End an RPC with the status an error stands for; unexpected errors become INTERNAL."""
     if isinstance(exc, MeshError):
+        trailers = getattr(exc, "trailers", ())
+        if trailers:  # beside what the servicer already set (the request id)
+            await context.abort(exc.code, bounded(exc.message), tuple(context.trailing_metadata() or ()) + trailers)
         await context.abort(exc.code, bounded(exc.message))
     await context.abort(grpc.StatusCode.INTERNAL, bounded(f"{type(exc).__name__}: {exc}"))

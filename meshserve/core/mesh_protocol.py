@@ -23,6 +23,9 @@ REQUEST_ID_HEADER = "x-request-id"
 MODEL_HEADER = "x-meshserve-model"  # set by the router; Envoy's mesh listener routes on it
 VERSION_HEADER = "x-meshserve-version"  # set by the router when the client named a version
 ROLE_HEADER = "x-meshserve-role"  # set by Envoy on the way to an adapter: which traffic this is
+# Set by Envoy's mesh listener on every answer, Envoy's own refusals too: the variant the
+# request was routed to, "VERSION ROLE", so a shed request is counted against its variant.
+VARIANT_HEADER = "x-meshserve-variant"
 TRACE_ID_HEADER = "x-meshserve-trace-id"  # trailing metadata: the trace an answer belongs to, when traced
 INTERNAL_HEADER_PREFIX = "x-meshserve-"
 # Set by Envoy's front listener only (client copies are removed first): who is calling, as

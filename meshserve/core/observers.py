@@ -45,6 +45,7 @@ class InferenceEvent:
     batch_size: int | None = None  # requests in the predict call that served this one, when micro-batched
     code: grpc.StatusCode = grpc.StatusCode.OK
     error: str = ""  # the message sent with a non-OK code
+    shed: bool = False  # refused because the mesh was at capacity for it (Envoy's limits), not failed
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds (decode, queue, predict, ...)
 
     def failed(self, exc: BaseException) -> None:

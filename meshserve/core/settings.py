@@ -83,6 +83,17 @@ class Settings(BaseSettings):
         "(a scrape folds them too, so Prometheus never reads stale counts).",
     )
 
+    # Shedding and autoscaling (docs/operator-guide.md, "Spikes")
+    in_flight_per_slot: int = Field(
+        4, ge=1, le=1000, description="Requests a variant may hold per working slot of a replica (a predict "
+        "thread, an R or Java worker, a batch row) before Envoy sheds the excess; meshserve.yaml "
+        "`limits.max_in_flight` wins over it.")
+    retry_after_s: float = Field(
+        1.0, gt=0, description="The pause a shed request's `retry-after` trailer asks its client to wait.")
+    autoscale_interval_s: float = Field(
+        1.0, gt=0, description="How often `meshserve up` reads the in-flight requests of scalable variants "
+        "from Envoy and decides whether to add or remove a replica.")
+
     # Prediction records (docs/records.md)
     records_dir: str | None = Field(
         None, description="Folder of the spools and the default SQLite store; `meshserve up` sets it "

@@ -20,6 +20,8 @@ class ClusterOptions:
     router_min: int = 2
     router_max: int = 10
     router_cpu_target: int = 70  # percent of the CPU request the autoscaler keeps each router pod at
+    adapter_cpu_target: int = 70  # percent of its CPU request the autoscaler keeps each adapter pod of a
+    # variant with replicas {min, max} at
     envoy_replicas: int = 2
     records_secret: str | None = None  # an existing Secret with `store-url`; None: rendered from the spec
     grace_s: float = 5.0  # in-flight requests may finish this long after SIGTERM (MESHSERVE_SHUTDOWN_GRACE_S)

@@ -17,7 +17,7 @@ from meshserve.kubernetes.options import IMAGE_ENVOY, ClusterOptions
 from meshserve.kubernetes.packages import PackageRef
 from meshserve.kubernetes.workloads import (
     CONTAINER_SECURITY, config_map, cpu_autoscaler, deployment, disruption_budget, drain_delay, grpc_probes, service)
-from meshserve.router.deployment_spec import DeploymentSpec
+from meshserve.router.deployment_spec import DeploymentSpec, Replicas
 
 # Seconds a server may take to load before liveness counts: a JVM, R or Triton loading a model.
 STARTUP_S = {"python": 60, "r": 120, "java": 120, "triton": 300}
@@ -56,9 +56,10 @@ def _server_container(name: str, args: list[str], options: ClusterOptions, resou
     return container
 
 
-def variant_objects(model: str, version: str, replicas: int, package: PackageRef, spec: DeploymentSpec,
+def variant_objects(model: str, version: str, replicas: Replicas, package: PackageRef, spec: DeploymentSpec,
                     options: ClusterOptions) -> list[dict[str, Any]]:
-    """Deployment (replicas from the spec), headless Service and disruption budget of one variant."""
+    """Deployment (replicas from the spec), headless Service and disruption budget of one variant;
+    with `replicas: {min, max}`, an autoscaler that owns the count instead."""
     name = variant_name(model, version)
     container = _server_container(
         "adapter", ["python", "-m", "meshserve.adapters.server", str(package.directory),
@@ -68,11 +69,17 @@ def variant_objects(model: str, version: str, replicas: int, package: PackageRef
     if resources.needs_gpu(package.runtime):
         pod["tolerations"] = resources.gpu_tolerations()
     identity = {"meshserve.io/model": model, "meshserve.io/version": version, "meshserve.io/runtime": package.runtime}
-    return [
-        deployment(name, ADAPTER, replicas, pod, annotations=identity, pod_annotations=identity, grace_s=options.grace_s),
+    objects = [
+        deployment(name, ADAPTER, None if replicas.scales else replicas.min, pod, annotations=identity,
+                   pod_annotations=identity, grace_s=options.grace_s),
         service(name, ADAPTER, [("grpc", GRPC_PORT, "grpc")], headless=True),
         disruption_budget(name, ADAPTER),
     ]
+    if replicas.scales:
+        # In-flight counts per pod would need a custom-metrics adapter in the cluster; CPU is what
+        # every cluster measures, and a busy adapter is a busy CPU.
+        objects.append(cpu_autoscaler(name, ADAPTER, replicas.min, replicas.max, options.adapter_cpu_target))
+    return objects
 
 
 def router_objects(spec: DeploymentSpec, table_json: str, options: ClusterOptions) -> list[dict[str, Any]]:

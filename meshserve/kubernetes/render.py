@@ -79,7 +79,7 @@ def render_cluster(spec: DeploymentSpec, packages: list[PackageRef], options: Cl
     if secret is not None:
         files["01-records-secret.yaml"] = [secret]
     for model, deployment in sorted(spec.models.items()):
-        for version, replicas in deployment.replicas.items():
+        for version, replicas in deployment.replica_ranges.items():
             files[f"variant-{variant_name(model, version)}.yaml"] = variant_objects(
                 model, version, replicas, by_key[(model, version)], spec, options)
     for objects in files.values():

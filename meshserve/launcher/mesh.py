@@ -22,11 +22,13 @@ from pathlib import Path
 from meshserve.core.mesh_protocol import ADAPTER_READY, ENVOY_READY, ROUTER_READY
 from meshserve.core.model_package import BrokenPackage, ModelPackage, discover_packages
 from meshserve.core.ports import free_port
+from meshserve.core.replica_slots import replica_slots
 from meshserve.core.settings import get_settings
 from meshserve.environments.builder import EnvironmentBuildError, ensure_environment
 from meshserve.environments.environment_spec import spec_for
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.render import render
+from meshserve.launcher.autoscaler import Autoscaler, VariantReplicas, scaling_policies
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
 from meshserve.observability.mesh_metrics import METRICS_ENV, MeshMetrics
 from meshserve.router.deployment_spec import (
@@ -86,6 +88,7 @@ class Mesh:
         self.child_env: dict[str, str] = {}  # settings every adapter and the router get
         self.records_store: str | None = None
         self.rest_url = ""  # where the Open Inference Protocol over HTTP/REST is served
+        self._autoscaler: asyncio.Task | None = None
 
     async def start(self) -> None:
         broken: list[BrokenPackage] | None = None if self.strict else []
@@ -185,18 +188,22 @@ class Mesh:
                     for version, count in spec.replicas.items()}
         for name, version in sorted(set(by_key) - set(replicas)):
             log(f"meshserve: not starting {name}:{version} (not deployed in {SPEC_NAME})")
+        most = {(m, v): r.max for m, d in deployment.models.items() for v, r in d.replica_ranges.items()}
+        labels = {key: [f"{key[0]}:{key[1]}" + (f"#{i + 1}" if most[key] > 1 else "") for i in range(len(addresses))]
+                  for key, addresses in replicas.items()}
         await asyncio.gather(*(
-            self._start_adapter(f"{name}:{version}" + (f"#{i + 1}" if len(addresses) > 1 else ""),
-                                by_key[(name, version)], address)
-            for (name, version), addresses in replicas.items() for i, address in enumerate(addresses)))
+            self._start_adapter(label, by_key[key], address)
+            for key, addresses in replicas.items() for label, address in zip(labels[key], addresses)))
         router_address, router_rest = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
         layout = EnvoyLayout(self.run_dir / "envoy", front=self.listen,
                              mesh=f"127.0.0.1:{free_port()}", admin=f"127.0.0.1:{free_port()}")
         rollout_state = self.run_dir / "rollouts.json"
         rollout_state.unlink(missing_ok=True)  # a new mesh starts from the spec's split
         (self.run_dir / "progressive.json").unlink(missing_ok=True)  # and its rollout plans from their start
-        render(layout, deployment, UpstreamAddresses(router=[router_address], variants=replicas,
-                                                           router_rest=[router_rest])).write(layout)
+        slots = {key: replica_slots(by_key[key].manifest) for key in replicas}
+        upstreams = UpstreamAddresses(router=[router_address], variants=replicas, slots=slots,
+                                      router_rest=[router_rest])
+        render(layout, deployment, upstreams).write(layout)
         deployment_path = self.run_dir / "deployment.json"
         deployment_path.write_text(deployment.model_dump_json(indent=2))
         if self.metrics:
@@ -209,17 +216,26 @@ class Mesh:
         table_path = self.run_dir / "models.json"
         not_deployed = [UnavailableModel(name, version, f"not deployed in {SPEC_NAME}; add it to the model's variants")
                         for name, version in sorted(set(by_key) - set(replicas))]
-        ModelTable.write(table_path, [(by_key[key], addresses) for key, addresses in replicas.items()],
+        # Behind Envoy the router sends every inference to the mesh listener; a variant scaled to
+        # zero has no replica of its own yet (and the replicas, asked for statistics, are the first ones).
+        ModelTable.write(table_path, [(by_key[key], addresses or [layout.mesh]) for key, addresses in replicas.items()],
                          unavailable=self._unavailable() + not_deployed,
                          mesh_address=layout.mesh,
                          control={"deployment": str(deployment_path), "rollout_state": str(rollout_state),
                                   "deployment_log": str(self.run_dir / "deployment-log.jsonl"),
                                   "records_store": self.records_store,
+                                  "cold_variants": sorted([m, v] for m, d in deployment.models.items()
+                                                          for v in d.cold_versions),
                                   "envoy": {"run_dir": str(layout.run_dir), "front": layout.front,
                                             "mesh": layout.mesh, "admin": layout.admin}})
         await self._start_router(table_path, router_address, router_rest)
         self.rest_url = f"{'https' if deployment.security.tls else 'http'}://{layout.front}"
         self.packages = [by_key[key] for key in replicas]
+        policies = scaling_policies(deployment)
+        if policies:
+            self._start_autoscaler(policies, VariantReplicas(
+                deployment, layout, upstreams, labels, log=log, stop=self._retire_adapter,
+                start=lambda key, label, address: self._add_adapter(label, by_key[key], address)))
         log(f"meshserve: Envoy front {layout.front} -> router {router_address} (REST {router_rest}) "
             f"-> Envoy mesh {layout.mesh} "
             f"-> adapters; admin http://{layout.admin}, config in {layout.run_dir}")
@@ -233,6 +249,23 @@ class Mesh:
     def _unavailable(self) -> list[UnavailableModel]:
         """The broken packages, for the router's repository index."""
         return [UnavailableModel(b.model or b.directory.name, "", str(b.error)) for b in self.broken]
+
+    def _start_autoscaler(self, policies, replicas: VariantReplicas) -> None:
+        for (model, version), policy in sorted(policies.items()):
+            log(f"meshserve: autoscaling {model}:{version} from {policy.minimum} to {policy.maximum} replicas "
+                f"at {policy.target_in_flight:g} requests in flight per replica")
+        self._autoscaler = asyncio.get_running_loop().create_task(Autoscaler(policies, replicas, log).run())
+
+    async def _add_adapter(self, label: str, package: ModelPackage, address: str) -> None:
+        """One more replica, started exactly as those `up` started first."""
+        await self._start_adapter(label, package, address)
+        if self.metrics:
+            self.metrics.replicas_changed()
+
+    async def _retire_adapter(self, label: str) -> None:
+        await self.supervisor.retire(label)
+        if self.metrics:
+            self.metrics.replicas_changed(removed=[label])
 
     def _announce(self) -> None:
         models = ", ".join(f"{p.name} ({p.version}, {p.manifest.runtime})" for p in self.packages)
@@ -250,6 +283,8 @@ class Mesh:
             f"for example: curl {self.rest_url}/v2/health/ready")
 
     async def stop(self) -> None:
+        if self._autoscaler is not None:
+            self._autoscaler.cancel()
         started = bool(self.supervisor.children)
         await self.supervisor.stop()
         if self._own_run_dir:

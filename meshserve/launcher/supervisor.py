@@ -33,6 +33,7 @@ class Child:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
     restarts: int = 0
+    retired: bool = False  # stopped on purpose (a replica scaled away): not to be restarted
     restart_policy: RestartPolicy = field(
         default_factory=lambda: RestartPolicy(get_settings().restart_backoff_s, MAX_RESTART_DELAY_S))
 
@@ -94,7 +95,7 @@ class Supervisor:
     async def _watch(self, child: Child) -> None:
         while True:
             code = await child.process.wait()
-            if self.stopping:
+            if self.stopping or child.retired:
                 return
             child.restarts += 1
             if self._on_restart is not None:
@@ -111,6 +112,22 @@ class Supervisor:
                 self._log(f"meshserve: {child.spec.label} is back (restart {child.restarts})")
             except ChildFailed as exc:
                 self._log(f"meshserve: restart failed: {exc}")
+
+    async def retire(self, label: str) -> None:
+        """Stop the child LABEL for good: SIGTERM, its grace period for calls in flight, then SIGKILL."""
+        child = next((c for c in self.children if c.spec.label == label and not c.retired), None)
+        if child is None:
+            return
+        child.retired = True
+        process = child.process
+        if process is not None and process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), get_settings().shutdown_grace_s + 3)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        self.children.remove(child)
 
     async def stop(self) -> None:
         """SIGTERM everything (newest first), wait the grace period, then SIGKILL what is left."""

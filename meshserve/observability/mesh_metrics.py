@@ -16,12 +16,22 @@ class MeshMetrics:
     def __init__(self, run_dir: Path):
         self.targets = ScrapeTargets(run_dir)
         self._children: dict[str, tuple[str, str, str]] = {}  # supervisor label -> process, model, version
+        self._endpoints: dict[str, str] = {}  # supervisor label -> its /metrics address
+        self._started = False
 
     def adapter_env(self, label: str, model: str, version: str) -> dict[str, str]:
         replica = label.partition("#")[2]
         self._children[label] = ("adapter", model, version)
-        return {METRICS_ENV: self.targets.new_endpoint("meshserve-adapter", model=model, version=version,
-                                                       replica=replica)}
+        self._endpoints[label] = self.targets.new_endpoint("meshserve-adapter", model=model, version=version,
+                                                           replica=replica)
+        return {METRICS_ENV: self._endpoints[label]}
+
+    def replicas_changed(self, removed: list[str] = ()) -> None:
+        """Replicas were added (their endpoints are known already) or REMOVED (labels): rewrite the targets."""
+        gone = {self._endpoints.pop(label, None) for label in removed}
+        self.targets.targets = [t for t in self.targets.targets if t.address not in gone]
+        if self._started:
+            self.targets.write()
 
     def router_env(self) -> dict[str, str]:
         self._children["router"] = ("router", "", "")
@@ -37,6 +47,7 @@ class MeshMetrics:
 
     def start(self) -> list[str]:
         """Serve the launcher's own metrics, write the targets file; the lines `up` prints."""
+        self._started = True
         own = f"{self.targets.host}:{free_port(self.targets.host)}"
         serve_metrics(own)
         self.targets.add(own, "meshserve-launcher")

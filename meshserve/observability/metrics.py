@@ -39,6 +39,9 @@ STAGE_LATENCY = Histogram("meshserve_stage_duration_seconds",
                           (*INFERENCE_LABELS, "stage"), buckets=STAGE_BUCKETS)
 BATCH_SIZE = Histogram("meshserve_batch_size", "Requests served by one coalesced predict call (micro-batching).",
                        ("model", "version"), buckets=BATCH_BUCKETS)
+SHED = Counter("meshserve_shed_requests", "Inferences refused at once because the mesh was at capacity for "
+               "their variant (Envoy's circuit breakers), by the variant's model, version and role.",
+               ("model", "version", "role"))
 IN_FLIGHT = Gauge("meshserve_in_flight_requests", "Inference calls being served now.", ("side", "model"))
 QUEUE_DEPTH = Gauge("meshserve_queue_depth", "Requests waiting for a micro-batch.", ("model", "version"))
 SPANS_EXPORTED = Counter("meshserve_spans_exported", "Spans handed to the trace exporter successfully.")
@@ -81,6 +84,8 @@ class MetricsObserver:
         REQUESTS.labels(*labels, code).inc()
         if code != "OK":
             ERRORS.labels(*labels, code).inc()
+        if event.shed:
+            SHED.labels(model, version, event.call.role).inc()
         trace_id = current_trace_id()
         total = event.timings.get("total")
         if total is not None:

@@ -17,8 +17,9 @@ import grpc
 from tritonclient.grpc import service_pb2 as pb
 
 from meshserve.core.classification import class_counts
-from meshserve.core.errors import DeadlineExceeded
-from meshserve.core.mesh_protocol import ROLE_PARAMETER, CallInfo, Metadata, forwarded_headers, routing_headers
+from meshserve.core.errors import AtCapacity, DeadlineExceeded, MeshError, ModelUnavailable
+from meshserve.core.mesh_protocol import (
+    ROLE_PARAMETER, VARIANT_HEADER, CallInfo, Metadata, forwarded_headers, routing_headers)
 from meshserve.core.observers import InferenceEvent, Observers
 from meshserve.core.request_parameters import check_shared_memory, request_timeout_s, with_request_timeout
 from meshserve.core.settings import get_settings
@@ -27,6 +28,8 @@ from meshserve.router.data_plane.upstreams import Upstreams, upstream_error
 from meshserve.router.model_table import ModelTable, VersionEntry
 
 READY_TIMEOUT_S = 2.0
+# How often a request held for a variant's cold start asks Envoy again whether a replica is up.
+COLD_START_POLL_S = 0.2
 
 
 class Forwarder:
@@ -34,6 +37,9 @@ class Forwarder:
         self.table = table
         self.upstreams = upstreams or Upstreams()
         self.observers = observers or Observers()
+        # Variants that scale to zero when idle (`replicas: {min: 0}`): a request that finds no
+        # replica waits for the one the launcher starts when Envoy counts it, within its deadline.
+        self.cold_variants = {tuple(pair) for pair in table.control.get("cold_variants", [])}
 
     def package_entry(self, name: str, version: str) -> tuple[list[str], VersionEntry]:
         """The versions a model serves and the entry of VERSION (its default when empty); raises NOT_FOUND."""
@@ -67,13 +73,44 @@ class Forwarder:
         remaining = call.remaining()
         timeout = remaining if remaining is not None else get_settings().default_timeout_s
         address = self.table.mesh_address or entry.address
-        try:
-            return await self.upstreams.stub(address).ModelInfer(request, timeout=timeout, metadata=headers)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and request_timeout_s(request) is not None:
-                raise DeadlineExceeded(f"the request's timeout of {round(request_timeout_s(request) * 1e6)} us "
-                                       "passed before its answer; raise the timeout parameter or send fewer rows") from exc
-            raise upstream_error(exc, model.name, request.model_version) from exc
+        give_up = time.monotonic() + timeout
+        while True:
+            try:
+                return await self.upstreams.stub(address).ModelInfer(
+                    request, timeout=max(give_up - time.monotonic(), 0.001), metadata=headers)
+            except grpc.aio.AioRpcError as exc:
+                if self._starting(exc, model.name) and time.monotonic() + COLD_START_POLL_S < give_up:
+                    event.timings["cold_start"] = time.perf_counter() - mark
+                    await asyncio.sleep(COLD_START_POLL_S)
+                    continue
+                raise self._failure(exc, request, model.name, call, event) from exc
+
+    def _starting(self, exc: grpc.aio.AioRpcError, model: str) -> bool:
+        """Envoy found no replica of a variant that scales to zero: one is starting (or about to)."""
+        if exc.code() != grpc.StatusCode.UNAVAILABLE or "no healthy upstream" not in (exc.details() or ""):
+            return False
+        version = dict(exc.trailing_metadata() or ()).get(VARIANT_HEADER, "").partition(" ")[0]
+        return (model, version) in self.cold_variants
+
+    def _failure(self, exc: grpc.aio.AioRpcError, request: pb.ModelInferRequest, model: str, call: CallInfo,
+                 event: InferenceEvent) -> MeshError:
+        version = request.model_version
+        if self._starting(exc, model):
+            return ModelUnavailable(f"model '{model}' is scaled to zero and its first replica did not start within "
+                                    "the request's deadline; retry shortly, give it a longer deadline, or keep a "
+                                    "replica running with replicas.min: 1 in meshserve.yaml")
+        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and request_timeout_s(request) is not None:
+            return DeadlineExceeded(f"the request's timeout of {round(request_timeout_s(request) * 1e6)} us "
+                                    "passed before its answer; raise the timeout parameter or send fewer rows")
+        error = upstream_error(exc, model, version)
+        if isinstance(error, AtCapacity):
+            # Envoy names the variant it routed to, so the shed is counted against it.
+            shed_version, _, role = dict(exc.trailing_metadata() or ()).get(VARIANT_HEADER, "").partition(" ")
+            event.shed = True
+            event.version = shed_version or version
+            if role:
+                event.call = dataclasses.replace(call, role=role)
+        return error
 
     async def ready(self, name: str, version: str) -> bool:
         model = self.table.models.get(name)
@@ -93,6 +130,8 @@ class Forwarder:
                 answer = await stub.ModelReady(request, timeout=READY_TIMEOUT_S, metadata=headers)
                 return answer.ready
             except grpc.aio.AioRpcError as exc:
+                if self._starting(exc, name):
+                    return True  # scaled to zero while idle: a request gets a replica started for it
                 # Asking again is safe (no model code runs) and reaches another replica when the
                 # one asked died with the question on its connection.
                 if exc.code() != grpc.StatusCode.UNAVAILABLE:

@@ -7,9 +7,13 @@ import asyncio
 import grpc
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from meshserve.core.errors import MeshError, ModelUnavailable, quoted
+from meshserve.core.errors import AtCapacity, MeshError, ModelUnavailable, quoted
 from meshserve.core.grpc_server import channel_options
 from meshserve.core.internal_tls import channel_credentials
+from meshserve.core.settings import get_settings
+
+# What Envoy marks an answer with when a circuit breaker refused the request (overflow).
+OVERLOADED_HEADER = "x-envoy-overloaded"
 
 
 class Upstreams:
@@ -32,10 +36,22 @@ class Upstreams:
         await asyncio.gather(*(c.close() for c in self._channels))
 
 
+def shed_by_envoy(exc: grpc.aio.AioRpcError) -> bool:
+    """Envoy refused the call because the variant has all the requests its limits allow."""
+    trailers = dict(exc.trailing_metadata() or ())
+    return exc.code() == grpc.StatusCode.UNAVAILABLE and (
+        trailers.get(OVERLOADED_HEADER) == "true" or "reset reason: overflow" in (exc.details() or ""))
+
+
 def upstream_error(exc: grpc.aio.AioRpcError, model: str, version: str) -> MeshError:
-    """Keep the adapter's status and message; say what to do when the adapter is gone."""
+    """Keep the adapter's status and message; say what to do when the adapter is gone or full."""
+    which = f"model '{model}'" + (f" version '{quoted(version)}'" if version else "")
+    if shed_by_envoy(exc):
+        retry_after = get_settings().retry_after_s
+        return AtCapacity(f"{which} is at capacity: the mesh is serving all the requests it can for it and shed "
+                          f"this one; retry after {retry_after:g} s (or raise limits.max_in_flight or replicas "
+                          "in meshserve.yaml)", retry_after)
     if exc.code() == grpc.StatusCode.UNAVAILABLE:
-        which = f"model '{model}'" + (f" version '{quoted(version)}'" if version else "")
         return ModelUnavailable(f"{which} is unavailable ({exc.details()}); "
                                 "its adapter is down or restarting, retry shortly")
     return MeshError.from_status(exc.code(), exc.details())

@@ -17,7 +17,8 @@ from models.variant_packages import write_spec, write_variant_packages
 from meshserve.core.errors import ManifestError
 from meshserve.router.deployment_spec import Rollout, load_spec, parse_spec, resolve_spec
 from meshserve.envoy.admin import EnvoyError
-from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses, fallback_cluster, variant_cluster, write_watched
+from meshserve.envoy.layout import (
+    EnvoyLayout, UpstreamAddresses, fallback_cluster, mirror_cluster, variant_cluster, write_watched)
 from meshserve.envoy.process import validate_config
 from meshserve.envoy.render import render
 from meshserve.envoy.rollouts import LiveRollouts
@@ -42,6 +43,12 @@ SPECS = {
         "iris": {"variants": [{"version": "1", "weight": 1}], "shadows": [{"version": "2", "fraction": 1.0}]},
         "digits": {"variants": [{"version": "a", "weight": 3, "replicas": 3}, {"version": "b", "weight": 1}]},
     }},
+    "limits, autoscaled replicas and a router limit": {"models": {"iris": {
+        "variants": [{"version": "1", "weight": 1, "replicas": {"min": 1, "max": 4}}],
+        "shadows": [{"version": "2", "fraction": 0.5, "replicas": {"min": 1, "max": 2}}],
+        "limits": {"max_in_flight": 40, "max_pending": 10, "shadow_max_in_flight": 3},
+        "autoscaling": {"target_in_flight": 3, "scale_up_after_s": 0, "cooldown_s": 5}}},
+        "limits": {"router_max_in_flight": 100}},
 }
 
 
@@ -81,7 +88,7 @@ def test_a_canary_route_splits_by_weight_mirrors_shadows_and_pins_named_versions
     assert split["weighted_clusters"]["use_hash_policy"] is True
     assert split["hash_policy"] == [{"header": {"header_name": "x-user-id"}}]
     (mirror,) = split["request_mirror_policies"]
-    assert mirror["cluster"] == variant_cluster("iris", "3")
+    assert mirror["cluster"] == mirror_cluster("iris", "3")
     assert mirror["runtime_fraction"]["default_value"] == {"numerator": 250_000, "denominator": "MILLION"}
     assert mirror["request_headers_mutations"][0]["append"]["header"] == {"key": "x-meshserve-role", "value": "shadow"}
     pinned = {r["name"]: r["route"]["cluster"] for r in routes if "|pinned|" in r["name"]}
@@ -147,6 +154,27 @@ BAD_SPECS = {
     "zero replicas": (
         with_iris(variants=[{"version": "1", "weight": 1, "replicas": 0}]),
         "models.iris.variants[0].replicas", "greater than or equal"),
+    "replicas neither a count nor a range": (
+        with_iris(variants=[{"version": "1", "weight": 1, "replicas": "many"}]),
+        "models.iris.variants[0].replicas", "valid dictionary"),
+    "replicas range upside down": (
+        with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 3, "max": 2}}]),
+        "models.iris.variants[0].replicas", "above max"),
+    "replicas range without max": (
+        with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 1}}]),
+        "models.iris.variants[0].replicas.max", "Field required"),
+    "replicas range beyond 64": (
+        with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 1, "max": 65}}]),
+        "models.iris.variants[0].replicas.max", "less than or equal"),
+    "a range that never runs a replica": (
+        with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 0, "max": 0}}]),
+        "models.iris.variants[0].replicas.max", "greater than or equal"),
+    "a limit of zero": (
+        with_iris(variants=[{"version": "1", "weight": 1}], limits={"max_in_flight": 0}), "models.iris.limits.max_in_flight", "greater than or equal"),
+    "a misspelled limit": (
+        with_iris(variants=[{"version": "1", "weight": 1}], limits={"max_inflight": 5}), "models.iris.limits.max_inflight", "Extra inputs"),
+    "a cooldown that is negative": (
+        with_iris(variants=[{"version": "1", "weight": 1}], autoscaling={"cooldown_s": -1}), "models.iris.autoscaling.cooldown_s", "greater than or equal"),
     "models not a mapping": ({"models": ["iris"]}, "models", "dictionary"),
 }
 
@@ -161,6 +189,23 @@ def test_a_malformed_spec_is_refused_naming_file_field_and_fix(name):
     assert error.field == field
     assert problem in error.problem
     assert error.fix and "Fix:" in str(error)
+
+
+def test_a_bad_replicas_field_says_what_to_write_instead():
+    with pytest.raises(ManifestError) as caught:
+        parse_spec(with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 3, "max": 2}}]), "m.yaml")
+    assert "{min: M, max: N}" in caught.value.fix
+    assert "\n" not in str(caught.value)
+
+
+def test_a_plain_replica_count_still_means_that_many_fixed_replicas():
+    spec = parse_spec(with_iris(variants=[{"version": "1", "weight": 1, "replicas": 3}]), "m.yaml")
+    assert spec.models["iris"].replicas == {"1": 3}
+    assert not spec.models["iris"].replica_ranges["1"].scales
+    ranged = parse_spec(with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 2, "max": 5}}]), "m.yaml")
+    assert ranged.models["iris"].replicas == {"1": 2} and ranged.models["iris"].replica_ranges["1"].scales
+    idle = parse_spec(with_iris(variants=[{"version": "1", "weight": 1, "replicas": {"min": 0, "max": 2}}]), "m.yaml")
+    assert idle.models["iris"].replicas == {"1": 0} and idle.models["iris"].cold_versions == {"1"}
 
 
 def test_a_model_named_twice_in_the_yaml_is_refused(tmp_path):

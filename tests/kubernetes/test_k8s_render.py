@@ -272,3 +272,21 @@ def test_the_rendered_example_in_compose_kubernetes_is_fresh(examples):
     """compose/kubernetes/ is `meshserve k8s render examples -o compose/kubernetes`; re-render it when this fails."""
     committed = {p.name: list(yaml.safe_load_all(p.read_text())) for p in RENDERED_EXAMPLE.glob("*.yaml")}
     assert committed == examples.files, "stale: run `meshserve k8s render examples -o compose/kubernetes`"
+
+
+def test_a_replica_range_becomes_an_autoscaler_that_owns_the_variant_count(tmp_path):
+    write_package(tmp_path, "a", "scoring", "1")
+    write_package(tmp_path, "b", "scoring", "2")
+    manifests = render_folder(tmp_path, {"models": {"scoring": {"variants": [
+        {"version": "1", "weight": 1, "replicas": {"min": 2, "max": 6}}, {"version": "2", "weight": 1, "replicas": 3}]}}})
+    deployments = of_kind(manifests, "Deployment")
+    autoscalers = of_kind(manifests, "HorizontalPodAutoscaler")
+    ranged, fixed = variant_name("scoring", "1"), variant_name("scoring", "2")
+    assert "replicas" not in deployments[ranged]["spec"]  # `kubectl apply` must not reset the autoscaler's count
+    assert deployments[fixed]["spec"]["replicas"] == 3 and fixed not in autoscalers
+    scaler = autoscalers[ranged]["spec"]
+    assert (scaler["minReplicas"], scaler["maxReplicas"]) == (2, 6)
+    assert scaler["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": ranged}
+    for version in KUBERNETES_VERSIONS:
+        for obj in manifests.objects():
+            kubernetes_validate.validate(obj, version, strict=True)

@@ -1,7 +1,7 @@
 """A test-only model whose behaviour follows its package version, to exercise traffic routing.
 
 Every variant echoes `x` as `y`. Version names starting with `slow` sleep 2 s first,
-`broken` raise. When MESHSERVE_TEST_COUNT_DIR is set, each call appends one line to
+`busy` 50 ms (a model that takes real time per call, for load tests), `broken` raise. When MESHSERVE_TEST_COUNT_DIR is set, each call appends one line to
 `<dir>/<version>.calls`, so a test can count the requests an adapter really served
 (O_APPEND writes of one short line are atomic across replicas).
 """
@@ -25,6 +25,8 @@ def predict(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             calls.write("1\n")
     if VERSION.startswith("slow"):
         time.sleep(2.0)
+    if VERSION.startswith("busy"):
+        time.sleep(0.05)
     if VERSION.startswith("broken"):
         raise RuntimeError(f"variant {VERSION} always fails")
     return {"y": inputs["x"].astype(np.float32)}

@@ -94,7 +94,7 @@ def test_the_shadow_copy_is_in_the_same_trace_marked_shadow(front, otlp):
     assert shadow.attributes["meshserve.version"] == SHADOW
     router = next(s for s in spans if s.service == "meshserve-router")
     chain = ancestors(shadow, by_id(spans))
-    assert chain[0].name == "mirror" and chain[0].attributes["upstream_cluster"] == f"variant|breast-cancer|{SHADOW}"
+    assert chain[0].name == "mirror" and chain[0].attributes["upstream_cluster"] == f"mirror|breast-cancer|{SHADOW}"
     assert router in chain
 
 

@@ -39,13 +39,18 @@ def _render(args) -> int:
     if not spec_arg.is_dir() and spec_arg.name != SPEC_NAME:
         print(f"meshserve: {spec_arg} is not a {SPEC_NAME}; pass the spec file or its folder", file=sys.stderr)
         return 2
-    spec = deployment_for(models_dir, discover_packages(models_dir))
+    from meshserve.core.replica_slots import replica_slots
+
+    packages = discover_packages(models_dir)
+    spec = deployment_for(models_dir, packages)
     host = "127.0.0.1"
     port = args.first_port
     run_dir = Path(args.out or args.run_dir).resolve()
     layout = EnvoyLayout(run_dir=run_dir, front=args.listen or get_settings().listen,
                          mesh=f"{host}:{port}", admin=f"{host}:{port + 1}")
-    config = render(layout, spec, UpstreamAddresses.sequential(spec, host, port + 2))
+    upstreams = UpstreamAddresses.sequential(spec, host, port + 2)
+    upstreams.slots.update({(p.name, p.version): replica_slots(p.manifest) for p in packages})
+    config = render(layout, spec, upstreams)
     print(config.documents(layout), end="")
     if args.out:
         config.write(layout)
