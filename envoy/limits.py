@@ -8,8 +8,8 @@ turns into RESOURCE_EXHAUSTED naming the model: a spike is shed at the door inst
 queueing without bound in an adapter, so the requests let in keep their latency.
 
 Mirrored copies go through a cluster of their own per version (`mirror|MODEL|VERSION`, the
-same replicas) with limits of their own (by default four times the version's own, since a
-copy may outlive the request it copies; smaller with `limits.shadow_max_in_flight`): copies beyond them are dropped at Envoy, never queued, so a
+same replicas) with limits of their own (by default four times the version's own and at
+least 1024, since a copy may outlive the request it copies; set with `limits.shadow_max_in_flight`): copies beyond them are dropped at Envoy, never queued, so a
 slow or swamped shadow can never hold work that primaries, or clients naming the shadow's
 version, need. The front cluster to the router is limited too, so the
 Python router itself is never buried: Envoy refuses what is beyond it with UNAVAILABLE and a
@@ -54,12 +54,16 @@ def variant_breakers(deployment: ModelDeployment, version: str, slots: int) -> d
 # pile up behind the shadow's slower answers; room for a few times the primary's load keeps
 # every copy of a load the primary accepts while still bounding what a shadow can hold.
 MIRROR_ROOM = 4
+# Nor fewer copies than this: a shadow slower than its primary falls behind by a backlog that
+# grows with the primary's load, and its copies cost only the shadow's own adapter (never the
+# primaries' limits), so room for a long backlog keeps a fraction-1 shadow complete under load.
+MIN_MIRROR_IN_FLIGHT = 1024
 
 
 def mirror_breakers(deployment: ModelDeployment, version: str, slots: int) -> dict[str, Any]:
     """Copies in flight to one version, through its mirror cluster."""
     sized = MIRROR_ROOM * deployment.replica_ranges[version].max * slots * get_settings().in_flight_per_slot
-    in_flight = deployment.limits.shadow_max_in_flight or sized
+    in_flight = deployment.limits.shadow_max_in_flight or max(sized, MIN_MIRROR_IN_FLIGHT)
     return thresholds(in_flight, in_flight)
 
 

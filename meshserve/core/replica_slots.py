@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from meshserve.core.settings import get_settings
 
-# Requests a Triton server takes from one adapter at once when nothing says otherwise.
-TRITON_SLOTS = 4
+# Requests a Triton server takes from one adapter at once when nothing says otherwise: Triton
+# queues and batches them itself (its dynamic batcher wants many in flight to fill a batch).
+TRITON_SLOTS = 32
 JAVA_DEFAULT_THREADS = 8  # adapters/java/options.py `threads`
 
 

@@ -276,11 +276,12 @@ class Mesh:
         if self.broken:
             log(f"meshserve: NOT serving {len(self.broken)} broken package(s) (see above); fix them and restart "
                 "the mesh (`--strict` refuses to start with any)")
-        log(f"meshserve: clients connect to {self.listen} (Open Inference Protocol over gRPC; "
-            "control API meshserve.v1.Control); Ctrl-C stops the mesh")
         shared = " (same address as gRPC)" if self.envoy else ""
         log(f"meshserve: Open Inference Protocol over HTTP/REST at {self.rest_url}/v2{shared}, "
             f"for example: curl {self.rest_url}/v2/health/ready")
+        # Last: scripts and tests wait for this line, so everything above is printed when they see it.
+        log(f"meshserve: clients connect to {self.listen} (Open Inference Protocol over gRPC; "
+            "control API meshserve.v1.Control); Ctrl-C stops the mesh")
 
     async def stop(self) -> None:
         if self._autoscaler is not None:

@@ -6,6 +6,8 @@
     GET  /v2/models/{model}[/versions/{version}]/ready         200, or 400 when not ready
     GET  /v2/models/{model}[/versions/{version}]/config        Triton's model configuration
     POST /v2/models/{model}[/versions/{version}]/infer         inference, JSON or binary tensors
+    GET  /v2/models/stats, /v2/models/{model}[/versions/{version}]/stats   Triton's statistics
+    POST /v2/repository/index                                  models and versions with their state
 
 Behind Envoy this listener shares the front address with gRPC (Envoy routes by content type);
 errors are `{"error": "..."}` with the HTTP status of the gRPC status (status_codes.py).
@@ -97,6 +99,25 @@ class RestRoutes:
             return web.json_response(document)
         return await self._call(request, "ModelConfig", pb.ModelConfigRequest(**self._model(request)), answer)
 
+    async def statistics(self, request: web.Request) -> web.Response:
+        """Triton's statistics extension: every model's, or one model's (and version's)."""
+        model = {"name": request.match_info.get("model", ""), "version": request.match_info.get("version", "")}
+        return await self._call(request, "ModelStatistics", pb.ModelStatisticsRequest(**model),
+                                lambda response, _: web.json_response(to_json(response, defaults=True)))
+
+    async def repository_index(self, request: web.Request) -> web.Response:
+        """Triton's model repository extension: the models and versions with their state."""
+        ready = False
+        if request.can_read_body:
+            try:
+                ready = bool((await request.json() or {}).get("ready", False))
+            except (ValueError, AttributeError):
+                return _error(400, "the repository index request body must be JSON like {\"ready\": true}")
+
+        def answer(response, _):
+            return web.json_response([to_json(model) for model in response.models])
+        return await self._call(request, "RepositoryIndex", pb.RepositoryIndexRequest(ready=ready), answer)
+
     async def infer(self, request: web.Request) -> web.Response:
         limit = get_settings().max_message_bytes
         too_large = (f"the request body is larger than MESHSERVE_MAX_MESSAGE_BYTES ({limit} bytes); send fewer "
@@ -150,10 +171,13 @@ def rest_app(calls: ServicerCalls) -> web.Application:
     app.router.add_get("/v2/health/live", routes.live)
     app.router.add_get("/v2/health/ready", routes.ready)
     app.router.add_get("/v2", routes.server_metadata)
+    app.router.add_get("/v2/models/stats", routes.statistics)  # before /v2/models/{model}, which it would match
+    app.router.add_post("/v2/repository/index", routes.repository_index)
     for model in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
         app.router.add_get(model, routes.model_metadata)
         app.router.add_get(model + "/ready", routes.model_ready)
         app.router.add_get(model + "/config", routes.model_config)
+        app.router.add_get(model + "/stats", routes.statistics)
         app.router.add_post(model + "/infer", routes.infer)
     return app
 

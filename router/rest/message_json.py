@@ -14,22 +14,29 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 
-def to_json(message: Message) -> dict[str, Any]:
+def to_json(message: Message, defaults: bool = False) -> dict[str, Any]:
+    """MESSAGE as the REST binding writes it; with DEFAULTS, scalar fields at their default too
+    (statistics: Triton writes every count, zeros included, and its tools read them all)."""
     document: dict[str, Any] = {}
-    for descriptor, value in message.ListFields():
+    fields = message.ListFields()
+    if defaults:
+        present = {descriptor.name for descriptor, _ in fields}
+        fields = [*fields, *((d, getattr(message, d.name)) for d in message.DESCRIPTOR.fields
+                             if d.name not in present and not d.is_repeated and d.containing_oneof is None)]
+    for descriptor, value in fields:
         if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
             value_field = descriptor.message_type.fields_by_name["value"]
             document[descriptor.name] = {key: _value(value_field, item) for key, item in value.items()}
         elif descriptor.is_repeated:
-            document[descriptor.name] = [_value(descriptor, item) for item in value]
+            document[descriptor.name] = [_value(descriptor, item, defaults) for item in value]
         else:
-            document[descriptor.name] = _value(descriptor, value)
+            document[descriptor.name] = _value(descriptor, value, defaults)
     return document
 
 
-def _value(descriptor: FieldDescriptor, value: Any) -> Any:
+def _value(descriptor: FieldDescriptor, value: Any, defaults: bool = False) -> Any:
     if descriptor.type == FieldDescriptor.TYPE_MESSAGE:
-        return to_json(value)
+        return to_json(value, defaults)
     if descriptor.type == FieldDescriptor.TYPE_ENUM:
         return descriptor.enum_type.values_by_number[value].name
     if descriptor.type == FieldDescriptor.TYPE_BYTES:

@@ -91,8 +91,9 @@ def test_server_metadata_model_metadata_and_config_match_the_grpc_answers(front)
             (t["name"], t["datatype"], [int(d) for d in t["shape"]]) for t in expected[kind]]
     assert rest.get_model_metadata("breast-cancer", "1") == metadata
     config = rest.get_model_config("iris-species")
-    assert config["max_batch_size"] == 0 and config["input"] == [
-        {"name": "measurements", "data_type": "TYPE_FP32", "dims": [-1, 4]}]
+    # As Triton describes a model that takes a batch: dims without the batch dimension.
+    assert config["max_batch_size"] == 1 and config["input"] == [
+        {"name": "measurements", "data_type": "TYPE_FP32", "dims": [4]}]
     status, body = get(front, "/v2/models/no-such-model")
     assert status == 404 and "not served here" in json.loads(body)["error"]
 
@@ -281,3 +282,20 @@ def test_without_envoy_rest_has_its_own_port_printed_at_start(mesh_factory, tmp_
     assert address != mesh.address
     status, _, body = post(address, "/v2/models/iris-species/infer", iris_body([[6.7, 3.0, 5.2, 2.3]]))
     assert status == 200 and json.loads(body)["outputs"][0]["data"] == ["virginica"]
+
+
+def test_statistics_and_the_repository_index_over_rest_are_the_grpc_answers(front):
+    rest, grpc_client = triton_http.InferenceServerClient(front), triton_grpc.InferenceServerClient(front)
+    rows = np.array([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32)
+    measurements = triton_http.InferInput("measurements", rows.shape, "FP32")
+    measurements.set_data_from_numpy(rows)
+    rest.infer("iris-species", [measurements])
+    stats = rest.get_inference_statistics("iris-species")["model_stats"]
+    assert [s["name"] for s in stats] == ["iris-species"]
+    assert stats[0]["inference_count"] >= 1 and stats[0]["inference_stats"]["success"]["count"] >= 1
+    assert isinstance(stats[0]["inference_stats"]["fail"]["ns"], int)  # every count written, zeros as numbers
+    every = {s["name"] for s in rest.get_inference_statistics()["model_stats"]}
+    assert {"iris-species", "breast-cancer"} <= every
+    index = {(m["name"], m.get("version", "")): m.get("state") for m in rest.get_model_repository_index()}
+    expected = {(m.name, m.version): m.state for m in grpc_client.get_model_repository_index().models}
+    assert index == expected and index[("iris-species", "1")] == "READY"
