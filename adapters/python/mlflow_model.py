@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from meshserve.adapters.python.frames import FramePlan
 from meshserve.adapters.runtime import Tensors
+
 from meshserve.core.datatypes import NUMPY_DTYPES
 from meshserve.core.errors import ManifestError, MeshError
 from meshserve.core.model_package import ModelPackage

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import MANIFEST_NAME, load_package, package_digest
 from meshserve.importing.mlflow_registry import RegistryVersion, download
 from meshserve.importing.mlflow_requirements import MLFLOW_ITSELF, model_requirements, python_version
@@ -143,7 +144,7 @@ def build_package(version: RegistryVersion, target: Path, name: str | None = Non
         signature = _signature_from_file(signature_file) if signature_file else signature_from_mlmodel(mlmodel, uri)
         requirements = model_requirements(model_dir, drop=MLFLOW_ITSELF if flavour == "sklearn" else frozenset())
         artifacts = package_digest(model_dir)
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         provenance: dict[str, Any] = {"mlflow": {
             "tracking_uri": version.tracking_uri, "registered_model": version.name, "version": version.version,
             "alias": version.alias, "run_id": version.run_id, "source": version.source,
@@ -161,7 +162,10 @@ def build_package(version: RegistryVersion, target: Path, name: str | None = Non
         if section:
             manifest["python"] = section
         (staging / MANIFEST_NAME).write_text(yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True))
-        load_package(staging)  # never leave a package meshserve itself would refuse
+        try:
+            load_package(staging)  # never leave a package meshserve itself would refuse
+        except ManifestError as exc:  # said of the folder the user named, not the one it was built in
+            raise ManifestError(str(target / MANIFEST_NAME), exc.field, exc.problem, exc.fix) from None
         if target.exists():
             old = target.with_name(f".{target.name}.replaced-{os.getpid()}")
             os.rename(target, old)

@@ -54,7 +54,7 @@ def setup():
     for version, model, trusted in (("1", LogisticRegression(max_iter=500, random_state=0), None),
                                     ("2", DecisionTreeClassifier(max_depth=2, random_state=0), ["sklearn.tree._tree.Tree"])):
         model.fit(X, y)
-        runs[version] = register(lambda run: mlflow.sklearn.log_model(
+        runs[version] = register(lambda run, model=model, trusted=trusted: mlflow.sklearn.log_model(
             model, name="model", signature=infer_signature(X, model.predict(X)), registered_model_name="iris",
             skops_trusted_types=trusted), "iris")
         assert runs[version]["version"] == version
