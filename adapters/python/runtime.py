@@ -94,6 +94,10 @@ class PythonOptions(RuntimeOptions):
             from meshserve.adapters.python.onnx_model import OnnxModel
 
             OnnxModel(package, threads=1)  # raises ManifestError where the graph disagrees
+        elif is_mlflow_model(package):
+            from meshserve.adapters.python.mlflow_model import PyfuncModel
+
+            PyfuncModel(package)  # raises ManifestError when it does not load or its columns are not inputs
 
 
 def is_mlflow_model(package: ModelPackage) -> bool:

@@ -133,6 +133,12 @@ def test_an_alias_is_pinned_at_import_and_served_until_the_next_import(registry,
     finally:
         mesh.stop()
 
+    # Both load in their own environments, now built: the pyfunc with mlflow.pyfunc.load_model there.
+    checked = subprocess.run(meshserve_argv("check", str(models)), capture_output=True, text=True, cwd=ROOT,
+                             timeout=300, env={**os.environ, **env})
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "ok  sums:1 (python)  features FP64[-1, 4] -> predictions FP64[-1]" in checked.stdout
+
     again = meshserve_import("models:/iris@champion", "--tracking-uri", registry["uri"], "-o", str(models / "iris"))
     assert again.returncode == 0, again.stderr
     assert "@champion -> version 2, pinned" in again.stdout
