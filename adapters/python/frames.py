@@ -36,6 +36,11 @@ class FramePlan:
         fitted = getattr(estimator, "feature_names_in_", None)
         if fitted is None:
             return None
+        return cls.for_columns([str(c) for c in fitted], package, "the estimator was fitted on")
+
+    @classmethod
+    def for_columns(cls, wanted: list[str], package: ModelPackage, who: str) -> "FramePlan":
+        """The plan giving the columns WANTED, in that order; ManifestError naming those no input gives."""
         available: dict[str, FrameColumn] = {}
         for spec in package.manifest.signature.inputs:
             text = spec.datatype == "BYTES"
@@ -46,12 +51,11 @@ class FramePlan:
                 available[spec.name] = FrameColumn(spec.name, spec.name, None, text)
             elif len(spec.shape) == 2 and spec.shape[1] == 1:
                 available[spec.name] = FrameColumn(spec.name, spec.name, 0, text)
-        wanted = [str(c) for c in fitted]
         missing = [c for c in wanted if c not in available]
         if missing:
             have = ", ".join(sorted(available)) or "(none)"
             raise ManifestError(str(package.manifest_path), "signature.inputs",
-                                f"the estimator was fitted on columns the inputs do not provide: "
+                                f"{who} columns the inputs do not provide: "
                                 f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''} (the inputs give: {have})",
                                 "name each column as a feature of an input (features: [...]) or as a 1-D input "
                                 "called like the column")

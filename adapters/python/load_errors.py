@@ -27,11 +27,16 @@ _DISTRIBUTION_OF = {"sklearn": "scikit-learn", "skops": "skops", "xgboost": "xgb
 
 
 def load_estimator(package: ModelPackage) -> Any:
-    """joblib.load of the package's entrypoint; a failure becomes one ManifestError line."""
-    import joblib
-
+    """joblib.load (skops.io.load for .skops) of the package's entrypoint; a failure becomes one ManifestError line."""
     path = package.path(package.manifest.entrypoint)
     try:
+        if path.suffix == ".skops":
+            import skops.io
+
+            # skops refuses types outside its defaults unless the package names them (python.trusted_types).
+            return skops.io.load(path, trusted=getattr(package.options, "trusted_types", None))
+        import joblib
+
         return joblib.load(path)
     except Exception as exc:  # anything unpickling raises: the model cannot be served here
         raise ManifestError(str(package.manifest_path), "entrypoint", why_not_loaded(package, exc),

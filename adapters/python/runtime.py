@@ -1,5 +1,5 @@
-"""Python models: a `module:function` callable, a scikit-learn style estimator saved with joblib,
-or an ONNX graph.
+"""Python models: a `module:function` callable, a scikit-learn style estimator saved with joblib
+(or skops), an ONNX graph, or an MLflow pyfunc model folder.
 
 A callable takes a dict of named numpy arrays and returns a dict of named arrays (or one
 array when the model has one output). An estimator fitted on a numpy array gets its input as
@@ -7,7 +7,8 @@ one 2-D array (several inputs are joined column-wise in declared order); one fit
 pandas DataFrame (a Pipeline with a ColumnTransformer, say) gets a DataFrame of the columns it
 was fitted on (frames.py). Each output comes from the method the manifest names:
 `python: {methods: {label: predict, probabilities: predict_proba}}`. An `.onnx` entrypoint runs
-in onnxruntime (onnx_model.py).
+in onnxruntime (onnx_model.py); a folder holding an MLmodel file is loaded with
+`mlflow.pyfunc.load_model` in the package's own environment (mlflow_model.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from meshserve.core.errors import InvalidInput, ManifestError
 from meshserve.core.model_package import ModelPackage
 from meshserve.core.settings import get_settings
 
-ESTIMATOR_SUFFIXES = (".joblib", ".pkl", ".pickle")
+ESTIMATOR_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops")
 ONNX_SUFFIX = ".onnx"
 
 
@@ -38,6 +39,10 @@ class PythonOptions(RuntimeOptions):
     )
     threads: int | None = Field(
         default=None, ge=0, description="Threads running predict (0: on the event loop). Default: settings."
+    )
+    trusted_types: list[str] | None = Field(
+        default=None, description="A .skops entrypoint only: types beyond skops' defaults it may load "
+        "(MLflow's skops_trusted_types)."
     )
 
     def check_package(self, package: ModelPackage) -> None:
@@ -65,9 +70,14 @@ class PythonOptions(RuntimeOptions):
             if not package.path(entry).is_file():
                 raise ManifestError(where, "entrypoint", f"file {package.path(entry)} does not exist",
                                     "export the model to ONNX into the package")
+        elif is_mlflow_model(package):
+            from meshserve.adapters.python.mlflow_model import check_pyfunc_package
+
+            check_pyfunc_package(package)
         elif ":" not in entry:
-            raise ManifestError(where, "entrypoint", f"'{entry}' is neither a joblib file, an .onnx file nor "
-                                "module:function", "write e.g. entrypoint: model.joblib, model.onnx or mymodule:predict")
+            raise ManifestError(where, "entrypoint", f"'{entry}' is neither a joblib or skops file, an .onnx file, an "
+                                "MLflow model folder nor module:function",
+                                "write e.g. entrypoint: model.joblib, model.onnx or mymodule:predict")
 
 
     def check_model(self, package: ModelPackage) -> None:
@@ -84,6 +94,16 @@ class PythonOptions(RuntimeOptions):
             from meshserve.adapters.python.onnx_model import OnnxModel
 
             OnnxModel(package, threads=1)  # raises ManifestError where the graph disagrees
+        elif is_mlflow_model(package):
+            from meshserve.adapters.python.mlflow_model import PyfuncModel
+
+            PyfuncModel(package)  # raises ManifestError when it does not load or its columns are not inputs
+
+
+def is_mlflow_model(package: ModelPackage) -> bool:
+    """The entrypoint is an MLflow model folder (it holds MLmodel)."""
+    entry = package.manifest.entrypoint or ""
+    return ":" not in entry and (package.path(entry) / "MLmodel").is_file()
 
 
 def check_estimator_inputs(estimator: Any, package: ModelPackage) -> FramePlan | None:
@@ -130,6 +150,10 @@ class PythonRuntime(Runtime):
 
             threads = options.threads if options.threads is not None else get_settings().python_threads
             self._call = OnnxModel(package, threads=threads)
+        elif is_mlflow_model(package):
+            from meshserve.adapters.python.mlflow_model import PyfuncModel
+
+            self._call = PyfuncModel(package)
         else:
             module_name, _, function_name = entry.partition(":")
             module = importlib.import_module(module_name)

@@ -99,6 +99,22 @@ class Batching(StrictModel):
     concurrency: int = Field(default=1, ge=1, description="Batches that may run at once (for runtimes with workers).")
 
 
+class MlflowOrigin(StrictModel):
+    """The MLflow Model Registry version a package was imported from, pinned by number and digest."""
+
+    tracking_uri: str
+    registered_model: str
+    version: str
+    alias: str | None = Field(default=None, description="The alias it was imported by; it pointed at `version` then.")
+    run_id: str | None = None
+    source: str = Field(description="Where the registry keeps the version's files (e.g. models:/m-...).")
+    flavour: Literal["sklearn", "pyfunc"]
+    artifacts_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 over the imported files (mlflow-model/).")
+    imported_at: str | None = None
+
+    _text_version = field_validator("version", mode="before")(version_as_text)
+
+
 class Provenance(StrictModel):
     """Where the model came from, carried by every prediction record it makes."""
 
@@ -107,6 +123,8 @@ class Provenance(StrictModel):
     training_data: str | None = Field(default=None, description="Where the training data lives (URI or description).")
     training_data_rows: int | None = Field(default=None, ge=0, description="Rows of the training data file.")
     code_revision: str | None = Field(default=None, description="Revision of the training code (e.g. a git commit).")
+    mlflow: MlflowOrigin | None = Field(
+        default=None, description="The MLflow registry version it was imported from (`meshserve import`; docs/mlflow.md).")
 
 
 class Manifest(StrictModel):

@@ -39,7 +39,7 @@ def test_the_bundled_examples_load():
     (lambda m: m["signature"]["outputs"].append(m["signature"]["outputs"][0]), "signature", "repeated: species"),
     (lambda m: m.update(colour="blue"), "colour", "Extra inputs"),
     (lambda m: m.update(entrypoint="missing.joblib"), "entrypoint", "does not exist"),
-    (lambda m: m.update(entrypoint="nonsense"), "entrypoint", "neither a joblib file, an .onnx file nor module:function"),
+    (lambda m: m.update(entrypoint="nonsense"), "entrypoint", "neither a joblib or skops file, an .onnx file, an MLflow model folder nor module:function"),
 ], ids=["missing-name", "unknown-runtime", "bad-datatype", "zero-dimension", "features-vs-shape",
         "duplicate-output", "unknown-field", "missing-model-file", "bad-entrypoint"])
 def test_malformed_manifest_names_file_field_and_fix(package, change, field, words):
