@@ -41,9 +41,9 @@ def test_each_variant_is_limited_to_its_most_replicas_times_their_slots_times_th
 def test_copies_have_a_cluster_of_their_own_with_limits_of_their_own():
     config = rendered(SPEC, slots={("iris", "3"): 4})
     copies = breakers(config, mirror_cluster("iris", "3"))
-    assert copies["max_requests"] == copies["max_pending_requests"] == 1024  # the floor above 4 * 2 * 4 * 4
-    busy = rendered(SPEC, slots={("iris", "3"): 64})
-    assert breakers(busy, mirror_cluster("iris", "3"))["max_requests"] == 4 * 2 * 64 * 4
+    assert copies["max_requests"] == copies["max_pending_requests"] == 8192  # the floor above 4 * 2 * 4 * 4
+    busy = rendered(SPEC, slots={("iris", "3"): 512})
+    assert breakers(busy, mirror_cluster("iris", "3"))["max_requests"] == 4 * 2 * 512 * 4
     # A client naming the shadow's version meets the variant's own breakers, not the copies'.
     assert breakers(config, variant_cluster("iris", "3"))["max_requests"] == 2 * 4 * 4
     smaller = rendered({"models": {"iris": {**SPEC["models"]["iris"], "limits": {"shadow_max_in_flight": 3}}}})
