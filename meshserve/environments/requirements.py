@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,21 +62,23 @@ def pinned_line(line: str) -> Requirement | None:
     return Requirement(text)
 
 
-def read_requirements(path: str | Path) -> list[str]:
-    """Every requirement of FILE, each pinned with ==; raise RequirementsError naming each line that is not."""
-    path = Path(path)
-    try:
-        raw = path.read_text()
-    except OSError as exc:
-        raise RequirementsError(f"{path}: cannot read the requirements file ({exc.strerror}); "
-                                "pass a file written by `pip freeze` or `uv pip compile`") from exc
-    logical = raw.replace("\\\n", " ").splitlines()  # continuation lines (hashes) join their requirement
-    problems, found = [], {}
-    for number, line in enumerate(logical, start=1):
+def is_pinned(requirement: Requirement) -> bool:
+    specifiers = list(requirement.specifier)
+    return len(specifiers) == 1 and specifiers[0].operator in ("==", "===") and "*" not in specifiers[0].version
+
+
+def requirement_lines(text: str, problems: list[str]) -> Iterator[tuple[int, str, Requirement]]:
+    """(line number, line, requirement) for each requirement of a requirements file's TEXT.
+
+    Lines no environment can be built from (options and includes, what is not a requirement,
+    a URL a mesh cannot fetch again) go into PROBLEMS, each naming its line; pinning is the
+    caller's to judge. Continuation lines (a lock file's hashes) join their requirement.
+    """
+    for number, line in enumerate(text.replace("\\\n", " ").splitlines(), start=1):
         stripped = line.strip()
+        if stripped.startswith("--hash"):
+            continue
         if stripped.startswith("-"):
-            if stripped.startswith("--hash"):
-                continue
             problems.append(f"line {number} '{stripped}': options and includes are not read; list the "
                             "pinned requirements themselves (e.g. `uv pip compile` output)")
             continue
@@ -90,8 +93,20 @@ def read_requirements(path: str | Path) -> list[str]:
             problems.append(f"line {number} '{stripped}': installed from {requirement.url}, which a mesh cannot "
                             "fetch again; publish it to an index or put its code in the package")
             continue
-        specifiers = list(requirement.specifier)
-        if len(specifiers) != 1 or specifiers[0].operator not in ("==", "===") or "*" in specifiers[0].version:
+        yield number, stripped, requirement
+
+
+def read_requirements(path: str | Path) -> list[str]:
+    """Every requirement of FILE, each pinned with ==; raise RequirementsError naming each line that is not."""
+    path = Path(path)
+    try:
+        raw = path.read_text()
+    except OSError as exc:
+        raise RequirementsError(f"{path}: cannot read the requirements file ({exc.strerror}); "
+                                "pass a file written by `pip freeze` or `uv pip compile`") from exc
+    problems, found = [], {}
+    for number, stripped, requirement in requirement_lines(raw, problems):
+        if not is_pinned(requirement):
             problems.append(f"line {number} '{stripped}' is not pinned: write {requirement.name}==VERSION")
             continue
         found[canonicalize_name(requirement.name)] = str(requirement)

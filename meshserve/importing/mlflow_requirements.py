@@ -12,19 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import InvalidRequirement
 from packaging.utils import canonicalize_name
 
-from meshserve.environments.requirements import pinned_line
+from meshserve.environments.requirements import is_pinned, pinned_line, requirement_lines
 from meshserve.importing.model_uri import ImportFailure
 
 # Distributions only a served sklearn flavour can do without: its model file is loaded directly.
 MLFLOW_ITSELF = frozenset({"mlflow", "mlflow-skinny"})
-
-
-def _pinned(requirement: Requirement) -> bool:
-    specifiers = list(requirement.specifier)
-    return len(specifiers) == 1 and specifiers[0].operator in ("==", "===") and "*" not in specifiers[0].version
 
 
 def _yaml(path: Path) -> dict[str, Any]:
@@ -50,7 +45,7 @@ def recorded_pins(model_dir: Path) -> dict[str, str]:
             requirement = pinned_line(line)
         except InvalidRequirement:
             continue
-        if requirement is not None and _pinned(requirement):
+        if requirement is not None and is_pinned(requirement):
             pins[canonicalize_name(requirement.name)] = str(requirement)
     return pins
 
@@ -72,26 +67,11 @@ def model_requirements(model_dir: Path, drop: frozenset[str] = frozenset()) -> l
                             "pip_requirements=[...] (pinned), so it can run in the environment it was trained in")
     fallback = recorded_pins(model_dir)
     found, problems = {}, []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        stripped = line.strip()
-        if stripped.startswith("-"):
-            problems.append(f"line {number} '{stripped}': options and includes are not read; list the pinned "
-                            "requirements themselves")
-            continue
-        try:
-            requirement = pinned_line(line)
-        except InvalidRequirement as exc:
-            problems.append(f"line {number} '{stripped}': not a requirement ({exc})")
-            continue
-        if requirement is None:
-            continue
+    for number, stripped, requirement in requirement_lines(path.read_text(), problems):
         key = canonicalize_name(requirement.name)
         if key in drop:
             continue
-        if requirement.url:
-            problems.append(f"line {number} '{stripped}': installed from {requirement.url}, which a mesh cannot "
-                            "fetch again; publish it to an index")
-        elif _pinned(requirement):
+        if is_pinned(requirement):
             found[key] = str(requirement)
         elif key in fallback:
             found[key] = fallback[key]
