@@ -70,10 +70,10 @@ def _is_missing(exc: Exception) -> bool:
 
 def resolve(uri: ModelUri, tracking_uri: str) -> RegistryVersion:
     """The registry version URI names, with an alias pinned to the version it points at now."""
+    client = _client(tracking_uri)  # first: without MLflow's client installed, say how to install it
+    check_reachable(tracking_uri)
     from mlflow.exceptions import MlflowException
 
-    check_reachable(tracking_uri)
-    client = _client(tracking_uri)
     try:
         registered = client.get_registered_model(uri.name)
     except MlflowException as exc:
