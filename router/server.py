@@ -59,7 +59,11 @@ async def serve(table_path: str, listen: str, observers: list[Observer] | None =
     add_guarded(control_pb2_grpc.add_ControlServicer_to_server, control, server)
     health = add_health_and_reflection(server, [INFERENCE_SERVICE, CONTROL_SERVICE], {INFERENCE_SERVICE: UNSERVED})
     await start_serving(server, listen, "router", health, [INFERENCE_SERVICE, CONTROL_SERVICE])
-    rest = await start_rest(inference, interceptors, rest_listen, server_ssl_context()) if rest_listen else None
+    try:
+        rest = await start_rest(inference, interceptors, rest_listen, server_ssl_context()) if rest_listen else None
+    except SystemExit:
+        await server.stop(None)  # a gRPC server left running is torn down after the loop closes, with a traceback
+        raise
     await control.start_background()
     print(router_ready_line(listen), flush=True)
 
