@@ -143,14 +143,11 @@ async def serve(package_dir: str, listen: str, observers: list[Observer] | None 
 
 
 def main(argv: list[str] | None = None) -> int:
+    from meshserve.cli.commands.adapter import add_arguments
+
     parser = argparse.ArgumentParser(prog="meshserve adapter", description="Serve one model package over gRPC.")
-    add_arguments(parser)
+    add_arguments(parser)  # the same as `meshserve adapter`'s
     return run(parser.parse_args(argv))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("package", help="model package directory (holds model.yaml)")
-    parser.add_argument("--listen", default="127.0.0.1:9001", help="host:port to serve on")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -75,19 +75,15 @@ async def serve(table_path: str, listen: str, observers: list[Observer] | None =
     await serve_until_stopped(server, health, on_stop=stop)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--table", required=True, help="models table JSON written by `meshserve up`")
-    parser.add_argument("--listen", default="127.0.0.1:8001", help="host:port clients connect to")
-    parser.add_argument("--rest-listen", default="", help="host:port of the REST listener (none when empty)")
-
-
 def run(args: argparse.Namespace) -> int:
     return run_server("router", serve(args.table, args.listen, rest_listen=args.rest_listen))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from meshserve.cli.commands.router import add_arguments
+
     parser = argparse.ArgumentParser(prog="meshserve router", description="Run the front gRPC router.")
-    add_arguments(parser)
+    add_arguments(parser)  # the same as `meshserve router`'s
     return run(parser.parse_args(argv))
 
 

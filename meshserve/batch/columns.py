@@ -26,11 +26,15 @@ class InputPlan:
         if self.datatype == "BYTES":
             arrays = [np.array([(v if v is not None else "").encode() if not isinstance(v, bytes) else v
                                 for v in table.column(c).to_pylist()], dtype=object) for c in self.columns]
-        else:
-            arrays = [table.column(c).to_numpy(zero_copy_only=False).astype(dtype, copy=False) for c in self.columns]
+            if not self.two_dimensional:
+                return arrays[0]
+            return np.stack(arrays, axis=1) if arrays else np.zeros((table.num_rows, 0), dtype=object)
         if not self.two_dimensional:
-            return arrays[0]
-        return np.stack(arrays, axis=1) if arrays else np.zeros((table.num_rows, 0), dtype=dtype)
+            return table.column(self.columns[0]).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+        tensor = np.empty((table.num_rows, len(self.columns)), dtype=dtype)  # filled in place: one copy per column
+        for j, column in enumerate(self.columns):
+            tensor[:, j] = table.column(column).to_numpy(zero_copy_only=False)
+        return tensor
 
 
 def plan_inputs(model_inputs, available: list[str]) -> list[InputPlan]:

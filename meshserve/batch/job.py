@@ -1,7 +1,7 @@
 """A batch job: read an input file in chunks, score each chunk as one request through the mesh
 (several in flight), and write the answers in the input's order.
 
-Each chunk's answer is written to its own part file (renamed into place when complete) in
+Each chunk's answer is written to its own Arrow part file (renamed into place when complete) in
 OUTPUT.parts/ before it counts as done, so a job killed at any point and started again skips
 the chunks already answered and scores each row once. A chunk's request id is derived from
 the job (input file, model, version, chunk size) and the chunk's first row, so a chunk that was
@@ -24,16 +24,35 @@ import grpc
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.feather as feather
 import pyarrow.parquet as pq
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from meshserve.batch.columns import InputPlan, output_columns, plan_inputs
+from meshserve.core.datatypes import NUMPY_DTYPES
 from meshserve.core.grpc_server import channel_options
 from meshserve.v1 import control_pb2 as cpb
 from meshserve.v1 import control_pb2_grpc as cpb_grpc
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
+
+
+# A chunk's input tensors are kept whole in its prediction record only up to
+# records_max_tensor_bytes (1 MiB by default); automatic chunks stay under it, with a margin.
+CHUNK_INPUT_BYTES = 768 * 1024
+MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 100, 20_000
+BYTES_PER_TEXT_VALUE = 64  # a guess for BYTES inputs, whose size the signature does not say
+
+
+def chunk_rows_for(inputs) -> int:
+    """Rows per request that keep every chunk's inputs in one record and large enough to pay for the hops."""
+    row_bytes = 0
+    for spec in inputs:
+        values = max(len(spec.features), 1)
+        size = BYTES_PER_TEXT_VALUE if spec.datatype == "BYTES" else np.dtype(NUMPY_DTYPES[spec.datatype]).itemsize
+        row_bytes = max(row_bytes, values * size)  # the record limit applies per tensor
+    return max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, CHUNK_INPUT_BYTES // max(row_bytes, 1)))
 
 
 class BatchError(RuntimeError):
@@ -47,7 +66,7 @@ class BatchJob:
     output_path: Path
     address: str
     version: str = ""
-    chunk_rows: int = 1000
+    chunk_rows: int = 0  # 0: sized from the model's inputs (chunk_rows_for)
     in_flight: int = 4
     timeout_s: float = 300.0
 
@@ -136,7 +155,7 @@ class BatchJob:
         return request
 
     def part_path(self, start: int) -> Path:
-        return self.parts_dir / f"{start:012d}.parquet"
+        return self.parts_dir / f"{start:012d}.arrow"
 
     def write_part(self, start: int, table: pa.Table, answer: pb.ModelInferResponse, outputs, request_id: str) -> None:
         from tritonclient.utils import deserialize_bytes_tensor, triton_to_np_dtype
@@ -158,19 +177,20 @@ class BatchJob:
                 name = f"output.{name}"
             scored = scored.append_column(name, pa.array(values))
         temporary = self.part_path(start).with_suffix(".tmp")
-        pq.write_table(scored, temporary)
+        feather.write_feather(scored, temporary, compression="uncompressed")  # read once, by join: no need to pack it
         os.replace(temporary, self.part_path(start))
 
     async def run(self, progress=None) -> int:
-        self.parts_dir.mkdir(parents=True, exist_ok=True)
-        job = self.job_id
-        marker = self.parts_dir / "job"
-        if marker.exists() and marker.read_text() != job:
-            raise BatchError(f"{self.parts_dir} holds parts of another job (the input, model, version or chunk size "
-                             "changed); remove it to start over")
-        marker.write_text(job)
         async with grpc.aio.insecure_channel(self.address, options=channel_options()) as channel:
             inputs, outputs = await self.signature(channel)
+            self.chunk_rows = self.chunk_rows or chunk_rows_for(inputs)
+            self.parts_dir.mkdir(parents=True, exist_ok=True)
+            job = self.job_id
+            marker = self.parts_dir / "job"
+            if marker.exists() and marker.read_text() != job:
+                raise BatchError(f"{self.parts_dir} holds parts of another job (the input, model, version or chunk "
+                                 "size changed); remove it to start over")
+            marker.write_text(job)
             stub = pb_grpc.GRPCInferenceServiceStub(channel)
             slots = asyncio.Semaphore(self.in_flight)
             failures: list[BaseException] = []
@@ -217,14 +237,14 @@ class BatchJob:
             slots.release()
 
     def join(self) -> int:
-        parts = sorted(self.parts_dir.glob("*.parquet"))
+        parts = sorted(self.parts_dir.glob("*.arrow"))
         fmt = self.format_of(self.output_path)
         temporary = self.output_path.with_name(f".{self.output_path.name}.tmp")
         rows = 0
         writer, schema = None, None
         try:
             for part in parts:
-                table = pq.read_table(part)
+                table = feather.read_table(part, memory_map=True)
                 rows += table.num_rows
                 schema = schema or table.schema  # the first chunk's types hold for every chunk
                 if fmt == "parquet":

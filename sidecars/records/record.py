@@ -1,4 +1,4 @@
-"""One prediction record: what an inference was, as plain JSON-ready data.
+"""One prediction record: what an inference was, as data ready for JSON (numeric tensors as numpy arrays).
 
 Built from the `InferenceEvent` a server hands its observers, before the answer leaves the
 process. Tensors keep their datatype, shape and feature names; inputs marked `pii: true` are
@@ -95,6 +95,9 @@ def encode_tensor(name: str, array: np.ndarray, spec: TensorSpec | None, limit: 
         tensor["values"] = np.vectorize(_plain, otypes=[object])(array).tolist() if array.size else array.tolist()
     elif array.dtype.kind == "f" and not np.isfinite(array).all():
         tensor["values"] = np.vectorize(_plain, otypes=[object])(array.astype(object)).tolist()
+    elif array.dtype.kind in "biuf":
+        # The spool's encoder (orjson) writes numeric arrays in C; float64 keeps the values a list would hold.
+        tensor["values"] = np.ascontiguousarray(array, dtype=np.float64 if array.dtype.kind == "f" else None)
     else:
         tensor["values"] = array.tolist()
     return tensor

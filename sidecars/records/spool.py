@@ -15,7 +15,6 @@ writer exists, or the writer is gone).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -25,6 +24,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+
+import orjson
 
 log = logging.getLogger("meshserve.records")
 
@@ -38,7 +39,7 @@ class SpoolFull(RuntimeError):
 
 
 def frame(record: dict[str, Any]) -> bytes:
-    payload = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+    payload = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
@@ -146,7 +147,7 @@ def read_frames(path: Path, offset: int, max_bytes: int = 64 * 1024 * 1024) -> I
                     handle.seek(offset)
                     data = handle.read(_HEADER.size + length)
                 if len(data) == _HEADER.size + length and zlib.crc32(data[_HEADER.size:]) == crc:
-                    yield offset + len(data), json.loads(data[_HEADER.size:])
+                    yield offset + len(data), orjson.loads(data[_HEADER.size:])
             return
         payload = data[start:end]
         if zlib.crc32(payload) != crc:
@@ -154,7 +155,7 @@ def read_frames(path: Path, offset: int, max_bytes: int = 64 * 1024 * 1024) -> I
                         path, offset + position)
             return
         position = end
-        yield offset + position, json.loads(payload)
+        yield offset + position, orjson.loads(payload)
 
 
 def writer_alive(pid: int) -> bool:

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import orjson
+
 COLUMNS = ("request_id", "slot", "rank", "time", "side", "model", "version", "role", "digest",
            "training_data_sha256", "code_revision", "trace_id", "code", "error", "latency_s", "batch_size", "body")
 
@@ -49,13 +51,13 @@ def rank_of(record: dict[str, Any]) -> int:
 
 def row_of(record: dict[str, Any]) -> tuple:
     body = {"inputs": record.get("inputs"), "outputs": record.get("outputs"), "timings": record.get("timings")}
-    values = {**record, "rank": rank_of(record), "body": json.dumps(body, separators=(",", ":"))}
+    values = {**record, "rank": rank_of(record), "body": orjson.dumps(body).decode()}
     return tuple(values.get(c) for c in COLUMNS)
 
 
 def record_of(row: dict[str, Any]) -> dict[str, Any]:
     record = {k: v for k, v in row.items() if k not in ("body", "rank", "explanation")}
-    record.update(json.loads(row["body"]))
+    record.update(orjson.loads(row["body"]))
     record["explanation"] = json.loads(row["explanation"]) if row.get("explanation") else None
     return record
 

@@ -22,7 +22,9 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, help="where the scored rows go (.csv, .parquet or .jsonl)")
     parser.add_argument("--version", default="", help="score with this version (default: as the live split routes)")
     parser.add_argument("--address", default=None, help="the mesh's client address (default MESHSERVE_LISTEN)")
-    parser.add_argument("--chunk-rows", type=int, default=1000, help="rows per request (default 1000)")
+    parser.add_argument("--chunk-rows", type=int, default=0,
+                        help="rows per request (default: as many as keep a chunk's inputs under 768 KiB, so each "
+                             "chunk's record holds them whole; 100 to 20,000)")
     parser.add_argument("--in-flight", type=int, default=4, help="requests in flight at once (default 4)")
     parser.set_defaults(func=_batch)
 
@@ -36,8 +38,8 @@ def _batch(args) -> int:
     if not source.is_file():
         print(f"meshserve: {source}: no such file", file=sys.stderr)
         return 2
-    if args.chunk_rows < 1 or args.in_flight < 1:
-        print("meshserve: --chunk-rows and --in-flight must be at least 1", file=sys.stderr)
+    if args.chunk_rows < 0 or args.in_flight < 1:
+        print("meshserve: --chunk-rows must be at least 1 (or 0 for automatic) and --in-flight at least 1", file=sys.stderr)
         return 2
     job = BatchJob(args.model, source, Path(args.output), args.address or get_settings().listen, args.version,
                    args.chunk_rows, args.in_flight)
