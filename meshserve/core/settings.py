@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     drift_max_window_rows: int = Field(
         20_000, ge=100, description="Most rows a time window reads (the newest): bounds the cost of a check "
         "(about 2 s of CPU for 20,000 single-row requests of 30 features).")
+    judging_max_records: int = Field(
+        20_000, ge=100, description="Most records (the newest) each pass of the router's judging metrics reads per "
+        "model: bounds their cost under heavy traffic or large batch requests. A model with one version and no "
+        "shadow has nothing to compare and reads only the records with outcomes.")
     # Bundles and the validation gate (docs/model-package.md, docs/operator-guide.md).
     bundle_cache: str | None = Field(
         None, description="Folder where bundles are unpacked once, by digest (default ~/.cache/meshserve/bundles).")

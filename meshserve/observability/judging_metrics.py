@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from prometheus_client import Gauge
+
+from meshserve.core.settings import get_settings
 
 log = logging.getLogger("meshserve.metrics")
 
@@ -83,23 +86,27 @@ class QualityAlerts:
         return raised
 
 
-async def keep_publishing(store_opener, models: list[str], window_s: float = 3600.0, every_s: float = 15.0,
-                          thresholds: dict | None = None) -> None:
-    """Recompute the judging metrics for MODELS until cancelled; a store that is down is tried again.
-    THRESHOLDS (model -> QualitySpec) raise quality alerts over each spec's own window."""
+async def keep_publishing(store_opener, models: Callable[[], dict[str, int]], window_s: float = 3600.0,
+                          every_s: float = 15.0, thresholds: dict | None = None) -> None:
+    """Recompute the judging metrics until cancelled; a store that is down is tried again. MODELS gives,
+    at each pass, every model served and how many versions it runs: one version has no shadow or
+    canary to compare, so only its quality is computed. THRESHOLDS (model -> QualitySpec) raise
+    quality alerts over each spec's own window."""
     from meshserve.sidecars.compare.comparison import compare
     from meshserve.sidecars.records.quality import quality
 
     alerts = QualityAlerts(thresholds or {})
+    limit = get_settings().judging_max_records
     store = None
     while True:
         try:
             if store is None:
                 store = await asyncio.to_thread(store_opener)
-            for model in models:
+            for model, versions in sorted(models().items()):
                 spec = alerts.thresholds.get(model)
                 since = time.time() - (spec.window_s if spec is not None else window_s)
-                comparison = await asyncio.to_thread(compare, store, model, since)
+                comparison = await asyncio.to_thread(compare, store, model, since, None, limit) if versions > 1 \
+                    else {"shadows": [], "canaries": []}
                 report = await asyncio.to_thread(lambda: quality(store.joined(model, since=since)))
                 publish(model, comparison, report)
                 alerts.judge(model, report)

@@ -78,10 +78,13 @@ class ControlServicer(cpb_grpc.ControlServicer):
 
             thresholds = {m: d.quality for m, d in self.rollouts.spec.models.items()} if self.rollouts else {}
             self._judging_task = asyncio.get_running_loop().create_task(
-                keep_publishing(lambda: open_store(url), sorted(self.table.models), thresholds=thresholds))
+                keep_publishing(lambda: open_store(url), self._versions_served, thresholds=thresholds))
         if self.controller is not None:
             await asyncio.to_thread(self.controller.start)
             self._controller_task = asyncio.get_running_loop().create_task(self.controller.run())
+
+    def _versions_served(self) -> dict[str, int]:
+        return {name: len(model.versions) for name, model in self.table.models.items()}
 
     async def GetRolloutStatus(self, request, context):
         if self.controller is None or request.model not in self.controller.plans:

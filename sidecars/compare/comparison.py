@@ -168,13 +168,16 @@ def compare_canaries(answers: Iterable[dict]) -> list[dict[str, Any]]:
     return results
 
 
-def compare(store, model: str, since: float | None = None, until: float | None = None) -> dict[str, Any]:
-    answers = list(store.query(model, since=since, until=until))
+def compare(store, model: str, since: float | None = None, until: float | None = None,
+            limit: int | None = None) -> dict[str, Any]:
+    """Shadows and canaries of MODEL against what answered, and live quality; LIMIT bounds the records
+    read (the newest LIMIT answers and shadow pairs)."""
+    answers = list(store.query(model, since=since, until=until, limit=limit, newest_first=limit is not None))
     answers = [r for r in answers if r["slot"] == "answer"]
     from meshserve.sidecars.records.quality import quality
 
     return {"model": model, "since": since, "until": until,
-            "shadows": compare_shadow(store.shadow_pairs(model, since, until)),
+            "shadows": compare_shadow(store.shadow_pairs(model, since, until, limit=limit)),
             "canaries": compare_canaries(answers),
             # Ground truth, where outcomes were reported: each version's live quality beside the rest.
             "quality": quality(store.joined(model, since, until))}

@@ -10,11 +10,12 @@ records' bodies, and each tensor's rows are gathered whole and cut into columns 
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 ROLES = ("primary", "canary", "shadow")
 
@@ -90,30 +91,38 @@ def _position(features: tuple, tensor: str, column: str) -> int | None:
 
 
 def _answered(store: Any, model: str, version: str, role: str, since: float | None, until: float,
-              limit: int) -> list[dict[str, Any]]:
+              limit: int, page: int = 100) -> Iterator[tuple[float, dict[str, Any]]]:
+    """(time, body) of answered records, newest first, read a page at a time: a record can hold
+    thousands of rows (a batch chunk), so the caller stops as soon as it has the rows it needs."""
     sql = ("SELECT time, body FROM records WHERE model = ? AND version = ? AND role = ? AND code = 'OK' "
            "AND side = 'adapter' AND time <= ?")
     params: list[Any] = [model, version, role, until]
     if since is not None:
         sql += " AND time >= ?"
         params.append(since)
-    return store._rows(store._q(f"{sql} ORDER BY time DESC LIMIT {int(limit)}"), params)
+    for offset in range(0, limit, page):
+        rows = store._rows(store._q(f"{sql} ORDER BY time DESC LIMIT {min(page, limit - offset)} OFFSET {offset}"),
+                           params)
+        for row in rows:
+            yield row["time"], orjson.loads(row["body"])
+        if len(rows) < page:
+            return
 
 
 def windows(store: Any, model: str, version: str, role: str, wanted: set[tuple[str, str]],
             window_rows: int, window_s: float, max_rows: int, now: float) -> tuple[Window, Window]:
     """The count and time windows of one version and role; WANTED names the (io, tensor) to read."""
     by_count, by_time = Window("rows", window_rows), Window("time", window_s)
-    recent = _answered(store, model, version, role, now - window_s, now, max_rows)
-    bodies = [(r["time"], json.loads(r["body"])) for r in recent]
-    for moment, body in bodies:
+    read: list[tuple[float, dict[str, Any]]] = []
+    for moment, body in _answered(store, model, version, role, now - window_s, now, max_rows):
         if by_time.rows >= max_rows:
             break
+        read.append((moment, body))
         by_time.add(moment, body, wanted, max_rows - by_time.rows)
-    if by_time.rows < window_rows:  # the count window reaches back before the time window
-        # A record holds at least one row, so window_rows records are always enough.
-        bodies = [(r["time"], json.loads(r["body"]))
-                  for r in _answered(store, model, version, role, None, now, window_rows)]
+    # The count window reaches back before the time window when that holds too few rows;
+    # a record holds at least one row, so window_rows records are always enough.
+    bodies = iter(read) if by_time.rows >= window_rows else _answered(store, model, version, role, None, now,
+                                                                      window_rows)
     for moment, body in bodies:
         if by_count.rows >= window_rows:
             break

@@ -217,8 +217,9 @@ class RecordStore:
             offset += len(rows)
 
     def shadow_pairs(self, model: str, since: float | None = None, until: float | None = None,
-                     batch: int = 1000) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-        """(primary answer, shadow copy) of every request of MODEL that a shadow also answered."""
+                     batch: int = 1000, limit: int | None = None) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        """(primary answer, shadow copy) of every request of MODEL that a shadow also answered (the newest
+        LIMIT of them when given)."""
         where, params = ["s.model = ?", "s.slot LIKE 'shadow:%'", "p.slot = 'answer'", "p.side = 'adapter'"], [model]
         for clause, value in (("s.time >= ?", since), ("s.time < ?", until)):
             if value is not None:
@@ -226,10 +227,11 @@ class RecordStore:
                 params.append(value)
         names = ", ".join(f"p.{c} AS p_{c}" for c in COLUMNS) + ", " + ", ".join(f"s.{c} AS s_{c}" for c in COLUMNS)
         sql = (f"SELECT {names} FROM records s JOIN records p ON p.request_id = s.request_id "
-               f"WHERE {' AND '.join(where)} ORDER BY s.time, s.request_id, s.slot")
+               f"WHERE {' AND '.join(where)} ORDER BY s.time {'DESC' if limit else 'ASC'}, s.request_id, s.slot")
         offset = 0
-        while True:
-            rows = self._rows(self._q(f"{sql} LIMIT {int(batch)} OFFSET {int(offset)}"), params)
+        while limit is None or offset < limit:
+            size = batch if limit is None else min(batch, limit - offset)
+            rows = self._rows(self._q(f"{sql} LIMIT {int(size)} OFFSET {int(offset)}"), params)
             if not rows:
                 return
             for row in rows:
