@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.datasets import load_breast_cancer
 
+from meshserve.sidecars.records.store import open_store
+
 from conftest import EXAMPLES, RunningProcess, meshserve_argv, start_mesh
 
 pytestmark = pytest.mark.slow
@@ -27,6 +29,7 @@ def mesh(tmp_path_factory):
     models = tmp_path_factory.mktemp("batch-models")
     (models / "breast_cancer").symlink_to(EXAMPLES / "breast_cancer", target_is_directory=True)
     process = start_mesh(models, "--no-envoy")
+    process.models = models
     yield process
     process.stop()
 
@@ -64,6 +67,17 @@ def test_a_file_scored_through_the_mesh_equals_the_model_scoring_it_directly(mes
     assert np.allclose(probabilities, model.predict_proba(values))
     chunk = 768 * 1024 // (30 * 8)  # 30 doubles a row: the automatic chunk size (meshserve/batch/job.py)
     assert len(set(table.column("request_id").to_pylist())) == -(-ROWS // chunk)
+
+    # Each chunk's record holds its inputs whole (automatic chunks stay under the record's tensor limit).
+    first = table.column("request_id")[0].as_py()
+    store = open_store(f"sqlite:///{mesh.models / '.meshserve' / 'records' / 'records.db'}")
+    deadline = time.monotonic() + 60
+    while not (answers := [r for r in store.records_for(first) if r["slot"] == "answer"]):
+        assert time.monotonic() < deadline, f"no record of {first} within 60 s"
+        time.sleep(0.5)
+    recorded = answers[0]["inputs"]["features"]
+    assert "omitted" not in recorded, recorded.get("omitted")
+    assert np.allclose(np.asarray(recorded["values"]), values[:chunk])
 
 
 def test_a_job_killed_halfway_resumes_and_scores_every_row_once(mesh, rows, tmp_path):
