@@ -41,6 +41,30 @@ class LoadFailed(Exception):
     """The adapter did not come up; the message is the reason it gave."""
 
 
+def adapter_interpreter(package_dir: Path) -> str:
+    """The Python a package's adapter runs with in the mesh: its own environment's when model.yaml
+    records the model's requirements (built here on first use, as `meshserve up` would), else this one."""
+    import asyncio
+
+    from meshserve.core.model_package import load_package
+    from meshserve.environments.builder import (EnvironmentBuildError, ensure_environment, environment_path,
+                                                interpreter_of, is_built)
+    from meshserve.environments.environment_spec import spec_for
+
+    try:
+        spec = spec_for(load_package(package_dir))
+    except Exception:  # noqa: BLE001 - the adapter itself says what is wrong with the package
+        return sys.executable
+    if spec is None:
+        return sys.executable
+    if is_built(environment_path(spec)):
+        return str(interpreter_of(environment_path(spec)))
+    try:
+        return str(asyncio.run(ensure_environment(spec, lambda line: print(line, file=sys.stderr, flush=True))))
+    except EnvironmentBuildError as exc:
+        raise LoadFailed(str(exc)) from None
+
+
 class FreshAdapter:
     """`with FreshAdapter(package_dir) as adapter: adapter.infer(model, version, inputs)`."""
 
@@ -61,7 +85,8 @@ class FreshAdapter:
         # gRPC's fork handlers, which can kill the child before it starts. The child asks to die
         # with its parent itself, first thing.
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _START, str(os.getpid()), str(self.package_dir), "--listen", self.address],
+            [adapter_interpreter(self.package_dir), "-c", _START, str(os.getpid()), str(self.package_dir),
+             "--listen", self.address],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env)
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + self.timeout_s

@@ -155,6 +155,34 @@ def test_two_versions_with_different_numpy_serve_side_by_side_then_start_again_o
             for p in built} == stamps
 
 
+SCORE_GOLDEN = """
+import json, sys, joblib, numpy as np
+model = joblib.load(sys.argv[1] + "/model.joblib")
+golden = json.load(open(sys.argv[1] + "/golden.json"))
+rows = np.array([e["inputs"]["features"]["data"] for e in golden["examples"]], dtype=np.float64).reshape(-1, 4)
+print(json.dumps({"label": model.predict(rows).tolist(), "probabilities": model.predict_proba(rows).tolist()}))
+"""
+
+
+def test_golden_examples_of_an_own_environment_package_are_scored_in_that_environment(trained, tmp_path):
+    """Recorded by `meshserve package` in the model's environment (numpy 1, scikit-learn 1.3), not
+    meshserve's, so they equal the training venv's answers and `check --load` passes on them."""
+    package = tmp_path / "iris_v1"
+    shutil.copytree(trained["models"] / "iris_v1", package)
+    env = {"MESHSERVE_ENVS_DIR": str(trained["envs"])}
+    packaged = meshserve("package", str(package), "--requirements", str(trained["root"] / "requirements-1.txt"),
+                         "--golden-rows", "3", env=env)
+    assert packaged.returncode == 0, packaged.stderr
+    golden = json.loads((package / "golden.json").read_text())
+    direct = json.loads(subprocess.run([str(trained["venvs"]["1"] / "bin" / "python"), "-c", SCORE_GOLDEN,
+                                        str(package)], check=True, capture_output=True, text=True).stdout)
+    examples = golden["examples"]
+    assert [v for e in examples for v in np.ravel(e["outputs"]["label"]["data"])] == direct["label"]
+    assert np.allclose([np.ravel(e["outputs"]["probabilities"]["data"]) for e in examples], direct["probabilities"])
+    checked = meshserve("check", "--load", str(package), env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_an_unpinned_requirement_is_refused_naming_the_line(trained, tmp_path):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("numpy==1.26.4\nscikit-learn>=1.3\n# a comment\njoblib\n")
