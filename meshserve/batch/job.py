@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 from meshserve.batch.columns import InputPlan, output_columns, plan_inputs
 from meshserve.core.datatypes import NUMPY_DTYPES
 from meshserve.core.grpc_server import channel_options
+from meshserve.core.settings import get_settings
 from meshserve.v1 import control_pb2 as cpb
 from meshserve.v1 import control_pb2_grpc as cpb_grpc
 
@@ -45,14 +47,22 @@ MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 100, 20_000
 BYTES_PER_TEXT_VALUE = 64  # a guess for BYTES inputs, whose size the signature does not say
 
 
+def _row_bytes(spec) -> int:
+    values = max(len(spec.features), 1)
+    return values * (BYTES_PER_TEXT_VALUE if spec.datatype == "BYTES" else np.dtype(NUMPY_DTYPES[spec.datatype]).itemsize)
+
+
 def chunk_rows_for(inputs) -> int:
     """Rows per request that keep every chunk's inputs in one record and large enough to pay for the hops."""
-    row_bytes = 0
-    for spec in inputs:
-        values = max(len(spec.features), 1)
-        size = BYTES_PER_TEXT_VALUE if spec.datatype == "BYTES" else np.dtype(NUMPY_DTYPES[spec.datatype]).itemsize
-        row_bytes = max(row_bytes, values * size)  # the record limit applies per tensor
+    row_bytes = max((_row_bytes(spec) for spec in inputs), default=1)  # the record limit applies per tensor
     return max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, CHUNK_INPUT_BYTES // max(row_bytes, 1)))
+
+
+def unrecorded_inputs(inputs, chunk_rows: int) -> list[str]:
+    """Inputs whose chunk tensor would pass records_max_tensor_bytes, so records keep only a marker."""
+    limit = get_settings().records_max_tensor_bytes
+    return [f"{spec.name} ({chunk_rows * _row_bytes(spec):,} bytes)" for spec in inputs
+            if spec.datatype != "BYTES" and chunk_rows * _row_bytes(spec) > limit]
 
 
 class BatchError(RuntimeError):
@@ -184,6 +194,10 @@ class BatchJob:
         async with grpc.aio.insecure_channel(self.address, options=channel_options()) as channel:
             inputs, outputs = await self.signature(channel)
             self.chunk_rows = self.chunk_rows or chunk_rows_for(inputs)
+            if too_large := unrecorded_inputs(inputs, self.chunk_rows):
+                print(f"meshserve: warning: chunks of {self.chunk_rows:,} rows make input {', '.join(too_large)} "
+                      "larger than MESHSERVE_RECORDS_MAX_TENSOR_BYTES, so their records keep only a marker in place "
+                      "of the values; leave --chunk-rows out to fit them", file=sys.stderr)
             self.parts_dir.mkdir(parents=True, exist_ok=True)
             job = self.job_id
             marker = self.parts_dir / "job"
