@@ -37,6 +37,24 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+def _interpreter(package_dir: Path) -> str:
+    """The Python the package's replicas run with: its own environment's when model.yaml records
+    its requirements and that environment is built (`meshserve up` builds it before it loads the
+    package), else this process's."""
+    from meshserve.core.errors import ManifestError
+    from meshserve.core.model_package import load_package
+    from meshserve.environments.builder import environment_path, interpreter_of, is_built
+    from meshserve.environments.environment_spec import spec_for
+
+    try:
+        spec = spec_for(load_package(package_dir))
+    except ManifestError:
+        return sys.executable  # the adapter itself says what is wrong with it
+    if spec is None or not is_built(environment_path(spec)):
+        return sys.executable
+    return str(interpreter_of(environment_path(spec)))
+
+
 class LoadFailed(Exception):
     """The adapter did not come up; the message is the reason it gave."""
 
@@ -61,7 +79,7 @@ class FreshAdapter:
         # gRPC's fork handlers, which can kill the child before it starts. The child asks to die
         # with its parent itself, first thing.
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _START, str(os.getpid()), str(self.package_dir), "--listen", self.address],
+            [_interpreter(self.package_dir), "-c", _START, str(os.getpid()), str(self.package_dir), "--listen", self.address],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env)
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + self.timeout_s
