@@ -127,10 +127,11 @@ class ModelTable:
                 {"version": package.version, "package": str(package.directory), "address": addresses[0],
                  "replicas": addresses})
         table = {
-            "models": [{"name": name, "versions": versions,
-                        "default_version": (default_versions or {}).get(name) or newest([v["version"] for v in versions])}
+            "models": [{"name": name,
+                        "default_version": (default_versions or {}).get(name) or newest([v["version"] for v in versions]),
+                        "versions": versions}
                        for name, versions in sorted(by_name.items())],
-            "generation": generation,
+            **({"generation": generation} if generation else {}),  # a table never rewritten has none
             "mesh_address": mesh_address,
             "control": control or {},
             "unavailable": [vars(u) for u in unavailable or ()],
