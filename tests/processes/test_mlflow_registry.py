@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as triton
 import yaml
-from conftest import ROOT, free_port, meshserve_argv, start_mesh
+from conftest import EXAMPLES, ROOT, free_port, meshserve_argv, start_mesh
 
 # The MLflow server, its set-up process and two environment builds take minutes on a busy 2-core machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -210,3 +210,42 @@ def test_an_import_never_overwrites_a_folder_it_did_not_write(registry, tmp_path
                                              "-o", str(tmp_path / "out")))
     assert "holds files that are not an earlier import" in line
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"]
+
+
+def test_deploy_of_a_registry_uri_imports_it_into_the_running_mesh_and_gives_it_its_role(registry, tmp_path):
+    move_alias(registry["uri"], "iris", "champion", "1")
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "cancer").symlink_to(EXAMPLES / "breast_cancer", target_is_directory=True)
+    mesh = start_mesh(models, env={"MESHSERVE_ENVS_DIR": str(registry["envs"]), "MESHSERVE_WATCH_INTERVAL_S": "1"},
+                      timeout=300)
+
+    def deploy(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(meshserve_argv("deploy", *args, "--tracking-uri", registry["uri"], "--address",
+                                             mesh.address), capture_output=True, text=True, cwd=ROOT, timeout=400)
+
+    try:
+        first = deploy("models:/iris@champion", "--primary")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert (f"imported models:/iris@champion (@champion -> version 1, pinned) as iris:1 into "
+                f"{(models / 'iris-1').resolve()}") in first.stdout
+        assert "deployed iris:1 as primary" in first.stdout
+        assert "now serving iris:1 (primary of a new model)" in mesh.output
+        assert infer(mesh.address, "iris") == ("1", registry["expected"]["iris"]["1"])
+
+        second = deploy("models:/iris/2", "--canary", "50")
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "deployed iris:2 as canary (50%)" in second.stdout
+        assert "now serving iris:2 at weight 0" in mesh.output
+        answered = {infer(mesh.address, "iris")[0] for _ in range(40)}
+        assert answered == {"1", "2"}
+        client = triton.InferenceServerClient(mesh.address)
+        try:
+            features = triton.InferInput("features", list(ROWS.shape), "FP64")
+            features.set_data_from_numpy(ROWS)
+            pinned = client.infer("iris", [features], model_version="2").as_numpy("predictions").tolist()
+        finally:
+            client.close()
+        assert pinned == registry["expected"]["iris"]["2"]
+    finally:
+        mesh.stop()
