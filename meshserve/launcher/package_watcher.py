@@ -55,6 +55,8 @@ class PackageWatcher:
         models = {u.name for u in self._failing.values()}
         self._models_broken_at_start = models
         served = self.loading.served()
+        for package in served.values():
+            package.digest  # noqa: B018 - taken now, while the files are those the adapters loaded
         for location in self._acted:
             if location in self._failing or location.name.endswith(SUFFIX) or named_in(location)[0] not in models:
                 continue
