@@ -196,6 +196,10 @@ class LiveLoading:
         if fixed:
             what, line = "loaded (fixed since start)", f"meshserve: now serving {package.name}:{package.version} " \
                                                        "(fixed since start)"
+        elif existing and self.mesh.layout is None:
+            what = "loaded"
+            line = (f"meshserve: now serving {package.name}:{package.version}: requests naming version "
+                    f"{package.version} reach it (without Envoy the others keep their version)")
         elif existing:
             what = "loaded at weight 0"
             line = (f"meshserve: now serving {package.name}:{package.version} at weight 0: only requests naming "
