@@ -109,7 +109,8 @@ class VariantReplicas:
             self._numbers[key] = len(replicas)
         healthy = []
         for key, replicas in started.items():  # one file names them all; the first wait covers most
-            if await self._apply(key, lambda hosts: all(hosts.get(a) == "healthy" for _, a in replicas)):
+            if await self._apply(key, lambda hosts, replicas=replicas: all(hosts.get(a) == "healthy"
+                                                                           for _, a in replicas)):
                 healthy.append(key)
         return healthy
 

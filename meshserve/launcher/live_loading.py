@@ -30,7 +30,7 @@ from meshserve.core.ports import free_port
 from meshserve.core.replica_slots import replica_slots
 from meshserve.router.control_plane.deployment_log import FILE_NAME as DEPLOYMENT_LOG, DeploymentLog
 from meshserve.router.deployment_spec import (
-    SPEC_NAME, DeploymentSpec, ModelDeployment, Replicas, Variant, load_spec, spec_path_for)
+    DeploymentSpec, ModelDeployment, Replicas, Variant, load_spec, spec_path_for)
 from meshserve.router.model_table import UnavailableModel, loaded_generation, newest
 
 Key = tuple[str, str]  # (model, version)
@@ -194,8 +194,8 @@ class LiveLoading:
     def _record(self, package: ModelPackage, deployment: ModelDeployment, fixed: bool, existing: bool) -> None:
         weights = {v.version: v.weight for v in deployment.variants}
         if fixed:
-            what, line = "loaded (fixed since start)", f"meshserve: now serving {package.name}:{package.version} " \
-                                                       "(fixed since start)"
+            what = "loaded (fixed since start)"
+            line = f"meshserve: now serving {package.name}:{package.version} (fixed since start)"
         elif existing and self.mesh.layout is None:
             what = "loaded"
             line = (f"meshserve: now serving {package.name}:{package.version}: requests naming version "
@@ -223,5 +223,3 @@ def _keep(deployment: ModelDeployment, versions: set[str]) -> ModelDeployment:
         "variants": [v for v in deployment.variants if v.version in versions],
         "shadows": [s for s in deployment.shadows if s.version in versions], "fallback": fallback})
 
-
-__all__ = ["LiveLoading", "SPEC_NAME", "new_model_deployment", "write_deployment"]
