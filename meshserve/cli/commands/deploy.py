@@ -137,9 +137,7 @@ def _runs(stub, model: str, version: str) -> bool:
     try:
         found = stub.GetModel(cpb.GetModelRequest(name=model), timeout=30, metadata=credentials_metadata())
     except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.NOT_FOUND:
-            return False
-        raise
+        return exc.code() != grpc.StatusCode.NOT_FOUND  # the Deploy call says what else is wrong
     return any(v.version == version for v in found.versions)
 
 
