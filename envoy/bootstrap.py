@@ -63,6 +63,9 @@ def _front_routes(longest: float, rest: bool) -> list[dict[str, Any]]:
         # Streams live as long as the client keeps them; no overall deadline.
         {"match": {"prefix": "/inference.GRPCInferenceService/ModelStreamInfer"},
          "route": {"cluster": ROUTER_CLUSTER, "timeout": "0s"}},
+        # A deploy waits for its version to load (MESHSERVE_DEPLOY_WAIT_S) and for the gate to load it
+        # again: the caller's deadline (--timeout) bounds it, not the inference timeout.
+        {"match": {"path": "/meshserve.v1.Control/Deploy"}, "route": {"cluster": ROUTER_CLUSTER, "timeout": "0s"}},
         {"match": {"prefix": "/", **({"grpc": {}} if rest else {})}, "route": {"cluster": ROUTER_CLUSTER, **calls}},
     ]
     if rest:

@@ -107,6 +107,32 @@ class LiveRollouts:
                 raise
             return rollout
 
+    def take_in(self, spec: DeploymentSpec) -> str:
+        """Serve the models and variants SPEC adds (packages loaded while the mesh runs): a new
+        model starts with its spec's split, a new variant of a served model at weight 0, so only
+        requests naming its version reach it. Writes the routes; returns their version_info.
+        Their clusters must already be in Envoy's cluster file (routes refuse unknown clusters)."""
+        with self._lock:
+            rollouts = dict(self._rollouts)
+            for model, deployment in spec.models.items():
+                if model not in rollouts:
+                    rollouts[model] = deployment.initial_rollout()
+                    continue
+                before = rollouts[model]
+                new = [v.version for v in deployment.variants if v.version not in before.weights]
+                rollouts[model] = Rollout(weights={**before.weights, **{v: 0 for v in new}}, shadows=before.shadows)
+            previous = (self.spec, self._rollouts)
+            self.spec, self._rollouts = spec, rollouts
+            self._version += 1
+            try:
+                write_watched(self.layout.routes_path, self.routes())
+                self._save_state()
+            except BaseException:
+                self.spec, self._rollouts = previous
+                self._version -= 1
+                raise
+            return self.version_info
+
     def _variant_order(self, model: str) -> list[str]:
         deployment = self.spec.models[model]
         return [v.version for v in deployment.variants]

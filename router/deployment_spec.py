@@ -368,7 +368,8 @@ class Rollout(StrictModel):
                 if version not in deployed:
                     raise ManifestError(where, f"{model}.{kind}.{version}",
                                         f"version '{version}' is not deployed for model '{model}' (deployed: {known})",
-                                        f"use one of {known}, or add the version to {SPEC_NAME} and restart the mesh")
+                                        f"use one of {known}, or put that version's package into the models folder "
+                                        "(the running mesh loads it at weight 0) and try again")
         for version, weight in self.weights.items():
             if weight < 0 or weight > MAX_WEIGHT:
                 raise ManifestError(where, f"{model}.weights.{version}", f"weight {weight} is out of range",

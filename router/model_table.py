@@ -6,6 +6,10 @@ runs Envoy, `mesh_address` is Envoy's mesh listener and every request goes there
 carrying the model (and version, if the client named one) in headers for Envoy to route.
 Each version also lists every replica's address (the router sums their statistics), and
 `unavailable` lists the packages found but not served, with the reason (repository index).
+
+While the mesh runs, the launcher rewrites the table (atomically, with a higher `generation`)
+when it has loaded a package from the models folder; the router reloads it
+(router/table_reload.py) and acknowledges each generation it serves in `models.json.loaded`.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class ModelTable:
     mesh_address: str | None = None
     control: dict = field(default_factory=dict)
     unavailable: list[UnavailableModel] = field(default_factory=list)
+    generation: int = 0  # raised by each rewrite of a running mesh's table
 
     def model(self, name: str) -> ModelEntry:
         if name not in self.models:
@@ -84,13 +89,37 @@ class ModelTable:
             models[model["name"]] = ModelEntry(model["name"], versions,
                                                model.get("default_version") or newest(list(versions)))
         unavailable = [UnavailableModel(**u) for u in raw.get("unavailable", [])]
-        return cls(models, raw.get("mesh_address"), raw.get("control", {}), unavailable)
+        return cls(models, raw.get("mesh_address"), raw.get("control", {}), unavailable, int(raw.get("generation", 0)))
+
+    def take_in(self, newer: "ModelTable") -> list[tuple[str, str]]:
+        """Serve what NEWER adds (models, versions) and its list of unavailable packages; returns the
+        (model, version) pairs added. Versions served already keep their entry: a running adapter
+        still runs the package it loaded, even if its files changed on disk since."""
+        added = []
+        for name, model in newer.models.items():
+            mine = self.models.get(name)
+            if mine is None:
+                added += [(name, version) for version in model.versions]
+                model = ModelEntry(name, dict(model.versions), model.default_version)
+            else:
+                fresh = {v: e for v, e in model.versions.items() if v not in mine.versions}
+                added += [(name, version) for version in fresh]
+                # One new dict swapped in: a request in flight holds the entry it resolved already.
+                model = ModelEntry(name, {**mine.versions, **fresh}, mine.default_version)
+            self.models = {**self.models, name: model}
+        self.unavailable = list(newer.unavailable)
+        self.control = newer.control
+        self.generation = newer.generation
+        return added
 
     @staticmethod
     def write(path: str | Path, packages_with_addresses: list[tuple[ModelPackage, str | list[str]]],
               mesh_address: str | None = None, control: dict | None = None,
-              unavailable: list[UnavailableModel] | None = None) -> None:
-        """Each package with its adapter's address, or every replica's (the first is the address)."""
+              unavailable: list[UnavailableModel] | None = None, generation: int = 0,
+              default_versions: dict[str, str] | None = None) -> None:
+        """Each package with its adapter's address, or every replica's (the first is the address).
+        A model's default version (what a request naming none is checked against) is its newest,
+        unless DEFAULT_VERSIONS names one."""
         by_name: dict[str, list[dict]] = {}
         for package, addresses in packages_with_addresses:
             addresses = [addresses] if isinstance(addresses, str) else list(addresses)
@@ -98,8 +127,11 @@ class ModelTable:
                 {"version": package.version, "package": str(package.directory), "address": addresses[0],
                  "replicas": addresses})
         table = {
-            "models": [{"name": name, "default_version": newest([v["version"] for v in versions]), "versions": versions}
+            "models": [{"name": name,
+                        "default_version": (default_versions or {}).get(name) or newest([v["version"] for v in versions]),
+                        "versions": versions}
                        for name, versions in sorted(by_name.items())],
+            **({"generation": generation} if generation else {}),  # a table never rewritten has none
             "mesh_address": mesh_address,
             "control": control or {},
             "unavailable": [vars(u) for u in unavailable or ()],
@@ -107,6 +139,25 @@ class ModelTable:
         tmp = Path(f"{path}.tmp")
         tmp.write_text(json.dumps(table, indent=2))
         tmp.replace(path)
+
+
+def loaded_path(table_path: str | Path) -> Path:
+    """Where the router acknowledges the table generation it serves (routes included)."""
+    return Path(f"{table_path}.loaded")
+
+
+def loaded_generation(table_path: str | Path) -> int:
+    try:
+        return int(json.loads(loaded_path(table_path).read_text())["generation"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+def acknowledge(table_path: str | Path, generation: int) -> None:
+    path = loaded_path(table_path)
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps({"generation": generation}))
+    tmp.replace(path)
 
 
 def newest(versions: list[str]) -> str:

@@ -11,6 +11,7 @@ same servicer through the same interceptors (router/rest/).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 
 from tritonclient.grpc import service_pb2 as pb
@@ -31,6 +32,7 @@ from meshserve.router.data_plane.authorization import ModelAccess
 from meshserve.router.data_plane.forwarding import Forwarder
 from meshserve.router.data_plane.inference_service import RouterInferenceServicer
 from meshserve.router.model_table import ModelTable
+from meshserve.router.table_reload import TableReload
 from meshserve.router.data_plane.triton_extensions import served_extensions
 from meshserve.router.rest.http_routes import start_rest
 from meshserve.sidecars.records.observer import router_record_observer
@@ -65,9 +67,12 @@ async def serve(table_path: str, listen: str, observers: list[Observer] | None =
         await server.stop(None)  # a gRPC server left running is torn down after the loop closes, with a traceback
         raise
     await control.start_background()
+    # Packages `meshserve up` loads while it runs arrive as a rewritten table (router/table_reload.py).
+    reload = asyncio.get_running_loop().create_task(TableReload(table_path, table, forwarder, control).run())
     print(router_ready_line(listen), flush=True)
 
     async def stop() -> None:
+        reload.cancel()
         if rest is not None:
             await rest.cleanup()
         await forwarder.close()

@@ -94,6 +94,15 @@ class Settings(BaseSettings):
         1.0, gt=0, description="How often `meshserve up` reads the in-flight requests of scalable variants "
         "from Envoy and decides whether to add or remove a replica.")
 
+    # Loading packages into a running mesh (docs/operator-guide.md, "Adding and fixing packages while it runs")
+    watch_interval_s: float = Field(
+        2.0, ge=0, description="How often `meshserve up` looks at its models folder for new, changed or fixed "
+        "packages and serves them without a restart (a package is loaded once its files stayed the same for one "
+        "interval, so a copy in progress is not read half-written); 0 turns the watcher off.")
+    deploy_wait_s: float = Field(
+        120.0, gt=0, description="How long the control API's Deploy waits for a version whose package is in the "
+        "models folder but not loaded yet (just copied there) before it gives up.")
+
     # Prediction records (docs/records.md)
     records_dir: str | None = Field(
         None, description="Folder of the spools and the default SQLite store; `meshserve up` sets it "

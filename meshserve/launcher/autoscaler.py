@@ -99,7 +99,28 @@ class VariantReplicas:
         await asyncio.sleep(DRAIN_S)
         await asyncio.gather(*(self._stop(label) for label in labels))
 
-    async def _apply(self, key: Key, served: Callable[[dict[str, str]], bool]) -> None:
+    async def add_variants(self, started: dict[Key, list[tuple[str, str]]]) -> list[Key]:
+        """Variants loaded while the mesh runs (the spec names them, their adapters run: label,
+        address): their clusters go into Envoy's file. Returns the variants Envoy reports healthy
+        in time; the others are taken out of the file again (their adapters are the caller's)."""
+        for key, replicas in started.items():
+            self.labels[key] = [label for label, _ in replicas]
+            self.upstreams.variants[key] = [address for _, address in replicas]
+            self._numbers[key] = len(replicas)
+        healthy = []
+        for key, replicas in started.items():  # one file names them all; the first wait covers most
+            if await self._apply(key, lambda hosts, replicas=replicas: all(hosts.get(a) == "healthy"
+                                                                           for _, a in replicas)):
+                healthy.append(key)
+        return healthy
+
+    def drop_variant(self, key: Key) -> None:
+        """Forget a variant whose load failed (the spec no longer names it); rewrite the cluster file."""
+        self.labels.pop(key, None)
+        self.upstreams.variants.pop(key, None)
+        write_watched(self.layout.clusters_path, render_clusters(self.spec, self.upstreams))
+
+    async def _apply(self, key: Key, served: Callable[[dict[str, str]], bool]) -> bool:
         """Rename the new cluster file in and wait until Envoy's hosts for KEY satisfy SERVED."""
         write_watched(self.layout.clusters_path, render_clusters(self.spec, self.upstreams))
         cluster = variant_cluster(*key)
@@ -107,12 +128,13 @@ class VariantReplicas:
         while time.monotonic() < deadline:
             try:
                 if served(await asyncio.to_thread(self.admin.hosts, cluster)):
-                    return
+                    return True
             except (urllib.error.URLError, OSError):
                 pass
             await asyncio.sleep(0.1)
         self._log(f"meshserve: Envoy did not apply the new replicas of {key[0]}:{key[1]} within "
                   f"{APPLY_TIMEOUT_S:.0f} s; see {self.layout.run_dir / 'envoy.log'}")
+        return False
 
 
 class Autoscaler:

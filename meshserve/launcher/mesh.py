@@ -29,6 +29,8 @@ from meshserve.environments.environment_spec import spec_for
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.render import render
 from meshserve.launcher.autoscaler import Autoscaler, VariantReplicas, scaling_policies
+from meshserve.launcher.live_loading import LiveLoading, write_deployment
+from meshserve.launcher.package_watcher import PackageWatcher
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
 from meshserve.observability.mesh_metrics import METRICS_ENV, MeshMetrics
 from meshserve.router.deployment_spec import (
@@ -38,7 +40,7 @@ from meshserve.sidecars.drift.plan import plan_for, write_plan
 from meshserve.sidecars.records.observer import check_pii_key
 from meshserve.sidecars.records.recorder import READY_LINE as RECORDER_READY
 from meshserve.sidecars.records.store import default_store_url, redacted
-from meshserve.router.model_table import ModelTable, UnavailableModel
+from meshserve.router.model_table import ModelTable, UnavailableModel, newest
 
 
 def resolve_listen(listen: str, what: str = "--listen") -> str:
@@ -89,14 +91,32 @@ class Mesh:
         self.records_store: str | None = None
         self.rest_url = ""  # where the Open Inference Protocol over HTTP/REST is served
         self._autoscaler: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
+        # What the models table says, kept so it can be rewritten while the mesh runs (live_loading.py).
+        self.table_path = self.run_dir / "models.json"
+        self.served: dict[tuple[str, str], ModelPackage] = {}  # (model, version) -> the package its adapters run
+        self.direct_addresses: dict[tuple[str, str], str] = {}  # without Envoy: each version's adapter
+        self.unavailable: list[UnavailableModel] = []  # broken packages, as the package watcher last saw them
+        self.not_deployed: list[UnavailableModel] = []
+        self.table_control: dict = {}
+        self.default_versions: dict[str, str] = {}
+        self.generation = 0
+        self.deployment: DeploymentSpec | None = None
+        self.layout: EnvoyLayout | None = None
+        self.upstreams: UpstreamAddresses | None = None
+        self.variant_replicas: VariantReplicas | None = None
 
     async def start(self) -> None:
         broken: list[BrokenPackage] | None = None if self.strict else []
+        interval = get_settings().watch_interval_s
+        # Looked at before the packages are read: a file changed meanwhile is seen as a change.
+        watcher = PackageWatcher(self.models_dir, LiveLoading(self, log), log, interval) if interval > 0 else None
         self.packages = discover_packages(self.models_dir, broken)  # under --strict a bad manifest stops us here
         for package in broken or []:
             log(f"meshserve: not serving {package.model or package.directory.name} ({package.directory}): "
                 f"{package.error}")
         self.broken = broken or []
+        self.unavailable = self._unavailable()
         # A bad meshserve.yaml stops us here, before any process.
         skipped = [b.model for b in self.broken if b.model]
         deployment = deployment_for(self.models_dir, self.packages, skipped) if self.envoy else None
@@ -110,18 +130,21 @@ class Mesh:
             await self._start_recorder(records, spec)
         if deployment is not None:
             await self._start_behind_envoy(deployment)
-            self._announce()
-            return
-        addresses = [f"127.0.0.1:{free_port()}" for _ in self.packages]
-        await asyncio.gather(*(self._start_adapter(f"{p.name}:{p.version}", p, address)
-                               for p, address in zip(self.packages, addresses)))
-        table_path = self.run_dir / "models.json"
-        ModelTable.write(table_path, list(zip(self.packages, addresses)), control={"records_store": self.records_store},
-                         unavailable=self._unavailable())
-        # Without Envoy nothing tells gRPC from REST on one port: REST gets its own.
-        rest = self.rest_listen or f"127.0.0.1:{free_port()}"
-        await self._start_router(table_path, self.listen, rest)
-        self.rest_url = f"http://{rest}"
+        else:
+            addresses = [f"127.0.0.1:{free_port()}" for _ in self.packages]
+            await asyncio.gather(*(self._start_adapter(f"{p.name}:{p.version}", p, address)
+                                   for p, address in zip(self.packages, addresses)))
+            self.served = {(p.name, p.version): p for p in self.packages}
+            self.direct_addresses = {(p.name, p.version): a for p, a in zip(self.packages, addresses)}
+            self.table_control = {"records_store": self.records_store}
+            self.write_table()
+            # Without Envoy nothing tells gRPC from REST on one port: REST gets its own.
+            rest = self.rest_listen or f"127.0.0.1:{free_port()}"
+            await self._start_router(self.table_path, self.listen, rest)
+            self.rest_url = f"http://{rest}"
+        if watcher is not None:
+            watcher.prime(self.broken)
+            self._watcher = asyncio.get_running_loop().create_task(watcher.run())
         self._announce()
 
     async def _start_recorder(self, records: RecordsSpec, spec: DeploymentSpec) -> None:
@@ -205,7 +228,7 @@ class Mesh:
                                       router_rest=[router_rest])
         render(layout, deployment, upstreams).write(layout)
         deployment_path = self.run_dir / "deployment.json"
-        deployment_path.write_text(deployment.model_dump_json(indent=2))
+        write_deployment(deployment_path, deployment)
         if self.metrics:
             self.metrics.add_envoy(layout.admin)
         await self.supervisor.start(
@@ -213,32 +236,48 @@ class Mesh:
                                            "--admin", layout.admin, "--concurrency", str(settings.envoy_concurrency)),
                       ready_marker=ENVOY_READY),
             timeout=30)
-        table_path = self.run_dir / "models.json"
-        not_deployed = [UnavailableModel(name, version, f"not deployed in {SPEC_NAME}; add it to the model's variants")
-                        for name, version in sorted(set(by_key) - set(replicas))]
-        # Behind Envoy the router sends every inference to the mesh listener; a variant scaled to
-        # zero has no replica of its own yet (and the replicas, asked for statistics, are the first ones).
-        ModelTable.write(table_path, [(by_key[key], addresses or [layout.mesh]) for key, addresses in replicas.items()],
-                         unavailable=self._unavailable() + not_deployed,
-                         mesh_address=layout.mesh,
-                         control={"deployment": str(deployment_path), "rollout_state": str(rollout_state),
-                                  "deployment_log": str(self.run_dir / "deployment-log.jsonl"),
-                                  "records_store": self.records_store,
-                                  "cold_variants": sorted([m, v] for m, d in deployment.models.items()
-                                                          for v in d.cold_versions),
-                                  "envoy": {"run_dir": str(layout.run_dir), "front": layout.front,
-                                            "mesh": layout.mesh, "admin": layout.admin}})
-        await self._start_router(table_path, router_address, router_rest)
+        self.not_deployed = [UnavailableModel(name, version, f"not deployed in {SPEC_NAME}; add it to the model's variants")
+                             for name, version in sorted(set(by_key) - set(replicas))]
+        self.deployment, self.layout, self.upstreams = deployment, layout, upstreams
+        self.served = {key: by_key[key] for key in replicas}
+        self.table_control = {"deployment": str(deployment_path), "rollout_state": str(rollout_state),
+                              "deployment_log": str(self.run_dir / "deployment-log.jsonl"),
+                              "envoy": {"run_dir": str(layout.run_dir), "front": layout.front,
+                                        "mesh": layout.mesh, "admin": layout.admin}}
+        self.write_table()
+        await self._start_router(self.table_path, router_address, router_rest)
         self.rest_url = f"{'https' if deployment.security.tls else 'http'}://{layout.front}"
         self.packages = [by_key[key] for key in replicas]
+        self.variant_replicas = VariantReplicas(
+            deployment, layout, upstreams, labels, log=log, stop=self._retire_adapter,
+            start=lambda key, label, address: self._add_adapter(label, self.served[key], address))
         policies = scaling_policies(deployment)
         if policies:
-            self._start_autoscaler(policies, VariantReplicas(
-                deployment, layout, upstreams, labels, log=log, stop=self._retire_adapter,
-                start=lambda key, label, address: self._add_adapter(label, by_key[key], address)))
+            self._start_autoscaler(policies, self.variant_replicas)
         log(f"meshserve: Envoy front {layout.front} -> router {router_address} (REST {router_rest}) "
             f"-> Envoy mesh {layout.mesh} "
             f"-> adapters; admin http://{layout.admin}, config in {layout.run_dir}")
+
+    def write_table(self) -> int:
+        """(Re)write the router's models table from what runs now; returns its generation."""
+        control = {**self.table_control, "records_store": self.records_store,
+                   "models_dir": str(self.models_dir.resolve()), "watch_interval_s": get_settings().watch_interval_s}
+        if self.layout is not None:
+            # Behind Envoy the router sends every inference to the mesh listener; a variant scaled to
+            # zero has no replica of its own yet (and the replicas, asked for statistics, are the first ones).
+            entries = [(p, self.upstreams.variants[key] or [self.layout.mesh]) for key, p in self.served.items()]
+            control["cold_variants"] = sorted([m, v] for m, d in self.deployment.models.items()
+                                              for v in d.cold_versions)
+        else:
+            entries = [(p, self.direct_addresses[key]) for key, p in self.served.items()]
+        # What a request naming no version is checked against stays put while versions are added.
+        for package, _ in entries:
+            self.default_versions.setdefault(package.name, newest([v for m, v in self.served if m == package.name]))
+        not_deployed = [u for u in self.not_deployed if (u.name, u.version) not in self.served]
+        ModelTable.write(self.table_path, entries, mesh_address=self.layout.mesh if self.layout else None,
+                         control=control, unavailable=self.unavailable + not_deployed, generation=self.generation,
+                         default_versions=self.default_versions)
+        return self.generation
 
     def _log_env(self) -> dict[str, str]:
         """Servers an adapter starts itself (Triton) log into the run folder, which goes with the mesh."""
@@ -273,9 +312,14 @@ class Mesh:
         if self.metrics:
             for line in self.metrics.start():
                 log(f"meshserve: {line}")
-        if self.broken:
+        if self.broken and self._watcher is not None:
+            log(f"meshserve: NOT serving {len(self.broken)} broken package(s) (see above); fix their files and the "
+                f"mesh serves each once it loads (it looks every {get_settings().watch_interval_s:g} s; "
+                "`--strict` refuses to start with any)")
+        elif self.broken:
             log(f"meshserve: NOT serving {len(self.broken)} broken package(s) (see above); fix them and restart "
-                "the mesh (`--strict` refuses to start with any)")
+                "the mesh, or leave MESHSERVE_WATCH_INTERVAL_S above 0 to have them loaded once fixed "
+                "(`--strict` refuses to start with any)")
         shared = " (same address as gRPC)" if self.envoy else ""
         log(f"meshserve: Open Inference Protocol over HTTP/REST at {self.rest_url}/v2{shared}, "
             f"for example: curl {self.rest_url}/v2/health/ready")
@@ -284,8 +328,9 @@ class Mesh:
             "control API meshserve.v1.Control); Ctrl-C stops the mesh")
 
     async def stop(self) -> None:
-        if self._autoscaler is not None:
-            self._autoscaler.cancel()
+        for task in (self._autoscaler, self._watcher):
+            if task is not None:
+                task.cancel()
         started = bool(self.supervisor.children)
         await self.supervisor.stop()
         if self._own_run_dir:

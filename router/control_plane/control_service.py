@@ -127,7 +127,8 @@ class ControlServicer(cpb_grpc.ControlServicer):
 
     async def ListModels(self, request, context):
         paths = self._shows_paths(context)
-        return cpb.ListModelsResponse(models=[await self._model(m, paths) for m in self.table.models.values()])
+        return cpb.ListModelsResponse(models=[await self._model(m, paths) for m in list(self.table.models.values())],
+                                      models_dir=(self.table.control or {}).get("models_dir", "") if paths else "")
 
     async def GetModel(self, request, context):
         try:

@@ -1,7 +1,9 @@
 """The control API's Deploy: a running version gets a role only once the validation gate passes.
 
 The version must be one the mesh runs (listed in meshserve.yaml, usually as a variant with
-weight 0: loaded, taking no traffic). The gate (meshserve/deploy/gate.py) loads its package in
+weight 0: loaded, taking no traffic), or one whose package is in the models folder: the
+launcher's package watcher loads it at weight 0 (meshserve/launcher/package_watcher.py) and
+Deploy waits for that, up to MESHSERVE_DEPLOY_WAIT_S. The gate (meshserve/deploy/gate.py) loads its package in
 a fresh adapter and checks it against the live version; only then is the split changed,
 through the same live rollouts as SetRollout, so nothing in flight is dropped. Every deploy,
 refused or applied, is in the deployment log with who asked, the digest and the gate's result.
@@ -10,11 +12,14 @@ refused or applied, is in the deployment log with who asked, the digest and the 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 from meshserve.envoy.admin import EnvoyError
 from meshserve.router.control_plane.deployment_log import caller_of
 from meshserve.router.deployment_spec import SPEC_NAME
+from meshserve.router.models_folder import find_in_folder
+from meshserve.core.settings import get_settings
 
 from meshserve.core.errors import MeshError, abort, quoted
 from meshserve.deploy.gate import GateResult, run_gate
@@ -26,26 +31,65 @@ def _checks(result: GateResult) -> list[cpb.GateCheck]:
     return [cpb.GateCheck(name=c.name, passed=c.passed, reason=c.reason, warnings=c.warnings) for c in result.checks]
 
 
-def not_running(model: str, version: str, running: list[str]) -> str:
-    return (f"version '{quoted(version)}' of '{model}' is not running in this mesh (running: {', '.join(running)}). "
-            f"Put its package or bundle in the models folder, add it to {SPEC_NAME} under models.{model}.variants "
-            f"as `- {{version: \"{quoted(version)}\", weight: 0}}` (loaded, taking no traffic), and restart the mesh "
-            f"(`meshserve up`) to load it; then deploy it")
+def not_running(model: str, version: str, running: list[str], folder: str) -> str:
+    where = f"the models folder {folder}" if folder else "the mesh's models folder"
+    what = (f"version '{quoted(version)}' of '{quoted(model)}' is not running in this mesh (running: "
+            f"{', '.join(running)})" if running else f"model '{quoted(model)}' is not served by this mesh")
+    return (f"{what}, and no package of it is in {where}. Put its package or bundle (model.yaml name "
+            f"'{quoted(model)}', version '{quoted(version)}') into {where} and deploy again: the mesh loads it "
+            "without a restart, at weight 0, and the deploy then gives it its role")
+
+
+def _running(servicer, model: str, version: str) -> bool:
+    entry = servicer.table.models.get(model)
+    deployed = servicer.rollouts.spec.models.get(model)
+    return entry is not None and version in entry.versions and deployed is not None and version in deployed.replicas
+
+
+async def _wait_for_load(servicer, model: str, version: str, context: grpc.aio.ServicerContext) -> None:
+    """Until the package watcher has loaded MODEL:VERSION from the models folder; refuse when no
+    package of it is there, when loading it fails, or when it takes longer than MESHSERVE_DEPLOY_WAIT_S."""
+    control = servicer.table.control or {}
+    folder = control.get("models_dir", "")
+    entry = servicer.table.models.get(model)
+    running = sorted(servicer.rollouts.spec.models[model].replicas) if model in servicer.rollouts.spec.models else []
+    location = await asyncio.to_thread(find_in_folder, folder, model, version) if folder else None
+    if location is None:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                            not_running(model, version, running if entry is not None else [], folder))
+    if not control.get("watch_interval_s"):
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                            f"version '{quoted(version)}' of '{quoted(model)}' is in {location} but this mesh does not "
+                            "watch its models folder (MESHSERVE_WATCH_INTERVAL_S is 0); start it with the watcher on "
+                            "to load packages while it runs")
+    started, waited = servicer.table.generation, get_settings().deploy_wait_s
+    deadline = time.monotonic() + waited
+    while not _running(servicer, model, version):
+        failed = next((u for u in servicer.table.unavailable if u.name == model and u.version in (version, "")), None)
+        if failed is not None and servicer.table.generation > started:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"the mesh could not load '{quoted(model)}' version '{quoted(version)}' from "
+                                f"{location}: {failed.reason}")
+        if time.monotonic() > deadline:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"version '{quoted(version)}' of '{quoted(model)}' is in {location}, but the mesh did "
+                                f"not load it within {waited:g} s; see the output of `meshserve up`, and deploy again "
+                                "once it says it serves it")
+        await asyncio.sleep(0.25)
 
 
 async def deploy(servicer, request: cpb.DeployRequest, context: grpc.aio.ServicerContext) -> cpb.DeployResponse:
     if servicer.rollouts is None:
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                             "deploying needs the mesh to run Envoy in front of the adapters (started with --no-envoy)")
+    if not request.version:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "version: name the version to deploy")
+    if not _running(servicer, request.model, request.version):
+        await _wait_for_load(servicer, request.model, request.version, context)
     try:
         model = servicer.table.model(request.model)
     except MeshError as exc:
         await abort(context, exc)
-    if not request.version:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "version: name the version to deploy")
-    running = sorted(servicer.rollouts.spec.models[model.name].replicas)
-    if request.version not in running or request.version not in model.versions:
-        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, not_running(model.name, request.version, running))
     if servicer.rollouts.spec.models[model.name].rollout_plan is not None:
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                             f"model '{model.name}' follows a rollout_plan in {SPEC_NAME}; act on it with "
@@ -54,8 +98,9 @@ async def deploy(servicer, request: cpb.DeployRequest, context: grpc.aio.Service
     if request.bundle_digest and request.bundle_digest != package.digest:
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                             f"version '{quoted(request.version)}' of '{model.name}' runs package digest "
-                            f"{package.digest}, not the bundle's {quoted(request.bundle_digest, 80)}: put this bundle "
-                            f"in the models folder in place of the running package and restart the mesh")
+                            f"{package.digest}, not the bundle's {quoted(request.bundle_digest, 80)}: a running "
+                            "version keeps the package it loaded; package the change as a new version, put that "
+                            "bundle into the models folder and deploy the new version")
     current = servicer.rollouts.current(model.name)
     try:
         split_for(current, request.version, request.role, request.amount)  # refuse a bad role before the gate

@@ -15,7 +15,7 @@ from conftest import meshserve_argv
 from models.variant_packages import write_spec, write_variant_packages
 
 from meshserve.core.errors import ManifestError
-from meshserve.router.deployment_spec import Rollout, load_spec, parse_spec, resolve_spec
+from meshserve.router.deployment_spec import ModelDeployment, Rollout, Variant, load_spec, parse_spec, resolve_spec
 from meshserve.envoy.admin import EnvoyError
 from meshserve.envoy.layout import (
     EnvoyLayout, UpstreamAddresses, fallback_cluster, mirror_cluster, variant_cluster, write_watched)
@@ -280,6 +280,21 @@ def test_weights_left_out_of_a_rollout_drop_to_zero_and_shadows_are_kept_unless_
     assert live.apply("iris", {"2": 100}).weights == {"1": 0, "2": 100}
     assert live.current("iris").shadows == {"3": 0.25}
     assert live.apply("iris", shadows={}).shadows == {}
+
+
+def test_variants_and_models_loaded_while_running_get_routes_and_no_unpinned_traffic(live):
+    live.apply("iris", {"1": 50, "2": 50})
+    models = dict(live.spec.models)
+    iris = models["iris"]
+    models["iris"] = iris.model_copy(update={"variants": [*iris.variants, Variant(version="4", weight=0)]})
+    models["digits"] = ModelDeployment(variants=[Variant(version="1", weight=100)])
+    version = live.take_in(live.spec.model_copy(update={"models": models}))
+    assert version == "3"
+    assert live.current("iris") == Rollout(weights={"1": 50, "2": 50, "4": 0}, shadows={"3": 0.25})
+    assert live.current("digits").weights == {"1": 100}
+    routes = live.layout.routes_path.read_text()
+    assert "variant|iris|4" in routes and "variant|digits|1" in routes
+    assert LiveRollouts(live.spec, live.layout, state_path=live.state_path).current("iris").weights["4"] == 0
 
 
 # -- the command line ---------------------------------------------------------------------

@@ -108,13 +108,13 @@ def assert_refused(result: subprocess.CompletedProcess, version: str, check: str
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_a_version_the_mesh_does_not_run_is_refused_with_what_to_add(staged):
+def test_a_version_the_mesh_does_not_have_is_refused_with_where_to_put_it(staged):
     result = deploy(staged, "9", "--canary", "10")
     assert result.returncode == 1
-    assert "FAILED_PRECONDITION: version '9' of 'echo' is not running in this mesh (running: 1, 2, 3, 4, 5, 6)" \
-        in result.stderr
-    assert 'add it to meshserve.yaml under models.echo.variants as `- {version: "9", weight: 0}`' in result.stderr
-    assert "restart the mesh" in result.stderr
+    assert "FAILED_PRECONDITION: version '9' of 'echo' is not running in this mesh (running: 1, 2, 3, 4, 5, 6), " \
+        "and no package of it is in the models folder " in result.stderr
+    assert "into the models folder" in result.stderr and "and deploy again" in result.stderr
+    assert "restart the mesh" not in result.stderr
 
 
 def test_golden_examples_that_fail_refuse_the_version(staged):

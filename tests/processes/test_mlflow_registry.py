@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as triton
 import yaml
-from conftest import ROOT, free_port, meshserve_argv, start_mesh
+from conftest import EXAMPLES, ROOT, free_port, meshserve_argv, start_mesh
 
 # The MLflow server, its set-up process and two environment builds take minutes on a busy 2-core machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -210,3 +210,26 @@ def test_an_import_never_overwrites_a_folder_it_did_not_write(registry, tmp_path
                                              "-o", str(tmp_path / "out")))
     assert "holds files that are not an earlier import" in line
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"]
+
+
+def test_deploy_of_a_registry_alias_imports_it_into_the_running_mesh_and_gives_it_its_role(registry, tmp_path):
+    models = tmp_path / "models"
+    served = meshserve_import("models:/iris/1", "--tracking-uri", registry["uri"], "-o", str(models / "iris-1"))
+    assert served.returncode == 0, served.stderr
+    move_alias(registry["uri"], "iris", "champion", "2")
+    mesh = start_mesh(models, env={"MESHSERVE_ENVS_DIR": str(registry["envs"]), "MESHSERVE_WATCH_INTERVAL_S": "1"},
+                      timeout=300)
+    try:
+        deployed = subprocess.run(meshserve_argv("deploy", "models:/iris@champion", "--canary", "50", "--tracking-uri",
+                                                 registry["uri"], "--address", mesh.address),
+                                  capture_output=True, text=True, cwd=ROOT, timeout=400)
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        assert (f"imported models:/iris@champion (@champion -> version 2, pinned) as iris:2 into "
+                f"{(models / 'iris-2').resolve()}") in deployed.stdout
+        assert "deployed iris:2 as canary (50%)" in deployed.stdout
+        assert "now serving iris:2 at weight 0" in mesh.output
+        answers = [infer(mesh.address, "iris") for _ in range(30)]
+        assert {version for version, _ in answers} == {"1", "2"}
+        assert all(predictions == registry["expected"]["iris"][version] for version, predictions in answers)
+    finally:
+        mesh.stop()

@@ -1,10 +1,16 @@
 """`meshserve deploy MODEL VERSION|BUNDLE --shadow [F] | --canary PERCENT | --primary`: put a
 version live once the validation gate passes.
 
-The mesh must already run the version (meshserve.yaml lists it, e.g. as a variant with weight
-0). Its control service runs the gate (meshserve/deploy/gate.py) and only then changes the
-split; a refused version changes nothing live. With a BUNDLE, its digest is checked here and
-the mesh must run exactly that bundle.
+The mesh runs the version already (meshserve.yaml lists it, or its package was copied into the
+models folder and the mesh loaded it at weight 0), or its package is in the models folder and
+not loaded yet: the mesh waits for its package watcher to load it (MESHSERVE_DEPLOY_WAIT_S),
+and this command says so while it waits. Its control service runs the gate
+(meshserve/deploy/gate.py) and only then changes the split; a refused version changes nothing
+live. With a BUNDLE, its digest is checked here and the mesh must run exactly that bundle.
+
+`meshserve deploy models:/NAME/VERSION|models:/NAME@ALIAS --canary P ...` imports that version
+from the MLflow Model Registry (as `meshserve import` does) into the running mesh's models
+folder, which the mesh's control API names to an admin, then deploys it as above.
 """
 
 from __future__ import annotations
@@ -39,8 +45,11 @@ def _percent(text: str) -> float:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("deploy", help="put a running version live as shadow, canary or primary, "
                                                   "once the validation gate passes")
-    parser.add_argument("model", help="the model")
-    parser.add_argument("version", metavar="VERSION|BUNDLE", help="a version the mesh runs, or the bundle it runs")
+    parser.add_argument("model", metavar="MODEL|MODEL_URI",
+                        help="the model, or models:/NAME/VERSION or models:/NAME@ALIAS of the MLflow Model Registry "
+                             "(imported into the mesh's models folder first)")
+    parser.add_argument("version", metavar="VERSION|BUNDLE", nargs="?", default=None,
+                        help="a version the mesh runs or has in its models folder, or a bundle (none with MODEL_URI)")
     role = parser.add_mutually_exclusive_group(required=True)
     role.add_argument("--shadow", nargs="?", type=_fraction, const=1.0, default=None, metavar="FRACTION",
                       help="mirror this fraction of requests to it (default 1: all); its answers reach no client")
@@ -56,7 +65,9 @@ def register(subparsers) -> None:
     parser.add_argument("--ca", default=None, metavar="PEM",
                         help="connect with TLS, trusting this certificate or CA (default MESHSERVE_CLIENT_CA)")
     parser.add_argument("--timeout", type=float, default=300.0,
-                        help="seconds to wait for the gate and the change (default 300)")
+                        help="seconds to wait for the version to load, the gate and the change (default 300)")
+    parser.add_argument("--tracking-uri", metavar="URI",
+                        help="with MODEL_URI: the MLflow tracking server (default: $MLFLOW_TRACKING_URI)")
     parser.set_defaults(func=_deploy)
 
 
@@ -67,16 +78,35 @@ def _deploy(args) -> int:
     from meshserve.v1 import control_pb2 as cpb
     from meshserve.v1 import control_pb2_grpc as cpb_grpc
 
-    version, digest = _version_and_digest(args.model, args.version)
+    address = args.address or get_settings().listen
     role, amount = ("shadow", args.shadow) if args.shadow is not None else (
         ("canary", args.canary) if args.canary is not None else ("primary", 0.0))
-    request = cpb.DeployRequest(model=args.model, version=version, role=role, amount=amount,
-                                allow_signature_change=args.allow_signature_change, strict=args.strict,
-                                bundle_digest=digest)
-    with open_channel(args.address or get_settings().listen, args.ca) as channel:
+    with open_channel(address, args.ca) as channel:
+        stub = cpb_grpc.ControlStub(channel)
         try:
-            answer = cpb_grpc.ControlStub(channel).Deploy(request, timeout=args.timeout,
-                                                          metadata=credentials_metadata())
+            if args.model.startswith("models:/"):
+                if args.version is not None:
+                    print(f"meshserve: {args.model} names its version already; drop '{args.version}'", file=sys.stderr)
+                    return 2
+                imported = _import_into_mesh(stub, address, args.model, args.tracking_uri)
+                if isinstance(imported, int):
+                    return imported
+                args.model, version, digest = *imported, ""
+            elif args.version is None:
+                print("meshserve: VERSION: name the version to deploy, e.g. `meshserve deploy MODEL 2 --canary 10`, "
+                      "or give a models:/NAME/VERSION URI", file=sys.stderr)
+                return 2
+            else:
+                version, digest = _version_and_digest(args.model, args.version)
+            request = cpb.DeployRequest(model=args.model, version=version, role=role, amount=amount,
+                                        allow_signature_change=args.allow_signature_change, strict=args.strict,
+                                        bundle_digest=digest)
+            if not _runs(stub, args.model, version):
+                print(f"meshserve: {args.model}:{version} is not loaded yet; if its package is in the mesh's models "
+                      "folder, the mesh loads it first (waiting up to MESHSERVE_DEPLOY_WAIT_S, default 120 s)",
+                      file=sys.stderr, flush=True)
+            answer = _wait_for(stub.Deploy.future(request, timeout=args.timeout, metadata=credentials_metadata()),
+                               f"{args.model}:{version}")
         except grpc.RpcError as exc:
             print(f"meshserve: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
@@ -95,6 +125,72 @@ def _deploy(args) -> int:
     what = {"shadow": f"shadow ({amount:g} of requests)", "canary": f"canary ({amount:g}%)", "primary": "primary"}[role]
     print(f"deployed {args.model}:{version} as {what}: {split}")
     return 0
+
+
+def _runs(stub, model: str, version: str) -> bool:
+    """Whether the mesh lists MODEL at VERSION now (a caller who may not read it: assume it does)."""
+    import grpc
+
+    from meshserve.cli.mesh_channel import credentials_metadata
+    from meshserve.v1 import control_pb2 as cpb
+
+    try:
+        found = stub.GetModel(cpb.GetModelRequest(name=model), timeout=30, metadata=credentials_metadata())
+    except grpc.RpcError as exc:
+        return exc.code() != grpc.StatusCode.NOT_FOUND  # the Deploy call says what else is wrong
+    return any(v.version == version for v in found.versions)
+
+
+def _wait_for(call, what: str, every_s: float = 10.0):
+    """The answer of CALL (a gRPC future), saying every EVERY_S seconds that it is still on its way."""
+    import grpc
+
+    waited = 0.0
+    while True:
+        try:
+            return call.result(timeout=every_s)
+        except grpc.FutureTimeoutError:
+            waited += every_s
+            print(f"meshserve: still deploying {what} ({waited:.0f} s: loading it, or running the gate)",
+                  file=sys.stderr, flush=True)
+
+
+def _import_into_mesh(stub, address: str, model_uri: str, tracking_uri: str | None) -> tuple[str, str] | int:
+    """Import MODEL_URI into the models folder of the mesh at ADDRESS; (name, version), or an exit code."""
+    from meshserve.cli.mesh_channel import credentials_metadata
+    from meshserve.importing.mlflow_package import build_package
+    from meshserve.importing.mlflow_registry import resolve, tracking_uri_from
+    from meshserve.importing.model_uri import ImportFailure, parse_model_uri
+    from meshserve.router.models_folder import named_in
+    from meshserve.v1 import control_pb2 as cpb
+
+    folder = stub.ListModels(cpb.ListModelsRequest(), timeout=30, metadata=credentials_metadata()).models_dir
+    if not folder:
+        print(f"meshserve: the mesh at {address} does not name its models folder (it names it to admins only); "
+              f"import with `meshserve import {model_uri} -o MODELS_DIR/NAME` into the folder `meshserve up` "
+              "serves, then `meshserve deploy NAME VERSION ...`", file=sys.stderr)
+        return 2
+    models = Path(folder)
+    if not models.is_dir():
+        print(f"meshserve: the mesh at {address} serves the models folder {folder}, which is not on this machine; "
+              "run this command where the mesh runs", file=sys.stderr)
+        return 2
+    try:
+        uri = parse_model_uri(model_uri)
+        version = resolve(uri, tracking_uri_from(tracking_uri))
+        target = models / f"{version.name}-{version.version}"
+        if named_in(target) == (version.name, version.version):
+            print(f"{uri} (version {version.version}) is in the models folder already: {target}")
+            return version.name, version.version
+        # Imported beside the folder's packages under a hidden name, renamed into place when whole,
+        # so the mesh's package watcher never reads half an import.
+        imported = build_package(version, target)
+    except ImportFailure as exc:
+        print(f"meshserve: {exc}", file=sys.stderr)
+        return 2
+    pinned = f" (@{version.alias} -> version {version.version}, pinned)" if version.alias else ""
+    print(f"imported {uri}{pinned} as {imported.name}:{imported.version} into {imported.directory}", flush=True)
+    return imported.name, imported.version
 
 
 def _version_and_digest(model: str, given: str) -> tuple[str, str]:
