@@ -15,7 +15,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 # How each process of a mesh is told apart, by what its command line runs.
 PARTS = (("meshserve.envoy.process", "envoy"), ("_bin/envoy", "envoy"), ("meshserve.router.server", "router"),
          ("meshserve.adapters.server", "adapter"), ("meshserve.sidecars.records.recorder", "recorder"),
-         ("tritonserver", "triton"), ("--receiver", "receiver"), (" up ", "launcher"))
+         ("tritonserver", "triton"), ("--receiver", "receiver"), (" up ", "launcher"),
+         ("echo_servers.py echo ", "echo"), ("echo_servers.py forward ", "forwarder"))
 
 
 def _stat(pid: int) -> tuple[int, float] | None:
