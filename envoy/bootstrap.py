@@ -13,7 +13,8 @@ from meshserve.envoy.layout import MESH_ROUTES, ROUTER_CLUSTER, ROUTER_REST_CLUS
 from meshserve.envoy.limits import router_in_flight, shed_reply_mapper, thresholds
 from meshserve.envoy.security import internal_upstream, secure_front, secure_mesh, security_clusters
 from meshserve.envoy.tracing import (
-    collector_cluster, front_sampling_ratio, health_check_filters, listener_tracing, request_id_extension, tracing_enabled)
+    collector_cluster, front_sampling_ratio, health_check_filters, listener_tracing, request_id_extension,
+    tracer_runtime, tracing_enabled)
 from meshserve.router.deployment_spec import DeploymentSpec
 
 def _path_source(path: Path) -> dict[str, Any]:
@@ -129,4 +130,5 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
                          *([collector_cluster()] if traced else [])],
         },
         "dynamic_resources": {"cds_config": _path_source(layout.clusters_path)},
+        **({"layered_runtime": tracer_runtime()} if traced else {}),
     }
