@@ -5,12 +5,13 @@ Ratios are against the mesh with everything off. Goal: at most 10% lower through
 most 10% higher p99.
 
 Spans go over OTLP/gRPC to a receiver in a process of its own that counts them, as Jaeger
-or a Collector would take them; a Prometheus-like scraper reads every /metrics endpoint once a
-second, so the cost of being scraped is in the figures too. CPU per request of each part
+or a Collector would take them; a Prometheus-like scraper reads every /metrics endpoint at the
+scrape interval compose/prometheus.yml ships (`--scrape-every` to change it), so the cost of
+being scraped is in the figures too. CPU per request of each part
 (Envoy, router, adapter, recorder, the span receiver) comes from /proc, steadier than time
 on a shared machine.
 
-    .venv/bin/python bench/bench_observability.py [--seconds 30] [--rounds 10] [--parts]
+    .venv/bin/python bench/bench_observability.py [--seconds 30] [--rounds 10] [--parts] [--scrape-every S]
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import sys
 import threading
 import urllib.request
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -61,15 +64,21 @@ def serve_counting_receiver() -> None:
     print(counts["spans"], flush=True)
 
 
+def shipped_scrape_interval() -> float:
+    """The scrape interval of the Prometheus configuration meshserve ships."""
+    config = yaml.safe_load((ROOT / "compose" / "prometheus.yml").read_text())
+    return float(str(config["global"]["scrape_interval"]).rstrip("s"))
+
+
 class Scraper(threading.Thread):
     """Reads every target of a mesh's file_sd file once a second, as Prometheus would."""
 
-    def __init__(self, targets_file: Path):
+    def __init__(self, targets_file: Path, every_s: float):
         super().__init__(daemon=True)
-        self.targets_file, self.stopped, self.scrapes = targets_file, threading.Event(), 0
+        self.targets_file, self.every_s, self.stopped, self.scrapes = targets_file, every_s, threading.Event(), 0
 
     def run(self) -> None:
-        while not self.stopped.wait(1.0):
+        while not self.stopped.wait(self.every_s):
             for group in json.loads(self.targets_file.read_text()):
                 path = group["labels"].get("__metrics_path__", "/metrics")
                 for target in group["targets"]:
@@ -80,7 +89,7 @@ class Scraper(threading.Thread):
                         pass
 
 
-async def run(seconds: float, rounds: int, parts: bool) -> None:
+async def run(seconds: float, rounds: int, parts: bool, scrape_every_s: float) -> None:
     request = one_row_request()
     receiver = subprocess.Popen([sys.executable, __file__, "--receiver"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True)
@@ -97,7 +106,7 @@ async def run(seconds: float, rounds: int, parts: bool) -> None:
         meshes[TRACES_ONLY] = start_mesh(MODEL_DIR, env={**traces, "MESHSERVE_METRICS": "false"})
         meshes[ALL_STAGES] = start_mesh(MODEL_DIR, env={**traces, "MESHSERVE_METRICS": "false",
                                                         "MESHSERVE_TRACE_STAGES": "true"})
-    scraper = Scraper(run_dir / "prometheus-targets.json")
+    scraper = Scraper(run_dir / "prometheus-targets.json", scrape_every_s)
     scraper.start()
     merged: dict[str, Result] = {}
     cpus = {label: PartsCpu(mesh.proc.pid, *([receiver.pid] if label not in (OFF, METRICS_ONLY) else []))
@@ -133,7 +142,7 @@ async def run(seconds: float, rounds: int, parts: bool) -> None:
     print()
     print("CPU per request (microseconds, from /proc; 'receiver' is the span receiver, standing in for Jaeger)")
     print(cpu_table(cpu_used, OFF))
-    print(f"throughput ratio {on.throughput / off.throughput:.3f}, p99 ratio {on.p99_ms / off.p99_ms:.3f}; "
+    print(f"scraped every {scrape_every_s:g} s; throughput ratio {on.throughput / off.throughput:.3f}, p99 ratio {on.p99_ms / off.p99_ms:.3f}; "
           f"spans received {int(spans.strip() or 0)} for {on.requests} traced requests (plus warm-ups); "
           f"{scraper.scrapes} scrapes")
 
@@ -143,12 +152,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="measuring time per target")
     parser.add_argument("--rounds", type=int, default=10, help="slices the measuring time is cut into")
     parser.add_argument("--parts", action="store_true", help="also measure metrics alone, traces alone, and traces with a span for every adapter stage")
+    parser.add_argument("--scrape-every", type=float, default=None,
+                        help="seconds between scrapes (default: compose/prometheus.yml's scrape_interval)")
     parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver:
         serve_counting_receiver()
         return
-    asyncio.run(run(args.seconds, args.rounds, args.parts))
+    asyncio.run(run(args.seconds, args.rounds, args.parts, args.scrape_every or shipped_scrape_interval()))
 
 
 if __name__ == "__main__":
