@@ -86,15 +86,21 @@ class QualityAlerts:
         return raised
 
 
+def _judges():
+    from meshserve.sidecars.compare.comparison import compare
+    from meshserve.sidecars.records.quality import quality
+    return compare, quality
+
+
 async def keep_publishing(store_opener, models: Callable[[], dict[str, int]], window_s: float = 3600.0,
                           every_s: float = 15.0, thresholds: dict | None = None) -> None:
     """Recompute the judging metrics until cancelled; a store that is down is tried again. MODELS gives,
     at each pass, every model served and how many versions it runs: one version has no shadow or
     canary to compare, so only its quality is computed. THRESHOLDS (model -> QualitySpec) raise
     quality alerts over each spec's own window."""
-    from meshserve.sidecars.compare.comparison import compare
-    from meshserve.sidecars.records.quality import quality
-
+    # scipy and scikit-learn take a second of CPU to import: in a thread, so the router's loop
+    # keeps answering while they load.
+    compare, quality = await asyncio.to_thread(_judges)
     alerts = QualityAlerts(thresholds or {})
     limit = get_settings().judging_max_records
     store = None

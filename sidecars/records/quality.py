@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from sklearn import metrics
 
 CLASS_TYPES = {"BYTES", "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 
@@ -62,6 +61,8 @@ class _Group:
             self.lateness.append(max(0.0, outcome["time"] - record["time"]))
 
     def figures(self) -> dict[str, Any]:
+        from sklearn import metrics  # a second to import: only once there are outcomes to score
+
         result: dict[str, Any] = {"requests": self.requests, "outputs": {}}
         if self.lateness:
             late = np.asarray(self.lateness)
@@ -90,6 +91,8 @@ class _Group:
 
 def _probability_figures(truth: list, probabilities: np.ndarray) -> dict[str, Any]:
     """AUC and calibration, when the true labels index the probability columns (0..k-1)."""
+    from sklearn import metrics
+
     try:
         index = np.asarray([int(v) for v in truth])
     except (TypeError, ValueError):

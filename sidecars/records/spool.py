@@ -1,7 +1,9 @@
 """The spool: append-only files where a process puts each record before it answers.
 
 A record is one frame: 4-byte length, 4-byte CRC-32 (both little-endian), then the record as
-UTF-8 JSON. The writer appends a frame with a single `write` on an O_APPEND descriptor, so
+UTF-8 JSON: its small fields, a NUL byte (which JSON text never holds), and its body (inputs,
+outputs, timings) as the JSON the store keeps. The recorder reads the small fields and stores
+the body as it is, so a record of a large batch is never decoded and encoded again. The writer appends a frame with a single `write` on an O_APPEND descriptor, so
 once `append` returns the record is in the kernel's hands and survives SIGKILL of the process
 (`records_fsync` adds a flush to disk for machine crashes). A process killed in the middle of
 a write leaves at most one torn frame at the end of its file, for a request it never answered;
@@ -38,9 +40,33 @@ class SpoolFull(RuntimeError):
     """The process has spooled as much as it may while the recorder does not keep up."""
 
 
+# What a record's body holds, in the order the store writes it (store.py's `body` column).
+BODY_FIELDS = ("inputs", "outputs", "timings")
+_BODY_MARK = b"\0"
+
+
 def frame(record: dict[str, Any]) -> bytes:
-    payload = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
+    if any(field in record for field in BODY_FIELDS):
+        fields = {k: v for k, v in record.items() if k not in BODY_FIELDS}
+        body = {field: record.get(field) for field in BODY_FIELDS}
+        payload = b"".join((orjson.dumps(fields, option=orjson.OPT_SERIALIZE_NUMPY), _BODY_MARK,
+                            orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)))
+    else:
+        payload = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def _record(payload: memoryview) -> dict[str, Any]:
+    """The record's small fields, with its body kept as JSON text under "body"."""
+    cut = bytes(payload[:4096]).find(_BODY_MARK)  # the small fields come first and are small
+    if cut < 0:
+        cut = bytes(payload).find(_BODY_MARK)
+    if cut < 0:
+        return orjson.loads(payload)
+    record = orjson.loads(payload[:cut])
+    record["body"] = str(payload[cut + 1:], "utf-8")
+    return record
+
 
 
 class SpoolWriter:
@@ -135,7 +161,7 @@ def read_frames(path: Path, offset: int, max_bytes: int = 64 * 1024 * 1024) -> I
     written frame, which a live writer may still be finishing."""
     with open(path, "rb") as handle:
         handle.seek(offset)
-        data = handle.read(max_bytes)
+        data = memoryview(handle.read(max_bytes))
     position = 0
     while position + _HEADER.size <= len(data):
         length, crc = _HEADER.unpack_from(data, position)
@@ -145,9 +171,9 @@ def read_frames(path: Path, offset: int, max_bytes: int = 64 * 1024 * 1024) -> I
                 # One frame larger than the read window: read exactly it.
                 with open(path, "rb") as handle:
                     handle.seek(offset)
-                    data = handle.read(_HEADER.size + length)
+                    data = memoryview(handle.read(_HEADER.size + length))
                 if len(data) == _HEADER.size + length and zlib.crc32(data[_HEADER.size:]) == crc:
-                    yield offset + len(data), orjson.loads(data[_HEADER.size:])
+                    yield offset + len(data), _record(data[_HEADER.size:])
             return
         payload = data[start:end]
         if zlib.crc32(payload) != crc:
@@ -155,7 +181,7 @@ def read_frames(path: Path, offset: int, max_bytes: int = 64 * 1024 * 1024) -> I
                         path, offset + position)
             return
         position = end
-        yield offset + position, orjson.loads(payload)
+        yield offset + position, _record(payload)
 
 
 def writer_alive(pid: int) -> bool:

@@ -22,6 +22,8 @@ from urllib.parse import urlparse
 
 import orjson
 
+from meshserve.sidecars.records.spool import BODY_FIELDS
+
 COLUMNS = ("request_id", "slot", "rank", "time", "side", "model", "version", "role", "digest",
            "training_data_sha256", "code_revision", "trace_id", "code", "error", "latency_s", "batch_size", "body")
 
@@ -50,8 +52,11 @@ def rank_of(record: dict[str, Any]) -> int:
 
 
 def row_of(record: dict[str, Any]) -> tuple:
-    body = {"inputs": record.get("inputs"), "outputs": record.get("outputs"), "timings": record.get("timings")}
-    values = {**record, "rank": rank_of(record), "body": orjson.dumps(body).decode()}
+    """A record as the row stored; a record read from a spool brings its body as JSON already."""
+    body = record.get("body")
+    if not isinstance(body, str):
+        body = orjson.dumps({f: record.get(f) for f in BODY_FIELDS}, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    values = {**record, "rank": rank_of(record), "body": body}
     return tuple(values.get(c) for c in COLUMNS)
 
 
