@@ -61,13 +61,20 @@ def plan_inputs(model_inputs, available: list[str]) -> list[InputPlan]:
     return plans
 
 
-def output_columns(name: str, array: np.ndarray, features: list[str]) -> dict[str, list]:
+def output_columns(name: str, array: np.ndarray, features: list[str]) -> dict[str, pa.Array]:
+    """An output tensor as columns: one per feature along the last axis of a 2-D output."""
     array = np.asarray(array)
     if array.ndim <= 1:
-        values = array.tolist()
-        return {name: [v.decode(errors="replace") if isinstance(v, bytes) else v for v in values]}
+        return {name: _column(array.reshape(-1))}
     if array.ndim == 2:
         labels = features if len(features) == array.shape[1] else [f"{name}_{j}" for j in range(array.shape[1])]
-        return {label: [v.decode(errors="replace") if isinstance(v, bytes) else v for v in array[:, j].tolist()]
-                for j, label in enumerate(labels)}
-    return {name: [str(row) for row in array.tolist()]}
+        return {label: _column(array[:, j]) for j, label in enumerate(labels)}
+    return {name: pa.array([str(row) for row in array.tolist()])}
+
+
+def _column(values: np.ndarray) -> pa.Array:
+    if values.dtype == object:  # BYTES: text where it decodes
+        return pa.array([v.decode(errors="replace") if isinstance(v, bytes) else v for v in values.tolist()])
+    if values.dtype == np.float16:  # half floats: not every output format takes them
+        values = values.astype(np.float32)
+    return pa.array(values)

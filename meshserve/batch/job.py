@@ -170,8 +170,8 @@ class BatchJob:
     def write_part(self, start: int, table: pa.Table, answer: pb.ModelInferResponse, outputs, request_id: str) -> None:
         from tritonclient.utils import deserialize_bytes_tensor, triton_to_np_dtype
 
-        columns: dict[str, list] = {"request_id": [request_id] * table.num_rows,
-                                    "row": list(range(start, start + table.num_rows))}
+        columns: dict[str, pa.Array] = {"request_id": pa.repeat(request_id, table.num_rows),
+                                        "row": pa.array(np.arange(start, start + table.num_rows))}
         features = {o.name: list(o.features) for o in outputs}
         for index, tensor in enumerate(answer.outputs):
             raw = answer.raw_output_contents[index]
@@ -185,7 +185,7 @@ class BatchJob:
         for name, values in columns.items():
             if name in scored.column_names:
                 name = f"output.{name}"
-            scored = scored.append_column(name, pa.array(values))
+            scored = scored.append_column(name, values)
         temporary = self.part_path(start).with_suffix(".tmp")
         feather.write_feather(scored, temporary, compression="uncompressed")  # read once, by join: no need to pack it
         os.replace(temporary, self.part_path(start))
