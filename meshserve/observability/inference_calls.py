@@ -62,12 +62,19 @@ class InferenceCallInterceptor(grpc.aio.ServerInterceptor):
         self.side = side
         self.traced = traced
         self._labels: set[str] = set()
+        self._wrapped: dict[str, tuple] = {}  # method -> (the servicer's handler, it wrapped), made once
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method not in (UNARY, STREAM):
             return handler
+        made = self._wrapped.get(method)
+        if made is None or made[0] is not handler:
+            made = self._wrapped[method] = (handler, self._wrap(method, handler))
+        return made[1]
+
+    def _wrap(self, method: str, handler):
         if method == UNARY and handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary), request_deserializer=handler.request_deserializer,

@@ -23,7 +23,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from meshserve.core.observers import InferenceEvent
 from meshserve.observability.call_context import current_call_span
-from meshserve.observability.tracing import tracer
+from meshserve.observability.tracing import add_finished_span, tracer
 
 # The order stages run in; each child span starts where the one before ended.
 STAGES = ("check", "decode", "queue", "predict", "encode")
@@ -91,7 +91,6 @@ class TracingObserver:
             self._stage_spans(span, event)
 
     def _stage_spans(self, parent: Span, event: InferenceEvent) -> None:
-        context = trace.set_span_in_context(parent)
         at = event.started_at
         for stage in STAGES:
             seconds = event.timings.get(stage)
@@ -100,11 +99,10 @@ class TracingObserver:
             if stage != "predict" and not self.stage_spans:
                 at += seconds
                 continue
-            name = f"predict {self.runtime}" if stage == "predict" and self.runtime else stage
-            child = tracer().start_span(name, context=context, start_time=_ns(at))
             if stage == "predict":
-                child.set_attribute("meshserve.runtime", self.runtime)
-                if event.error and event.code.name == "INTERNAL":
-                    child.set_status(Status(StatusCode.ERROR, event.error))
+                add_finished_span(f"predict {self.runtime}" if self.runtime else stage, parent, _ns(at),
+                                  _ns(at + seconds), {"meshserve.runtime": self.runtime},
+                                  error=event.error if event.error and event.code.name == "INTERNAL" else "")
+            else:
+                add_finished_span(stage, parent, _ns(at), _ns(at + seconds), {})
             at += seconds
-            child.end(end_time=_ns(at))
