@@ -46,21 +46,15 @@ def adapter_interpreter(package_dir: Path) -> str:
     records the model's requirements (built here on first use, as `meshserve up` would), else this one."""
     import asyncio
 
+    from meshserve.core.errors import ManifestError
     from meshserve.core.model_package import load_package
-    from meshserve.environments.builder import (EnvironmentBuildError, ensure_environment, environment_path,
-                                                interpreter_of, is_built)
-    from meshserve.environments.environment_spec import spec_for
+    from meshserve.environments.builder import EnvironmentBuildError, package_interpreter
 
     try:
-        spec = spec_for(load_package(package_dir))
-    except Exception:  # noqa: BLE001 - the adapter itself says what is wrong with the package
+        return asyncio.run(package_interpreter(load_package(package_dir),
+                                               lambda line: print(line, file=sys.stderr, flush=True)))
+    except ManifestError:  # the adapter itself says what is wrong with the package
         return sys.executable
-    if spec is None:
-        return sys.executable
-    if is_built(environment_path(spec)):
-        return str(interpreter_of(environment_path(spec)))
-    try:
-        return str(asyncio.run(ensure_environment(spec, lambda line: print(line, file=sys.stderr, flush=True))))
     except EnvironmentBuildError as exc:
         raise LoadFailed(str(exc)) from None
 

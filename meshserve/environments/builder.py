@@ -16,12 +16,14 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 from meshserve.core.settings import get_settings
-from meshserve.environments.environment_spec import EnvironmentSpec
+from meshserve.core.model_package import ModelPackage
+from meshserve.environments.environment_spec import EnvironmentSpec, spec_for
 from meshserve.environments.requirements import requirement_name
 
 MARKER = "meshserve-environment.json"  # written last: an environment without it is not one
@@ -63,6 +65,15 @@ def uv_binary() -> str:
             return found
     raise EnvironmentBuildError("uv is not installed, and it builds models' Python environments: "
                                 "run `pip install uv` in meshserve's environment (scripts/setup.sh does)")
+
+
+async def package_interpreter(package: ModelPackage, log: Callable[[str], None] = print) -> str:
+    """The Python a package's adapter runs with: its own environment's when model.yaml records the
+    model's requirements (built on first use, then cached), else meshserve's own."""
+    spec = spec_for(package)
+    if spec is None:
+        return sys.executable
+    return str(await ensure_environment(spec, log))
 
 
 async def ensure_environment(spec: EnvironmentSpec, log: Callable[[str], None] = print) -> Path:

@@ -24,8 +24,7 @@ from meshserve.core.model_package import BrokenPackage, ModelPackage, discover_p
 from meshserve.core.ports import free_port
 from meshserve.core.replica_slots import replica_slots
 from meshserve.core.settings import get_settings
-from meshserve.environments.builder import EnvironmentBuildError, ensure_environment
-from meshserve.environments.environment_spec import spec_for
+from meshserve.environments.builder import EnvironmentBuildError, package_interpreter
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.render import render
 from meshserve.launcher.autoscaler import Autoscaler, VariantReplicas, scaling_policies
@@ -185,11 +184,8 @@ class Mesh:
     async def _adapter_python(self, package: ModelPackage) -> str:
         """The interpreter a package's adapter runs with: its own environment's when model.yaml records
         the model's requirements (built on first use, then cached), else meshserve's."""
-        spec = spec_for(package)
-        if spec is None:
-            return python_argv()[0]
         try:
-            return str(await ensure_environment(spec, log))
+            return await package_interpreter(package, log)
         except EnvironmentBuildError as exc:
             raise ChildFailed(str(exc)) from None
 
