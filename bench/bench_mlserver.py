@@ -235,7 +235,7 @@ async def run(seconds: float, rounds: int, workers: list[int]) -> None:
                     target = targets[label]
                     target.cpu.mark()
                     part = await measure(label, target.address, target.request, concurrency, seconds / rounds,
-                                         warmup_s=0.3)
+                                         warmup_s=0)  # warm already; a warm-up would count CPU but no requests
                     used = target.cpu.used()
                     key = (label, concurrency)
                     merged[key] = _merge(merged.get(key), part)
