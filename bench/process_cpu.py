@@ -16,7 +16,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 PARTS = (("meshserve.envoy.process", "envoy"), ("_bin/envoy", "envoy"), ("meshserve.router.server", "router"),
          ("meshserve.adapters.server", "adapter"), ("meshserve.sidecars.records.recorder", "recorder"),
          ("tritonserver", "triton"), ("--receiver", "receiver"), (" up ", "launcher"),
-         ("echo_servers.py echo ", "echo"), ("echo_servers.py forward ", "forwarder"))
+         ("echo_servers.py echo ", "echo"), ("echo_servers.py forward ", "forwarder"),
+         (".venv-mlserver/bin/", "mlserver"))  # MLServer's server, its inference workers and their helper
 
 
 def _stat(pid: int) -> tuple[int, float] | None:
