@@ -9,7 +9,7 @@ them) and PSS from smaps_rollup (each shared page divided among the processes sh
 forked workers and Envoy's threads add up to what the machine really holds). The load is 16
 closed-loop grpc.aio callers; after a warm-up, every process's RSS is sampled each tenth of the
 requests. A process is flagged as growing when its RSS rises more than 5% from the 20% sample to
-the last one and rises in most steps between them.
+the last one and rises in at least three quarters of the steps between them.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ REPLICA_EXAMPLES = {
     "r, 2 forked workers": ("r_iris_randomforest", {"measurements": np.array([[5.1, 3.5, 1.4, 0.2]])}),
     "java": ("java_loan_default", {"applicant": np.array([[50.0, 0.3, 40.0, 1.0]])}),
 }
-GROWTH_FLAG = 0.05
+GROWTH_FLAG = 0.05  # flagged: more than this from the 20% sample to the last ...
+STEADY = 0.75  # ... rising in at least this share of the steps between them
 
 
 # --- reading memory -------------------------------------------------------------------------------
@@ -252,7 +253,7 @@ def growth(mesh, requests: int, concurrency: int) -> None:
         series = [samples[m][pid][1] for m in marks]
         later = series[1:]  # from the second sample (20% of the requests) on
         rising = sum(b > a for a, b in itertools.pairwise(later))
-        grows = later[-1] > later[0] * (1 + GROWTH_FLAG) and rising > (len(later) - 1) / 2
+        grows = later[-1] > later[0] * (1 + GROWTH_FLAG) and rising >= STEADY * (len(later) - 1)
         name = f"{samples[marks[0]][pid][0]} [{pid}]"
         if grows:
             flagged.append(name)
@@ -262,7 +263,7 @@ def growth(mesh, requests: int, concurrency: int) -> None:
     totals = [sum(samples[m][p][1] for p in pids) for m in marks]
     print("| **total RSS** | " + " | ".join(mib(v) for v in totals) + f" | {mib(totals[-1] - totals[0])} "
           f"| {(totals[-1] / totals[1] - 1) * 100:+.1f}% | |")
-    print(f"\ngrowing steadily (>{GROWTH_FLAG:.0%} from {second} to {last}, rising in most steps): "
+    print(f"\ngrowing steadily (>{GROWTH_FLAG:.0%} from {second} to {last}, rising in {STEADY:.0%} of the steps): "
           f"{', '.join(flagged) or 'none'}")
 
 
