@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from meshserve.sidecars.records.store import RECORD_KEY
+
 ROLES = ("primary", "canary", "shadow")
 
 
@@ -35,6 +37,10 @@ class Window:
     @property
     def label(self) -> str:
         return f"newest {int(self.size):,} rows" if self.kind == "rows" else f"last {self.size:g} s"
+
+    def described(self) -> "Window":
+        """The window without its rows: what a result keeps once its check is done."""
+        return Window(self.kind, self.size, self.rows, self.start, self.end)
 
     def add(self, moment: float, body: dict[str, Any], wanted: set[tuple[str, str]], limit: int | None) -> int:
         """Add a record's rows (at most LIMIT); returns how many rows it added."""
@@ -94,19 +100,14 @@ def _answered(store: Any, model: str, version: str, role: str, since: float | No
               limit: int, page: int = 100) -> Iterator[tuple[float, dict[str, Any]]]:
     """(time, body) of answered records, newest first, read a page at a time: a record can hold
     thousands of rows (a batch chunk), so the caller stops as soon as it has the rows it needs."""
-    sql = ("SELECT time, body FROM records WHERE model = ? AND version = ? AND role = ? AND code = 'OK' "
-           "AND side = 'adapter' AND time <= ?")
+    where = ["model = ?", "version = ?", "role = ?", "code = 'OK'", "side = 'adapter'", "time <= ?"]
     params: list[Any] = [model, version, role, until]
     if since is not None:
-        sql += " AND time >= ?"
+        where.append("time >= ?")
         params.append(since)
-    for offset in range(0, limit, page):
-        rows = store._rows(store._q(f"{sql} ORDER BY time DESC LIMIT {min(page, limit - offset)} OFFSET {offset}"),
-                           params)
-        for row in rows:
-            yield row["time"], orjson.loads(row["body"])
-        if len(rows) < page:
-            return
+    for row in store.pages("SELECT time, request_id, slot, body FROM records", where, params, RECORD_KEY,
+                           descending=True, batch=page, limit=limit):
+        yield row["time"], orjson.loads(row["body"])
 
 
 def windows(store: Any, model: str, version: str, role: str, wanted: set[tuple[str, str]],

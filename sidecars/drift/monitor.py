@@ -12,7 +12,7 @@ import datetime
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,9 @@ class DriftMonitor:
     def check(self, plan: ModelPlan, now: float) -> list[FeatureResult]:
         results = check_model(self.store, plan, self.baselines[plan.model], now, self.max_rows)
         self.checked_at[plan.model] = now
-        self.latest = {k: r for k, r in self.latest.items() if k[0] != plan.model} | {r.key: r for r in results}
+        # Kept for the metrics until the next check: without the windows' rows (tens of MiB).
+        self.latest = {k: r for k, r in self.latest.items() if k[0] != plan.model} | {
+            r.key: replace(r, window=r.window.described()) for r in results}
         if not results:
             return results
         self.tables.save_status([r.status_row(now) for r in results])

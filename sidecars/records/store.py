@@ -36,6 +36,7 @@ SCHEMA = [
         body TEXT NOT NULL, explanation TEXT,
         PRIMARY KEY (request_id, slot))""",
     "CREATE INDEX IF NOT EXISTS records_by_model_time ON records (model, version, time)",
+    "CREATE INDEX IF NOT EXISTS records_by_model_and_time ON records (model, time, request_id, slot)",
     "CREATE INDEX IF NOT EXISTS records_by_time ON records (time)",
     """CREATE TABLE IF NOT EXISTS packages (
         digest TEXT PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, body TEXT NOT NULL)""",
@@ -45,6 +46,10 @@ SCHEMA = [
         request_id TEXT PRIMARY KEY, time DOUBLE PRECISION NOT NULL, reported_at DOUBLE PRECISION NOT NULL,
         body TEXT NOT NULL)""",
 ]
+
+
+# A record's key, in the order records are read in: (column, its name in a row).
+RECORD_KEY = [("time", "time"), ("request_id", "request_id"), ("slot", "slot")]
 
 
 def rank_of(record: dict[str, Any]) -> int:
@@ -83,6 +88,31 @@ class RecordStore:
         cursor = self._execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def pages(self, select: str, where: list[str], params: list, key: list[tuple[str, str]],
+              descending: bool = False, batch: int = 1000, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Rows of `SELECT ... WHERE` (WHERE's clauses joined by AND) in KEY's order, BATCH at a time.
+
+        KEY: (column as the SQL names it, as the row names it), unique together. Each page starts
+        after the last row of the one before, by key: OFFSET would read, and sort, every row it
+        skips again for each page, which made reading 20,000 records take seconds.
+        """
+        direction, after = ("DESC", "<") if descending else ("ASC", ">")
+        order = ", ".join(f"{column} {direction}" for column, _ in key)
+        seen, last = 0, None
+        while limit is None or seen < limit:
+            size = batch if limit is None else min(batch, limit - seen)
+            clauses, values = list(where), list(params)
+            if last is not None:
+                clauses.append(f"({', '.join(c for c, _ in key)}) {after} ({', '.join('?' * len(key))})")
+                values += last
+            rows = self._rows(self._q(f"{select} WHERE {' AND '.join(clauses)} ORDER BY {order} LIMIT {int(size)}"),
+                              values)
+            if not rows:
+                return
+            yield from rows
+            seen += len(rows)
+            last = [rows[-1][name] for _, name in key]
 
     def ingest(self, records: list[dict], packages: list[dict], offsets: dict[str, int]) -> None:
         """Store RECORDS and PACKAGES and advance the spool OFFSETS, all or nothing."""
@@ -135,18 +165,8 @@ class RecordStore:
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        order = "DESC" if newest_first else "ASC"
-        sql = f"SELECT * FROM records WHERE {' AND '.join(where)} ORDER BY time {order}, request_id, slot"
-        seen, offset = 0, 0
-        while limit is None or seen < limit:
-            size = batch if limit is None else min(batch, limit - seen)
-            rows = self._rows(self._q(f"{sql} LIMIT {int(size)} OFFSET {int(offset)}"), params)
-            if not rows:
-                return
-            for row in rows:
-                yield record_of(row)
-            seen += len(rows)
-            offset += len(rows)
+        for row in self.pages("SELECT * FROM records", where, params, RECORD_KEY, newest_first, batch, limit):
+            yield record_of(row)
 
     def count_matching(self, model: str, version: str | None = None, since: float | None = None,
                        until: float | None = None) -> int:
@@ -208,18 +228,12 @@ class RecordStore:
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        sql = (f"SELECT r.*, o.time AS outcome_time, o.body AS outcome_body FROM records r "
-               f"JOIN outcomes o ON o.request_id = r.request_id WHERE {' AND '.join(where)} "
-               f"ORDER BY r.time, r.request_id, r.slot")
-        offset = 0
-        while True:
-            rows = self._rows(self._q(f"{sql} LIMIT {int(batch)} OFFSET {int(offset)}"), params)
-            if not rows:
-                return
-            for row in rows:
-                outcome = {"time": row.pop("outcome_time"), "values": json.loads(row.pop("outcome_body"))}
-                yield record_of(row), outcome
-            offset += len(rows)
+        select = ("SELECT r.*, o.time AS outcome_time, o.body AS outcome_body FROM records r "
+                  "JOIN outcomes o ON o.request_id = r.request_id")
+        key = [("r.time", "time"), ("r.request_id", "request_id"), ("r.slot", "slot")]
+        for row in self.pages(select, where, params, key, batch=batch):
+            outcome = {"time": row.pop("outcome_time"), "values": json.loads(row.pop("outcome_body"))}
+            yield record_of(row), outcome
 
     def shadow_pairs(self, model: str, since: float | None = None, until: float | None = None,
                      batch: int = 1000, limit: int | None = None) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -231,17 +245,10 @@ class RecordStore:
                 where.append(clause)
                 params.append(value)
         names = ", ".join(f"p.{c} AS p_{c}" for c in COLUMNS) + ", " + ", ".join(f"s.{c} AS s_{c}" for c in COLUMNS)
-        sql = (f"SELECT {names} FROM records s JOIN records p ON p.request_id = s.request_id "
-               f"WHERE {' AND '.join(where)} ORDER BY s.time {'DESC' if limit else 'ASC'}, s.request_id, s.slot")
-        offset = 0
-        while limit is None or offset < limit:
-            size = batch if limit is None else min(batch, limit - offset)
-            rows = self._rows(self._q(f"{sql} LIMIT {int(size)} OFFSET {int(offset)}"), params)
-            if not rows:
-                return
-            for row in rows:
-                yield (record_of({c: row[f"p_{c}"] for c in COLUMNS}), record_of({c: row[f"s_{c}"] for c in COLUMNS}))
-            offset += len(rows)
+        select = f"SELECT {names} FROM records s JOIN records p ON p.request_id = s.request_id"
+        key = [("s.time", "s_time"), ("s.request_id", "s_request_id"), ("s.slot", "s_slot")]
+        for row in self.pages(select, where, params, key, descending=bool(limit), batch=batch, limit=limit):
+            yield (record_of({c: row[f"p_{c}"] for c in COLUMNS}), record_of({c: row[f"s_{c}"] for c in COLUMNS}))
 
     def size_bytes(self) -> int:  # pragma: no cover - per database
         raise NotImplementedError
