@@ -89,7 +89,7 @@ class Scraper(threading.Thread):
                         pass
 
 
-async def run(seconds: float, rounds: int, parts: bool, scrape_every_s: float) -> None:
+async def run(seconds: float, rounds: int, parts: bool, scrape_every_s: float, sample: float = 1.0) -> None:
     request = one_row_request()
     receiver = subprocess.Popen([sys.executable, __file__, "--receiver"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True)
@@ -97,6 +97,8 @@ async def run(seconds: float, rounds: int, parts: bool, scrape_every_s: float) -
     run_dir = Path(subprocess.check_output(["mktemp", "-d"], text=True).strip())
     traces = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
               "OTEL_TRACES_SAMPLER": "parentbased_always_on"}
+    if sample < 1.0:
+        traces.update(OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG=str(sample))
     meshes = {
         OFF: start_mesh(MODEL_DIR, env={"MESHSERVE_METRICS": "false", "OTEL_TRACES_EXPORTER": "none"}),
         ON: start_mesh(MODEL_DIR, "--run-dir", str(run_dir), env=traces),
@@ -142,6 +144,8 @@ async def run(seconds: float, rounds: int, parts: bool, scrape_every_s: float) -
     print()
     print("CPU per request (microseconds, from /proc; 'receiver' is the span receiver, standing in for Jaeger)")
     print(cpu_table(cpu_used, OFF))
+    if sample < 1.0:
+        print(f"'{ON}' samples {sample:g} of the traces (OTEL_TRACES_SAMPLER=parentbased_traceidratio)")
     print(f"scraped every {scrape_every_s:g} s; throughput ratio {on.throughput / off.throughput:.3f}, p99 ratio {on.p99_ms / off.p99_ms:.3f}; "
           f"spans received {int(spans.strip() or 0)} for {on.requests} traced requests (plus warm-ups); "
           f"{scraper.scrapes} scrapes")
@@ -154,12 +158,14 @@ def main() -> None:
     parser.add_argument("--parts", action="store_true", help="also measure metrics alone, traces alone, and traces with a span for every adapter stage")
     parser.add_argument("--scrape-every", type=float, default=None,
                         help="seconds between scrapes (default: compose/prometheus.yml's scrape_interval)")
+    parser.add_argument("--sample", type=float, default=1.0,
+                        help="share of traces sampled where they start (default 1: every request)")
     parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver:
         serve_counting_receiver()
         return
-    asyncio.run(run(args.seconds, args.rounds, args.parts, args.scrape_every or shipped_scrape_interval()))
+    asyncio.run(run(args.seconds, args.rounds, args.parts, args.scrape_every or shipped_scrape_interval(), args.sample))
 
 
 if __name__ == "__main__":
