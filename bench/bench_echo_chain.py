@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_envoy import MODEL_DIR, _merge, one_row_request
+from bench_envoy import MODEL_DIR, one_row_request
 from conftest import RunningProcess, free_port, start_mesh
 from echo_servers import READY
-from load import Result, measure, table
+from load import measure, rotating_slices, table
 from process_cpu import PartsCpu, cpu_table
 
 from meshserve.adapters.python.load_errors import load_estimator
@@ -142,9 +142,6 @@ async def run(seconds: float, rounds: int) -> None:
     request = one_row_request()
     run_dir = tempfile.TemporaryDirectory(prefix="bench-echo-chain-")
     targets: dict[str, Target] = {}
-    merged: dict[tuple[str, int], Result] = {}
-    cpu: dict[tuple[str, int], tuple[dict[str, float], int]] = {}
-    predict_s: list[float] = []
     methods = estimator_methods()
     try:
         echo = echo_process("echo")
@@ -158,22 +155,9 @@ async def run(seconds: float, rounds: int) -> None:
         for target in targets.values():
             await answered(target.address, request)
             await measure(target.label, target.address, request, 16, 0.5, warmup_s=0)
-        for round_number in range(rounds):
-            order = list(targets)
-            order = order[round_number % len(order):] + order[:round_number % len(order)]
-            for concurrency in CONCURRENCIES:
-                for label in order:
-                    print(f"round {round_number + 1}/{rounds}: {label} at concurrency {concurrency}", flush=True)
-                    target = targets[label]
-                    target.cpu.mark()
-                    part = await measure(label, target.address, request, concurrency, seconds / rounds, warmup_s=0)
-                    used = target.cpu.used()
-                    key = (label, concurrency)
-                    merged[key] = _merge(merged.get(key), part)
-                    before, requests = cpu.get(key, ({}, 0))
-                    cpu[key] = ({p: before.get(p, 0.0) + used.get(p, 0.0) for p in {*before, *used}},
-                                requests + part.requests + part.errors)
-            predict_s.append(estimator_cpu_per_call(methods))
+        merged, cpu = await rotating_slices(targets, lambda label: request, CONCURRENCIES, seconds, rounds)
+        # The estimator's own cost per call, measured in the same run: the median of ROUNDS tries.
+        predict_s = [estimator_cpu_per_call(methods) for _ in range(rounds)]
     finally:
         for target in targets.values():
             target.stop()

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from conftest import RunningProcess, free_port, meshserve_argv, start_mesh  # noqa: E402
-from load import Result, measure, table  # noqa: E402
+from load import Result, merge_results, measure, table  # noqa: E402
 
 MODEL_DIR = ROOT / "examples" / "breast_cancer"
 
@@ -58,7 +58,7 @@ async def run(seconds: float, rounds: int) -> None:
                     print(f"round {round_number + 1}/{rounds}: {label} at concurrency {concurrency}", flush=True)
                     part = await measure(label, processes[label].address, request, concurrency,
                                          seconds / rounds, warmup_s=0.3)
-                    merged[(label, concurrency)] = _merge(merged.get((label, concurrency)), part)
+                    merged[(label, concurrency)] = merge_results(merged.get((label, concurrency)), part)
     finally:
         for process in processes.values():
             process.stop()
@@ -66,13 +66,6 @@ async def run(seconds: float, rounds: int) -> None:
     print(f"breast-cancer, one row per request, {seconds:.0f} s per target in {rounds} slices "
           "(ratios against the direct adapter call)")
     print(table([merged[(label, c)] for c in (1, 16) for label, _ in starters], "direct adapter"))
-
-
-def _merge(total: Result | None, part: Result) -> Result:
-    if total is None:
-        return part
-    return Result(part.label, part.concurrency, total.requests + part.requests, total.errors + part.errors,
-                  total.seconds + part.seconds, total.latencies_ms + part.latencies_ms)
 
 
 def _adapter(address: str) -> RunningProcess:

@@ -57,9 +57,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_envoy import MODEL_DIR, _merge, one_row_request
+from bench_envoy import MODEL_DIR, one_row_request
 from conftest import RunningProcess, free_port, start_mesh
-from load import Result, measure, table
+from load import Result, measure, rotating_slices, table
 from process_cpu import PartsCpu, cpu_table
 
 MODEL_NAME = "breast-cancer"
@@ -205,8 +205,6 @@ async def run(seconds: float, rounds: int, workers: list[int]) -> None:
     run_dir = tempfile.TemporaryDirectory(prefix="bench-mlserver-")
     tmp = Path(run_dir.name)
     targets: dict[str, Target] = {}
-    merged: dict[tuple[str, int], Result] = {}
-    cpu: dict[tuple[str, int], tuple[dict[str, float], int]] = {}
     try:
         for n in workers:
             for batching, label in ((False, MLSERVER_OFF), (True, MLSERVER_ON)):
@@ -226,22 +224,8 @@ async def run(seconds: float, rounds: int, workers: list[int]) -> None:
         await check_answers(targets)
         for target in targets.values():  # warm every target before the first slice
             await measure(target.label, target.address, target.request, 16, 0.5, warmup_s=0)
-        for round_number in range(rounds):
-            order = list(targets)
-            order = order[round_number % len(order):] + order[:round_number % len(order)]
-            for concurrency in CONCURRENCIES:
-                for label in order:
-                    print(f"round {round_number + 1}/{rounds}: {label} at concurrency {concurrency}", flush=True)
-                    target = targets[label]
-                    target.cpu.mark()
-                    part = await measure(label, target.address, target.request, concurrency, seconds / rounds,
-                                         warmup_s=0)  # warm already; a warm-up would count CPU but no requests
-                    used = target.cpu.used()
-                    key = (label, concurrency)
-                    merged[key] = _merge(merged.get(key), part)
-                    before, requests = cpu.get(key, ({}, 0))
-                    cpu[key] = ({p: before.get(p, 0.0) + used.get(p, 0.0) for p in {*before, *used}},
-                                requests + part.requests + part.errors)
+        merged, cpu = await rotating_slices(targets, lambda label: targets[label].request, CONCURRENCIES,
+                                            seconds, rounds)
     finally:
         for target in targets.values():
             target.process.stop()

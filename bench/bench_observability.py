@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_envoy import MODEL_DIR, _merge, one_row_request  # noqa: E402
+from bench_envoy import MODEL_DIR, one_row_request  # noqa: E402
 from conftest import start_mesh  # noqa: E402
-from load import Result, measure, table  # noqa: E402
+from load import Result, merge_results, measure, table  # noqa: E402
 from process_cpu import PartsCpu, cpu_table  # noqa: E402
 
 CONCURRENCY = 16
@@ -126,7 +126,7 @@ async def run(seconds: float, rounds: int, parts: bool, scrape_every_s: float, s
                 part = await measure(label, meshes[label].address, request, CONCURRENCY, seconds / rounds,
                                      warmup_s=0)
                 used = cpus[label].used()
-                merged[label] = _merge(merged.get(label), part)
+                merged[label] = merge_results(merged.get(label), part)
                 before, requests = cpu_used.get(label, ({}, 0))
                 cpu_used[label] = ({p: before.get(p, 0.0) + used.get(p, 0.0) for p in {*before, *used}},
                                    requests + part.requests + part.errors)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from conftest import start_mesh  # noqa: E402
-from load import Result, closed_loop, measure, table  # noqa: E402
+from load import Result, merge_results, closed_loop, measure, table  # noqa: E402
 
 MODEL_DIR = ROOT / "examples" / "breast_cancer"
 GRPC = "gRPC (raw tensors)"
@@ -78,20 +78,13 @@ async def run(seconds: float, rounds: int, rows: int) -> None:
                         part = await measure(label, mesh.address, request, concurrency, seconds / rounds, warmup_s=0.3)
                     else:
                         part = await rest_load(label, url, *rest[label], concurrency, seconds / rounds)
-                    merged[(label, concurrency)] = _merge(merged.get((label, concurrency)), part)
+                    merged[(label, concurrency)] = merge_results(merged.get((label, concurrency)), part)
     finally:
         mesh.stop()
     print()
     print(f"breast-cancer, {rows} row(s) per request through Envoy, router, Envoy, adapter; {seconds:.0f} s per "
           f"target in {rounds} slices (ratios against gRPC)")
     print(table([merged[(label, c)] for c in (1, 16) for label in labels], GRPC))
-
-
-def _merge(total: Result | None, part: Result) -> Result:
-    if total is None:
-        return part
-    return Result(part.label, part.concurrency, total.requests + part.requests, total.errors + part.errors,
-                  total.seconds + part.seconds, total.latencies_ms + part.latencies_ms)
 
 
 def main() -> None:

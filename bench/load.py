@@ -11,6 +11,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
@@ -91,3 +92,45 @@ def table(results: list[Result], baseline_label: str) -> str:
         lines.append(f"{r.label:<28}{r.concurrency:>5}{r.median_ms:>11.3f}{r.p99_ms:>9.3f}{r.throughput:>9.0f}"
                      f"{r.errors:>7}{r.median_ms / b.median_ms:>10.2f}{r.throughput / b.throughput:>9.2f}")
     return "\n".join(lines)
+
+
+def merge_results(total: Result | None, part: Result) -> Result:
+    """Two measurements of one target as one: the slices of a run in rotating order."""
+    if total is None:
+        return part
+    return Result(part.label, part.concurrency, total.requests + part.requests, total.errors + part.errors,
+                  total.seconds + part.seconds, total.latencies_ms + part.latencies_ms)
+
+
+CpuTally = dict[tuple[str, int], tuple[dict[str, float], int]]
+
+
+async def rotating_slices(targets: dict[str, Any], request_of: Callable[[str], Any], concurrencies: tuple[int, ...],
+                          seconds: float, rounds: int) -> tuple[dict[tuple[str, int], Result], CpuTally]:
+    """Each target (LABEL -> an object with .address and .cpu, a process_cpu.PartsCpu) at each
+    concurrency for SECONDS, in ROUNDS short slices whose order rotates each round, so a burst of
+    load from elsewhere on a shared machine spreads over every target instead of landing on one.
+
+    Returns the results by (label, concurrency), and the CPU seconds by process role with the
+    requests they served, by (label, concurrency). Targets must be warm: a slice has no warm-up,
+    which would count CPU but no requests.
+    """
+    results: dict[tuple[str, int], Result] = {}
+    cpu: CpuTally = {}
+    for round_number in range(rounds):
+        order = list(targets)
+        order = order[round_number % len(order):] + order[:round_number % len(order)]
+        for concurrency in concurrencies:
+            for label in order:
+                print(f"round {round_number + 1}/{rounds}: {label} at concurrency {concurrency}", flush=True)
+                target = targets[label]
+                target.cpu.mark()
+                part = await measure(label, target.address, request_of(label), concurrency, seconds / rounds,
+                                     warmup_s=0)
+                used = target.cpu.used()
+                key = (label, concurrency)
+                results[key] = merge_results(results.get(key), part)
+                before, requests = cpu.get(key, ({}, 0))
+                cpu[key] = ({p: before.get(p, 0.0) + used.get(p, 0.0) for p in {*before, *used}},
+                            requests + part.requests + part.errors)
+    return results, cpu

@@ -3,11 +3,12 @@
 A record is one frame: 4-byte length, 4-byte CRC-32 (both little-endian), then the record as
 UTF-8 JSON: its small fields, a NUL byte (which JSON text never holds), and its body (inputs,
 outputs, timings) as the JSON the store keeps. The recorder reads the small fields and stores
-the body as it is, so a record of a large batch is never decoded and encoded again. The writer appends a frame with a single `write` on an O_APPEND descriptor, so
-once `append` returns the record is in the kernel's hands and survives SIGKILL of the process
-(`records_fsync` adds a flush to disk for machine crashes). A process killed in the middle of
-a write leaves at most one torn frame at the end of its file, for a request it never answered;
-readers stop at it.
+the body as it is, so a record of a large batch is never decoded and encoded again. (A frame
+with no NUL is a whole record, as frames were written before.) The writer appends a frame
+with a single `write` on an O_APPEND descriptor, so once `append` returns the record is in
+the kernel's hands and survives SIGKILL of the process (`records_fsync` adds a flush to disk
+for machine crashes). A process killed in the middle of a write leaves at most one torn frame
+at the end of its file, for a request it never answered; readers stop at it.
 
 Files are named `LABEL.PID.SEQ.spool` in one folder per mesh. A writer starts a new file past
 `records_spool_file_bytes`; the recorder (`recorder.py`) reads each file from the offset it
@@ -56,17 +57,14 @@ def frame(record: dict[str, Any]) -> bytes:
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def _record(payload: memoryview) -> dict[str, Any]:
-    """The record's small fields, with its body kept as JSON text under "body"."""
-    cut = bytes(payload[:4096]).find(_BODY_MARK)  # the small fields come first and are small
+def _record(data: bytes, start: int, end: int) -> dict[str, Any]:
+    """The record framed in DATA[START:END]: its small fields, with its body as JSON text under "body"."""
+    cut = data.find(_BODY_MARK, start, end)  # the small fields come first: found at once
     if cut < 0:
-        cut = bytes(payload).find(_BODY_MARK)
-    if cut < 0:
-        return orjson.loads(payload)
-    record = orjson.loads(payload[:cut])
-    record["body"] = str(payload[cut + 1:], "utf-8")
+        return orjson.loads(memoryview(data)[start:end])
+    record = orjson.loads(memoryview(data)[start:cut])
+    record["body"] = data[cut + 1:end].decode()
     return record
-
 
 
 class SpoolWriter:
@@ -161,7 +159,7 @@ def read_frames(path: Path, offset: int, max_bytes: int = 64 * 1024 * 1024) -> I
     written frame, which a live writer may still be finishing."""
     with open(path, "rb") as handle:
         handle.seek(offset)
-        data = memoryview(handle.read(max_bytes))
+        data = handle.read(max_bytes)
     position = 0
     while position + _HEADER.size <= len(data):
         length, crc = _HEADER.unpack_from(data, position)
@@ -171,17 +169,16 @@ def read_frames(path: Path, offset: int, max_bytes: int = 64 * 1024 * 1024) -> I
                 # One frame larger than the read window: read exactly it.
                 with open(path, "rb") as handle:
                     handle.seek(offset)
-                    data = memoryview(handle.read(_HEADER.size + length))
-                if len(data) == _HEADER.size + length and zlib.crc32(data[_HEADER.size:]) == crc:
-                    yield offset + len(data), _record(data[_HEADER.size:])
+                    data = handle.read(_HEADER.size + length)
+                if len(data) == _HEADER.size + length and zlib.crc32(memoryview(data)[_HEADER.size:]) == crc:
+                    yield offset + len(data), _record(data, _HEADER.size, len(data))
             return
-        payload = data[start:end]
-        if zlib.crc32(payload) != crc:
+        if zlib.crc32(memoryview(data)[start:end]) != crc:
             log.warning("spool %s: torn frame at byte %d (its writer died while writing it); skipping the rest",
                         path, offset + position)
             return
         position = end
-        yield offset + position, _record(payload)
+        yield offset + position, _record(data, start, end)
 
 
 def writer_alive(pid: int) -> bool:

@@ -1,6 +1,9 @@
 """Spool files and the store: frames survive a torn tail, the recorder stores each record once."""
 
+import json
 import os
+import struct
+import zlib
 
 import pytest
 
@@ -96,3 +99,30 @@ def test_retention_removes_records_older_than_the_limit_and_keeps_the_store_belo
     assert store.size_bytes() <= 2 * 1024 * 1024
     left = {r for r, _ in store.request_ids()}
     assert "bulk2999" in left and "new0" not in left, "the oldest go first"
+
+
+def test_the_store_keeps_a_spooled_body_as_written_and_reads_frames_without_one(tmp_path):
+    writer = SpoolWriter(tmp_path, "a", file_bytes=1 << 20, max_bytes=1 << 30)
+    writer.append(record("new") | {"inputs": {"x": {"datatype": "FP64", "shape": [1, 2], "values": [[1.5, 2.5]]}}})
+    path = writer.path
+    writer.close()
+    with open(path, "ab") as handle:  # a frame as written before bodies were split off: one JSON document
+        payload = json.dumps(record("old") | {"outputs": {"y": {"values": [7]}}}).encode()
+        handle.write(struct.pack("<II", len(payload), zlib.crc32(payload)) + payload)
+    store = SQLiteStore(tmp_path / "r.db")
+    store.ingest([r for _, r in read_frames(path, 0)], [], {})
+    new, old = store.records_for("new")[0], store.records_for("old")[0]
+    assert new["inputs"]["x"]["values"] == [[1.5, 2.5]] and new["outputs"] == {}
+    assert old["outputs"] == {"y": {"values": [7]}} and old["inputs"] == {}
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_records_read_a_page_at_a_time_come_once_each_in_order_across_equal_times(tmp_path, newest_first):
+    store = SQLiteStore(tmp_path / "r.db")
+    # Pages of 3 over 10 records, most sharing a time: a page boundary falls inside a run of ties.
+    records = [record(f"r{i}", t=1.0 + (i // 4)) for i in range(10)]
+    store.ingest(records, [], {})
+    read = [(r["time"], r["request_id"]) for r in store.query("m", newest_first=newest_first, batch=3)]
+    assert read == sorted(read, reverse=newest_first)
+    assert sorted(r for _, r in read) == sorted(f"r{i}" for i in range(10))
+    assert len([r["request_id"] for r in store.query("m", newest_first=newest_first, batch=3, limit=7)]) == 7
