@@ -8,8 +8,11 @@ Targets, each its own processes, one-row breast-cancer requests (30 FP64 feature
 * echo chain: client -> Envoy -> echo forwarder -> Envoy -> echo server, the mesh's shape with
   Envoy's configuration rendered by meshserve.envoy exactly as `meshserve up` renders it;
 * adapter alone: breast-cancer's adapter, called directly;
-* full mesh: `meshserve up examples/breast_cancer` with its defaults (records and metrics on),
+* full mesh: `meshserve up` on breast-cancer with its defaults (records and metrics on),
   recording into an empty store of its own.
+
+The adapter and the mesh serve the example less its `batching:` section: every request is one
+predict call, as every echo is one hop, so the estimator's CPU per call can be taken off.
 
 For each target: requests/s, median and p99 latency, and CPU microseconds per request of each
 process role (from /proc, the client excluded; steadier than time on a shared machine). Then
@@ -39,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_envoy import MODEL_DIR, one_row_request
+from bench_envoy import MODEL_DIR, example_with_batching, one_row_request
 from conftest import RunningProcess, free_port, start_mesh
 from echo_servers import READY
 from load import measure, rotating_slices, table
@@ -82,10 +85,10 @@ def echo_process(kind: str, next_hop: str | None = None) -> RunningProcess:
     return process
 
 
-def echo_chain(run_dir: Path) -> Target:
+def echo_chain(run_dir: Path, package_dir: Path) -> Target:
     """client -> Envoy front -> forwarder -> Envoy mesh -> echo server; the forwarder in the router's
     place and the echo server as breast-cancer's only replica, in Envoy's config as `meshserve up` renders it."""
-    package = load_package(MODEL_DIR)
+    package = load_package(package_dir)
     layout = EnvoyLayout(run_dir / "envoy", front=f"127.0.0.1:{free_port()}", mesh=f"127.0.0.1:{free_port()}",
                          admin=f"127.0.0.1:{free_port()}")
     echo = echo_process("echo")
@@ -93,14 +96,14 @@ def echo_chain(run_dir: Path) -> Target:
     key = (package.name, package.version)
     upstreams = UpstreamAddresses(router=[forwarder.address], variants={key: [echo.address]},
                                   slots={key: replica_slots(package.manifest)})
-    render(layout, deployment_for(MODEL_DIR, [package]), upstreams).write(layout)
+    render(layout, deployment_for(package_dir, [package]), upstreams).write(layout)
     envoy = EnvoyProcess.for_layout(layout, concurrency=get_settings().envoy_concurrency).start()
     return Target(CHAIN, layout.front, [echo, forwarder, envoy])
 
 
-def adapter_alone() -> Target:
+def adapter_alone(package_dir: Path) -> Target:
     address = f"127.0.0.1:{free_port()}"
-    adapter = RunningProcess([sys.executable, "-m", "meshserve.adapters.server", str(MODEL_DIR), "--listen", address])
+    adapter = RunningProcess([sys.executable, "-m", "meshserve.adapters.server", str(package_dir), "--listen", address])
     adapter.wait_for_line("meshserve adapter ready", 60)
     return Target(ADAPTER, address, [adapter])
 
@@ -146,11 +149,12 @@ async def run(seconds: float, rounds: int) -> None:
     try:
         echo = echo_process("echo")
         targets[ECHO] = Target(ECHO, echo.address, [echo])
-        targets[CHAIN] = echo_chain(Path(run_dir.name))
-        targets[ADAPTER] = adapter_alone()
+        package_dir = example_with_batching(Path(run_dir.name) / "models" / "breast_cancer", None)
+        targets[CHAIN] = echo_chain(Path(run_dir.name), package_dir)
+        targets[ADAPTER] = adapter_alone(package_dir)
         # A store of its own, empty at start, as a new deployment's: the recorder's periodic passes read
         # recent records, so a store that earlier runs filled would make its cost per request drift.
-        mesh = start_mesh(MODEL_DIR, env={"MESHSERVE_RECORDS_DIR": str(Path(run_dir.name) / "records")})
+        mesh = start_mesh(package_dir.parent, env={"MESHSERVE_RECORDS_DIR": str(Path(run_dir.name) / "records")})
         targets[MESH] = Target(MESH, mesh.address, [mesh])
         for target in targets.values():
             await answered(target.address, request)

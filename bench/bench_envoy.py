@@ -27,6 +27,23 @@ from load import Result, merge_results, measure, table  # noqa: E402
 MODEL_DIR = ROOT / "examples" / "breast_cancer"
 
 
+def example_with_batching(folder: Path, batching: dict | None) -> Path:
+    """breast-cancer's package with model.yaml's `batching:` section replaced by BATCHING (None: no
+    micro-batching), its other files linked, so the adapter loads the very same model.joblib."""
+    import yaml
+
+    folder.mkdir(parents=True)
+    for item in MODEL_DIR.iterdir():
+        if item.is_file() and item.name != "model.yaml":
+            (folder / item.name).symlink_to(item)
+    manifest = yaml.safe_load((MODEL_DIR / "model.yaml").read_text())
+    manifest.pop("batching", None)
+    if batching is not None:
+        manifest["batching"] = batching
+    (folder / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return folder
+
+
 def one_row_request() -> pb.ModelInferRequest:
     row = load_breast_cancer().data[:1]
     request = pb.ModelInferRequest(model_name="breast-cancer", raw_input_contents=[np.ascontiguousarray(row).tobytes()])

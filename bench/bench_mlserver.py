@@ -8,11 +8,13 @@ Open Inference Protocol's gRPC ModelInfer, the same load generator for all (load
   environment .venv-mlserver, created on first use) serving examples/breast_cancer/model.joblib,
   adaptive batching off (its default);
 * MLServer, batching on: the same with adaptive batching (max_batch_size 16, max_batch_time 2 ms);
-* adapter, batching off: breast-cancer's meshserve adapter with the example's model.yaml (no
-  `batching:` section, so micro-batching is off);
-* adapter, batching on: the same package with `batching: {max_batch_size: 16, max_wait_us: 2000}`;
-* full mesh: `meshserve up` on a folder holding examples/breast_cancer, with its defaults
-  (Envoy, router, adapter, recorder; records and metrics on), into an empty store of its own.
+* adapter, batching off: breast-cancer's meshserve adapter with the example's model.yaml less
+  its `batching:` section, so micro-batching is off;
+* adapter, batching on: the same package with `batching: {max_batch_size: 16, max_wait_us: 2000}`,
+  MLServer's settings;
+* full mesh: `meshserve up` on a folder holding examples/breast_cancer as shipped (micro-batching
+  of at most 64 rows, no wait; Envoy, router, adapter, recorder; records and metrics on), into
+  an empty store of its own.
 
 Both sides compute the same thing for each request: scikit-learn's predict and predict_proba
 on the row. MLServer's sklearn runtime answers only `predict` unless the request names its
@@ -49,7 +51,6 @@ import grpc
 import joblib
 import numpy as np
 import sklearn
-import yaml
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
@@ -57,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_envoy import MODEL_DIR, one_row_request
+from bench_envoy import MODEL_DIR, example_with_batching, one_row_request
 from conftest import RunningProcess, free_port, start_mesh
 from load import Result, measure, rotating_slices, table
 from process_cpu import PartsCpu, cpu_table
@@ -158,19 +159,6 @@ def start_adapter(package: Path) -> tuple[str, RunningProcess]:
     return address, process
 
 
-def batching_package(folder: Path) -> Path:
-    """breast-cancer's package with micro-batching on: its model.yaml plus a `batching:` section,
-    its other files linked, so the adapter loads the very same model.joblib."""
-    folder.mkdir(parents=True)
-    for item in MODEL_DIR.iterdir():
-        if item.is_file() and item.name != "model.yaml":
-            (folder / item.name).symlink_to(item)
-    manifest = yaml.safe_load((MODEL_DIR / "model.yaml").read_text())
-    manifest["batching"] = {"max_batch_size": BATCH_SIZE, "max_wait_us": int(BATCH_WAIT_S * 1e6)}
-    (folder / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    return folder
-
-
 def mlserver_request() -> pb.ModelInferRequest:
     """The same row and input tensor, asking for predict_proba as well as predict (MLServer's
     sklearn runtime answers only predict when a request names no outputs)."""
@@ -212,9 +200,10 @@ async def run(seconds: float, rounds: int, workers: list[int]) -> None:
                 address, process = start_mlserver(command, tmp / label.replace(" ", "-"), n, batching)
                 targets[label] = Target(label, address, mlserver_request(), process)
                 await ready(address, process)  # one at a time: start-ups compete for the same 2 cores
-        address, process = start_adapter(MODEL_DIR)
+        address, process = start_adapter(example_with_batching(tmp / "unbatched" / "breast_cancer", None))
         targets[ADAPTER_OFF] = Target(ADAPTER_OFF, address, one_row_request(), process)
-        address, process = start_adapter(batching_package(tmp / "batched" / "breast_cancer"))
+        mlservers = {"max_batch_size": BATCH_SIZE, "max_wait_us": int(BATCH_WAIT_S * 1e6)}
+        address, process = start_adapter(example_with_batching(tmp / "batched" / "breast_cancer", mlservers))
         targets[ADAPTER_ON] = Target(ADAPTER_ON, address, one_row_request(), process)
         (tmp / "models").mkdir()
         (tmp / "models" / "breast_cancer").symlink_to(MODEL_DIR)

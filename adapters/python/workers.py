@@ -46,15 +46,24 @@ class PredictWorkers:
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded("the deadline passed before the model could start")
-        try:
-            await asyncio.wait_for(self._places.acquire(), remaining)
-        except TimeoutError:
-            raise DeadlineExceeded("the deadline passed while every worker of this model was busy") from None
+        if self._places.locked():
+            try:
+                await asyncio.wait_for(self._places.acquire(), remaining)
+            except TimeoutError:
+                raise DeadlineExceeded("the deadline passed while every worker of this model was busy") from None
+        else:
+            await self._places.acquire()  # a free place: taken at once, without wait_for's extra task
         future: Future = self._executor.submit(function, argument)
+        # asyncio.timeout_at costs one timer; wait_for(shield(...)) cost two more futures and a
+        # task per call, a few percent of a small model's whole request. The deadline is on
+        # time.monotonic, the loop's clock.
+        timer = asyncio.timeout_at(deadline)
         try:
-            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), remaining)
+            async with timer:
+                return await asyncio.wrap_future(future)
         except TimeoutError:
+            if not timer.expired():
+                raise  # the model itself raised TimeoutError
             self._abandon(future)
             raise DeadlineExceeded("the model did not answer within the caller's deadline; its worker "
                                    "was given to the next request") from None
