@@ -77,20 +77,24 @@ class RSession:
             converter = default_converter + numpy2ri.converter
         except BaseException as exc:  # reported to every caller instead of hanging them
             init_error = exc
-        while True:
-            future, fn, args = self._jobs.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            if init_error is not None:
-                future.set_exception(RStartError(f"embedded R could not start: {init_error}"))
-                continue
-            try:
-                with localconverter(converter):
+        if init_error is not None:
+            while True:
+                future, _, _ = self._jobs.get()
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(RStartError(f"embedded R could not start: {init_error}"))
+        # Entered once for the thread's life: entering it builds a new converter, which per call
+        # was a tenth of a one-row prediction (4.4 against 4.0 ms, alternated in one process).
+        with localconverter(converter):
+            while True:
+                future, fn, args = self._jobs.get()
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
                     result = fn(*args)
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
 
 
 def _start_r_on_this_thread() -> None:

@@ -197,18 +197,19 @@ def _serve(conn: Connection, model: Any) -> None:
     from rpy2.robjects import default_converter, numpy2ri
     from rpy2.robjects.conversion import localconverter
 
-    converter = default_converter + numpy2ri.converter
-    while True:
-        try:
-            parts = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            with localconverter(converter):
+    # Entered once for the worker's life: entering it builds a new converter, which per call
+    # was a tenth of a one-row prediction (4.4 against 4.0 ms, alternated in one process).
+    with localconverter(default_converter + numpy2ri.converter):
+        while True:
+            try:
+                parts = conn.recv()
+            except (EOFError, OSError):
+                return
+            try:
                 reply = ("ok", model.score(parts))
-        except Exception as exc:  # R errors go back to the adapter; R here stays usable
-            reply = ("error", str(exc))
-        conn.send(reply)
+            except Exception as exc:  # R errors go back to the adapter; R here stays usable
+                reply = ("error", str(exc))
+            conn.send(reply)
 
 
 def _detach_from_parent() -> None:
