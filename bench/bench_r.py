@@ -7,9 +7,11 @@ Targets, all on this machine in the same run, all single-row requests:
   adapter, 2 workers            two forked R workers (r.workers: 2), batching off
   adapter, 2 workers, batching  both
   meshserve up, batching        the whole mesh: Envoy -> router -> Envoy -> adapter, batching on
-Latency (median, p99) at concurrency 1, throughput at 8 and 32; ratios against plumber.
+Latency (median, p99) at concurrency 1, throughput at 8 and 32; ratios against plumber. All
+targets run at once and are measured in short slices whose order rotates each round, so load
+from elsewhere on a shared machine lands on every target alike.
 
-    .venv/bin/python bench/bench_r.py [--seconds 3] [--only plumber,adapter]
+    .venv/bin/python bench/bench_r.py [--seconds 6] [--rounds 3] [--only plumber,adapter]
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import yaml
 from tritonclient.grpc import service_pb2 as pb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import Result, closed_loop, measure, table  # noqa: E402
+from load import Result, closed_loop, measure, merge_results, table  # noqa: E402
 from meshserve.core.ports import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,28 +111,42 @@ async def measure_http(label: str, port: int, body: bytes, concurrency: int, sec
     return await closed_loop(label, call, concurrency, seconds, warmup_s)
 
 
-async def run_target(label: str, address: str | None, http_port: int | None, seconds: float) -> list[Result]:
-    results = []
-    for concurrency in CONCURRENCY:
-        if http_port is not None:
-            body = json.dumps({"rows": [dict(zip(FEATURES, ROW))]}).encode()
-            results.append(await measure_http(label, http_port, body, concurrency, seconds))
-        else:
-            results.append(await measure(label, address, infer_request(), concurrency, seconds))
-        print(f"  {label}, concurrency {concurrency}: {results[-1].throughput:.0f} req/s", flush=True)
-    return results
+async def measure_target(label: str, port: int, http: bool, concurrency: int, seconds: float,
+                         warmup_s: float) -> Result:
+    if http:
+        body = json.dumps({"rows": [dict(zip(FEATURES, ROW))]}).encode()
+        return await measure_http(label, port, body, concurrency, seconds, warmup_s)
+    return await measure(label, f"127.0.0.1:{port}", infer_request(), concurrency, seconds, warmup_s=warmup_s)
+
+
+async def run_targets(targets: dict[str, tuple[int, bool]], seconds: float, rounds: int) -> list[Result]:
+    """TARGETS: label -> (port, spoken over HTTP). Warm each, then measure in rotating slices."""
+    for label, (port, http) in targets.items():
+        await measure_target(label, port, http, 8, 1.0, warmup_s=0)
+    merged: dict[tuple[str, int], Result] = {}
+    for round_number in range(rounds):
+        order = list(targets)
+        order = order[round_number % len(order):] + order[:round_number % len(order)]
+        for concurrency in CONCURRENCY:
+            for label in order:
+                port, http = targets[label]
+                part = await measure_target(label, port, http, concurrency, seconds / rounds, warmup_s=0)
+                merged[(label, concurrency)] = merge_results(merged.get((label, concurrency)), part)
+                print(f"  round {round_number + 1}/{rounds}: {label}, concurrency {concurrency}: "
+                      f"{part.throughput:.0f} req/s", flush=True)
+    return [merged[(label, c)] for label in targets for c in CONCURRENCY]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per point (after 1 s warm-up)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per point, over all rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="slices each point is measured in")
     parser.add_argument("--only", default="plumber,adapter,batching,workers,workers+batching,mesh",
                         help="targets to run (comma-separated)")
     args = parser.parse_args()
     if not (IRIS / "model.rds").exists():
         raise SystemExit("examples/r_iris_randomforest/model.rds is missing: run scripts/setup.sh")
     only = set(args.only.split(","))
-    results: list[Result] = []
     py = [sys.executable, "-m", "meshserve.cli"]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -150,18 +166,21 @@ def main() -> None:
                            f"127.0.0.1:{port}"],
              "clients connect to"),
         ]
-        for key, label, argv, ready in targets:
-            if key not in only:
-                continue
-            port = free_port()
-            proc = start(argv(port), ready, port)
-            try:
-                results += asyncio.run(run_target(label, f"127.0.0.1:{port}", port if key == "plumber" else None,
-                                                  args.seconds))
-            finally:
+        running: dict[str, tuple[int, bool]] = {}
+        processes = []
+        try:
+            for key, label, argv, ready in targets:
+                if key in only:
+                    port = free_port()
+                    processes.append(start(argv(port), ready, port))
+                    running[label] = (port, key == "plumber")
+            results = asyncio.run(run_targets(running, args.seconds, args.rounds))
+        finally:
+            for proc in processes:
                 stop(proc)
     print()
-    print(f"iris randomForest, one row per request, {args.seconds:g} s per point; ratios against {BASELINE}")
+    print(f"iris randomForest, one row per request, {args.seconds:g} s per point in {args.rounds} slices; "
+          f"ratios against {BASELINE}")
     print("(median x < 1: faster than plumber; req/s x > 1: more throughput)")
     print(table(results, BASELINE) if any(r.label == BASELINE for r in results) else table(results, results[0].label))
 
