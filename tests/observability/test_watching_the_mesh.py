@@ -47,10 +47,13 @@ def test_one_request_with_a_client_traceparent_is_one_connected_trace(front, otl
 
     def complete(_):
         spans = otlp.trace(trace_id)
+        ids = {s.span_id for s in spans}
         adapters = [s for s in spans if s.service == "meshserve-adapter" and s.name.startswith("ModelInfer")]
-        # Envoy sends its spans in batches, at least every 5 s.
+        # Envoy sends its spans in batches, at least every 5 s, and one request's spans may be
+        # split between two batches: wait until no span's parent is still missing.
         return len(adapters) >= 2 and any(s.name == "predict python" for s in spans) and \
-            any(s.parent_id == client_span for s in spans) and sum(s.service == "meshserve-envoy" for s in spans) >= 3
+            any(s.parent_id == client_span for s in spans) and sum(s.service == "meshserve-envoy" for s in spans) >= 3 \
+            and all(s.parent_id in ids or s.parent_id == client_span for s in spans)
     otlp.wait_for(complete, timeout=20)
     spans = otlp.trace(trace_id)
     spans_by_id = by_id(spans)
