@@ -284,3 +284,24 @@ def test_forked_r_workers_score_concurrently_and_survive_a_crash_of_one(faulty_p
         assert [float(r["y"][0]) for r in run(many())] == [2.0 * i for i in range(10, 30)]
     finally:
         run(runtime.close())
+
+
+def test_r_scores_without_calling_back_into_python(tmp_path, monkeypatch):
+    # R asks for window-system events at every interrupt check; answered in Python, each ask
+    # would make the R thread wait for the GIL the adapter's event loop holds.
+    from rpy2.rinterface_lib import callbacks
+
+    folder = _copy_package(IRIS, tmp_path)
+    manifest = yaml.safe_load((folder / "model.yaml").read_text())
+    manifest["r"]["workers"] = 0  # score on this process's R thread, where the calls can be counted
+    (folder / "model.yaml").write_text(yaml.safe_dump(manifest))
+    runtime = loaded(folder)
+    asked = []
+    monkeypatch.setattr(callbacks, "processevents", lambda: asked.append(1))
+    try:
+        rows = np.array([[5.9, 3.0, 5.1, 1.8]] * 20)
+        for _ in range(5):
+            assert len(run(runtime.predict({"measurements": rows}))["species"]) == 20
+    finally:
+        run(runtime.close())
+    assert asked == []
