@@ -133,7 +133,8 @@ async def serve(package_dir: str, listen: str, observers: list[Observer] | None 
     listening = await start_serving(server, listen, "adapter", health, [package.name, SERVICE_NAME])
     print(adapter_ready_line(package.name, package.version, listening), flush=True)
     readiness = asyncio.get_running_loop().create_task(
-        follow_readiness(service.runtime, health, [package.name, SERVICE_NAME], f"{package.name}:{package.version}"))
+        follow_readiness(service.runtime, health, [package.name, SERVICE_NAME], f"{package.name}:{package.version}",
+                         also=[recorder.serving] if recorder is not None else ()))
 
     async def stop() -> None:
         readiness.cancel()

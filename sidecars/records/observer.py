@@ -7,15 +7,15 @@ slot (`record.slot_of`), preferring an answer over an error and the adapter's re
 the router's, so a request is never recorded twice.
 
 When a record cannot be written (the spool is at its bound because the recorder is down, or
-the disk refuses), the default is to serve anyway, count it and say so in the log; in
-compliance mode (`records.on_failure: refuse` in meshserve.yaml) the request is answered
-UNAVAILABLE instead of with a prediction nobody could audit.
+the disk refuses), the default is to serve anyway, count it (`losses.py`) and say so in the
+log; in compliance mode (`records.on_failure: refuse` in meshserve.yaml) the request is
+answered UNAVAILABLE instead of with a prediction nobody could audit, and the server reports
+NOT_SERVING until the spool takes records again (`serving`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,11 +26,10 @@ from meshserve.core.model_package import ModelPackage
 from meshserve.core.observers import InferenceEvent
 from meshserve.core.settings import Settings, get_settings
 from meshserve.sidecars.records.record import package_record, record_from_event
-from meshserve.sidecars.records.spool import SpoolFull, SpoolWriter
+from meshserve.sidecars.records.losses import LossLedger
+from meshserve.sidecars.records.spool import SpoolFull, SpoolWriter, fault_reason
 
 log = logging.getLogger("meshserve.records")
-
-LOG_EVERY_S = 60.0
 
 
 class RecordObserver:
@@ -45,8 +44,12 @@ class RecordObserver:
         self.refuse = settings.records_on_failure == "refuse"
         key = settings.records_pii_key
         self._pii_key = key.get_secret_value().encode() if key is not None else None
-        self.failed = 0  # records that could not be written, for metrics and the log
-        self._logged_at = 0.0
+        self.losses = LossLedger(side, writer.label)
+
+    @property
+    def failed(self) -> int:
+        """Records this process could not write since it started."""
+        return self.losses.total
 
     def observe(self, event: InferenceEvent) -> None:
         if self.side == "router" and event.code == grpc.StatusCode.OK:
@@ -55,15 +58,31 @@ class RecordObserver:
             package = self.packages(event.model, event.version)
             self.writer.append(record_from_event(event, package, self.limit, self._pii_key))
         except (SpoolFull, OSError, ValueError, TypeError) as exc:
-            self.failed += 1
-            now = time.monotonic()
-            if now - self._logged_at > LOG_EVERY_S:
-                self._logged_at = now
-                log.error("could not record request %s (%d records lost so far): %s", event.call.request_id,
-                          self.failed, exc)
+            self.losses.lost(event.model, event.version, fault_reason(exc),
+                             f"request {event.call.request_id}: {exc}")
             if self.refuse:
                 raise ModelUnavailable("this mesh refuses to answer what it cannot record "
                                        f"(records.on_failure: refuse) and recording failed: {exc}") from exc
+            return
+        self.losses.resumed()
+        if self.losses.unreported:
+            self._report_losses()
+
+    def _report_losses(self) -> None:
+        for entry in self.losses.entries(self.writer.pid):
+            try:
+                self.writer.append(entry)
+            except (SpoolFull, OSError):
+                return  # kept for the next record that gets through
+            self.losses.taken(entry)
+
+    def serving(self) -> bool:
+        """Whether this server may take requests as far as records go: false in compliance mode
+        while the spool refuses records (so health says NOT_SERVING); also logs loss totals."""
+        self.losses.tick()
+        if not self.refuse:
+            return True
+        return self.writer.writable()
 
     def record_package(self, package: ModelPackage) -> None:
         self.writer.append(package_record(package))

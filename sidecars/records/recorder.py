@@ -58,14 +58,16 @@ class Recorder:
             # Decided before reading: a file finished then can gain nothing after the read below.
             finished = f.seq < newest_seq[f.writer] or not writer_alive(f.pid)
             while True:
-                records, packages, position = [], [], start
+                entries: dict[str, list[dict]] = {"record": [], "package": [], "loss": []}
+                position = start
                 for position, item in read_frames(f.path, start):
-                    (packages if item.get("kind") == "package" else records).append(item)
-                    if len(records) + len(packages) >= BATCH_RECORDS:
+                    entries.get(item.get("kind", "record"), entries["record"]).append(item)
+                    if sum(map(len, entries.values())) >= BATCH_RECORDS:
                         break
                 if position == start:
                     break
-                self.store.ingest(records, packages, {key: position})
+                records = entries["record"]
+                self.store.ingest(records, entries["package"], {key: position}, losses=entries["loss"])
                 moved += len(records)
                 start = position
             if finished:

@@ -13,6 +13,7 @@ record over the router's), which also makes a re-read harmless.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -41,6 +42,10 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS packages (
         digest TEXT PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, body TEXT NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS spool_offsets (file TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+    # Records a process could not write (spool refused by the disk, or at its bound), as it counted them.
+    """CREATE TABLE IF NOT EXISTS record_losses (
+        writer TEXT NOT NULL, pid INTEGER NOT NULL, side TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
+        reason TEXT NOT NULL, count BIGINT NOT NULL, first_at DOUBLE PRECISION, last_at DOUBLE PRECISION)""",
     # Ground truth: what really happened, reported later by request id; the latest report wins.
     """CREATE TABLE IF NOT EXISTS outcomes (
         request_id TEXT PRIMARY KEY, time DOUBLE PRECISION NOT NULL, reported_at DOUBLE PRECISION NOT NULL,
@@ -114,8 +119,9 @@ class RecordStore:
             seen += len(rows)
             last = [rows[-1][name] for _, name in key]
 
-    def ingest(self, records: list[dict], packages: list[dict], offsets: dict[str, int]) -> None:
-        """Store RECORDS and PACKAGES and advance the spool OFFSETS, all or nothing."""
+    def ingest(self, records: list[dict], packages: list[dict], offsets: dict[str, int],
+               losses: list[dict] = ()) -> None:
+        """Store RECORDS, PACKAGES and LOSSES and advance the spool OFFSETS, all or nothing."""
         update = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("request_id", "slot"))
         insert = self._q(f"INSERT INTO records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
                          f"ON CONFLICT (request_id, slot) DO UPDATE SET {update} WHERE excluded.rank >= records.rank")
@@ -126,10 +132,22 @@ class RecordStore:
                 cursor.execute(self._q("INSERT INTO packages (digest, model, version, body) VALUES (?, ?, ?, ?) "
                                        "ON CONFLICT (digest) DO UPDATE SET body = excluded.body"),
                                (package["digest"], package["model"], package["version"], json.dumps(package)))
+            for loss in losses:
+                cursor.execute(self._q("INSERT INTO record_losses (writer, pid, side, model, version, reason, count, "
+                                       "first_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                               tuple(loss.get(c) for c in ("writer", "pid", "side", "model", "version", "reason",
+                                                           "count", "first_at", "last_at")))
             for file, position in offsets.items():
                 cursor.execute(self._q("INSERT INTO spool_offsets (file, position) VALUES (?, ?) "
                                        "ON CONFLICT (file) DO UPDATE SET position = excluded.position"),
                                (file, position))
+
+    def losses(self, since: float | None = None) -> list[dict[str, Any]]:
+        """Records lost per model, version and reason (totals over every process), newest first."""
+        where, params = ("WHERE last_at >= ?", [since]) if since is not None else ("", [])
+        return self._rows(f"SELECT model, version, side, reason, SUM(count) AS count, MIN(first_at) AS first_at, "
+                          f"MAX(last_at) AS last_at FROM record_losses {where} "
+                          "GROUP BY model, version, side, reason ORDER BY MAX(last_at) DESC", params)
 
     def offsets(self) -> dict[str, int]:
         return {r["file"]: r["position"] for r in self._rows("SELECT file, position FROM spool_offsets")}
@@ -273,11 +291,27 @@ class _Transaction:
         self.cursor.close()
 
 
+def _owner_only(path: Path) -> None:
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except FileNotFoundError:
+        pass
+    except PermissionError:  # another user's store, read through file access they granted
+        pass
+
+
 class SQLiteStore(RecordStore):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Records hold what clients sent: as private as the spools. SQLite gives its -wal and -shm
+        # files the database file's mode, so the file is made 0600 before SQLite opens it.
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        for made in (self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")):
+            _owner_only(made)
         self.connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         self.connection.execute("PRAGMA journal_mode=WAL")
         self.connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
