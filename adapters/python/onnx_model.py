@@ -43,6 +43,9 @@ class OnnxModel:
             raise ManifestError(str(package.manifest_path), "entrypoint", f"onnxruntime cannot load {path}: {exc}",
                                 "export the model again (e.g. skl2onnx, torch.onnx.export) and check the file") from None
         check_signature(self.session, package)
+        from meshserve.adapters.python.categories import onnx_categories
+
+        self.categories = onnx_categories(package)
         self.outputs = [o.name for o in package.manifest.signature.outputs]
         self._types = {i.name: i.type for i in self.session.get_inputs()}
 

@@ -9,25 +9,35 @@ was fitted on (frames.py). Each output comes from the method the manifest names:
 `python: {methods: {label: predict, probabilities: predict_proba}}`. An `.onnx` entrypoint runs
 in onnxruntime (onnx_model.py); a folder holding an MLmodel file is loaded with
 `mlflow.pyfunc.load_model` in the package's own environment (mlflow_model.py).
+
+Categories are checked before predict (categories.py): those the model's encoders learnt (a
+scikit-learn OneHotEncoder or OrdinalEncoder with handle_unknown='error', an ONNX
+OneHotEncoder), else those model.yaml's limits declare; an unknown one is INVALID_ARGUMENT
+naming the input, the column, the row and the value, never the model's INTERNAL error.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import sys
 from typing import Any, Callable
 
 import numpy as np
 from pydantic import Field
 
+from meshserve.adapters.python.categories import Column, estimator_columns, learnt_categories, refused_value
 from meshserve.adapters.python.frames import FramePlan
 from meshserve.adapters.python.load_errors import load_estimator
 from meshserve.adapters.python.workers import PredictWorkers
 from meshserve.adapters.runtime import Runtime, RuntimeOptions, Tensors, request_deadline
+from meshserve.core.category_check import CategoryCheck, KnownCategories, declared_categories, merged
 from meshserve.core.errors import InvalidInput, ManifestError
 from meshserve.core.model_package import ModelPackage
 from meshserve.core.settings import get_settings
+
+log = logging.getLogger("meshserve.adapters.python")
 
 ESTIMATOR_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops")
 ONNX_SUFFIX = ".onnx"
@@ -127,35 +137,27 @@ class PythonRuntime(Runtime):
     def __init__(self) -> None:
         self._call: Callable[[Tensors], Tensors] | None = None
         self._workers: PredictWorkers | None = None
+        self._categories = CategoryCheck([])
 
     async def load(self, package: ModelPackage) -> None:
         self.package = package
         options: PythonOptions = package.options
         entry = package.manifest.entrypoint
+        threads = options.threads if options.threads is not None else get_settings().python_threads
         if str(package.directory) not in sys.path:
             sys.path.insert(0, str(package.directory))
+        own: list[KnownCategories] = []  # the categories the model itself learnt, where it can say
         if entry.endswith(ESTIMATOR_SUFFIXES):
-            estimator = load_estimator(package)
-            outputs = [o.name for o in package.manifest.signature.outputs]
-            methods = options.methods or {outputs[0]: "predict"}
-            for method in methods.values():
-                if not callable(getattr(estimator, method, None)):
-                    raise ManifestError(str(package.manifest_path), "python.methods",
-                                        f"{type(estimator).__name__} has no method {method}",
-                                        "name a method the estimator has, such as predict")
-            frame = check_estimator_inputs(estimator, package)
-            policy = package.manifest.input_policy
-            self._call = _estimator_call(estimator, methods, [i.name for i in package.manifest.signature.inputs],
-                                         frame, checked_finite=policy.nan == "refuse" and policy.infinity == "refuse")
+            self._call, own = _load_estimator(package, options)
         elif entry.endswith(ONNX_SUFFIX):
             from meshserve.adapters.python.onnx_model import OnnxModel
 
-            threads = options.threads if options.threads is not None else get_settings().python_threads
             self._call = OnnxModel(package, threads=threads)
+            own = self._call.categories
         elif is_mlflow_model(package):
             from meshserve.adapters.python.mlflow_model import PyfuncModel
 
-            self._call = PyfuncModel(package)
+            self._call = _naming_refused_values(PyfuncModel(package), None)
         else:
             module_name, _, function_name = entry.partition(":")
             module = importlib.import_module(module_name)
@@ -163,11 +165,15 @@ class PythonRuntime(Runtime):
             if not callable(function):
                 raise ManifestError(str(package.manifest_path), "entrypoint",
                                     f"{module_name} has no function {function_name}", "name a function the module defines")
-            self._call = _callable_call(function, package.manifest.signature.outputs[0].name)
-        threads = options.threads if options.threads is not None else get_settings().python_threads
+            self._call = _naming_refused_values(_callable_call(function, package.manifest.signature.outputs[0].name),
+                                                None)
+        self._categories = CategoryCheck(checked_categories(own, package))
         self._workers = PredictWorkers(threads, get_settings().python_abandoned_threads) if threads else None
 
     async def predict(self, inputs: Tensors) -> Tensors:
+        # Before the model: a category it never saw is the client's mistake, not the model's failure.
+        if self._categories:
+            self._categories.check(inputs)
         if self._workers is None:
             return self._call(inputs)
         return await self._workers.run(self._call, inputs, request_deadline.get())
@@ -179,6 +185,38 @@ class PythonRuntime(Runtime):
     async def close(self) -> None:
         if self._workers is not None:
             self._workers.close()
+
+
+def _load_estimator(package: ModelPackage, options: PythonOptions) -> tuple[Callable[[Tensors], Tensors],
+                                                                            list[KnownCategories]]:
+    """The call scoring a joblib/skops estimator, and the categories its encoders learnt."""
+    estimator = load_estimator(package)
+    outputs = [o.name for o in package.manifest.signature.outputs]
+    methods = options.methods or {outputs[0]: "predict"}
+    for method in methods.values():
+        if not callable(getattr(estimator, method, None)):
+            raise ManifestError(str(package.manifest_path), "python.methods",
+                                f"{type(estimator).__name__} has no method {method}",
+                                "name a method the estimator has, such as predict")
+    frame = check_estimator_inputs(estimator, package)
+    columns = estimator_columns(package, frame)
+    policy = package.manifest.input_policy
+    call = _estimator_call(estimator, methods, [i.name for i in package.manifest.signature.inputs], frame,
+                           checked_finite=policy.nan == "refuse" and policy.infinity == "refuse")
+    return _naming_refused_values(call, columns), learnt_categories(estimator, columns)
+
+
+def checked_categories(own: list[KnownCategories], package: ModelPackage) -> list[KnownCategories]:
+    """The model's own categories, else model.yaml's, per column; a disagreement is logged, the model's win."""
+    declared = declared_categories(package.manifest.signature)
+    mine = {k.key: k for k in own}
+    for entry in declared:
+        learnt = mine.get(entry.key)
+        unseen = [v for v in entry.values if learnt is not None and v not in learnt.values]
+        if unseen:
+            log.warning("model %s: column '%s' declares categories %s that %s never saw; requests using them are "
+                        "refused", package.name, entry.column, ", ".join(map(repr, unseen)), learnt.source)
+    return merged(own, declared)
 
 
 def _callable_call(function: Callable[..., Any], only_output: str) -> Callable[[Tensors], Tensors]:
@@ -206,7 +244,22 @@ def _estimator_call(estimator: Any, methods: dict[str, str], input_names: list[s
         features = arrays[0] if len(arrays) == 1 else np.hstack(arrays)
         with finite():
             return {output: getattr(estimator, method)(features) for output, method in methods.items()}
+
     return call
+
+
+def _naming_refused_values(call: Callable[[Tensors], Tensors],
+                           columns: list[Column] | None) -> Callable[[Tensors], Tensors]:
+    """CALL, with a ValueError that names a value of the request (scikit-learn's unknown category) as InvalidInput."""
+    def refusing(inputs: Tensors) -> Tensors:
+        try:
+            return call(inputs)
+        except ValueError as exc:
+            refusal = refused_value(exc, inputs, columns)
+            if refusal is None:
+                raise  # not about a value the request holds: the model's own failure, INTERNAL
+            raise refusal from exc
+    return refusing
 
 
 def _assume_finite() -> Callable[[], contextlib.AbstractContextManager]:

@@ -14,9 +14,11 @@
           limits:
             species: {categories: [setosa, versicolor, virginica]}
 
-Limits do not refuse requests: the adapters count values outside them per feature
+Ranges do not refuse requests: the adapters count values outside them per feature
 (`meshserve_feature_out_of_range_total`), and a numeric range also sets the buckets of the
-feature's value histogram. A tensor without `features` is one feature named after the tensor.
+feature's value histogram. Categories are counted the same way, and a Python model's adapter
+also refuses values outside them before the model runs (category_check.py), unless the model's
+own encoder says which values it takes. A tensor without `features` is one feature named after the tensor.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Golden examples: inputs with the outputs the model gave for them when it was packaged.
 
-`meshserve package` records them by scoring sample rows (from a file, or made from the
-signature's declared ranges and categories) through the package's own runtime in a fresh
+`meshserve package` records them by scoring sample rows (from a file, or made up inside what
+the model takes: its own categories, R levels, the signature's ranges and categories;
+made_up_rows.py) through the package's own runtime in a fresh
 adapter process, and writes them to `golden.json` in the package. `meshserve check --load`
 and the validation gate score the same inputs again in a fresh adapter and compare: a
 number passes when it is within the tolerance of the recorded one (absolute or relative,
@@ -48,13 +49,16 @@ def _typed(values: list, datatype: str) -> np.ndarray:
     return np.array([float(v) for v in values], dtype=dtype)
 
 
-def _generated(spec: TensorSpec, column: str, count: int) -> list:
-    """COUNT values spread over the column's declared range or categories (deterministic)."""
-    limit = (spec.limits or {}).get(column)
-    if limit is not None and limit.categories is not None:
-        return [limit.categories[i % len(limit.categories)] for i in range(count)]
-    if limit is not None and limit.range is not None:
-        lo, hi = limit.range
+def _generated(spec: TensorSpec, column: str, count: int, domain=None) -> list:
+    """COUNT values spread over the column's domain (made_up_rows.py), else its declared limits (deterministic)."""
+    if domain is None:
+        from meshserve.deploy.made_up_rows import spec_domains
+
+        domain = spec_domains(spec).get((spec.name, column))
+    if domain is not None and domain.categories:
+        return [domain.categories[i % len(domain.categories)] for i in range(count)]
+    if domain is not None and domain.range is not None:
+        lo, hi = domain.range
         return [lo + (hi - lo) * (i + 0.5) / count for i in range(count)]
     if spec.datatype == "BYTES":
         return [f"value-{i}" for i in range(count)]
@@ -64,12 +68,14 @@ def _generated(spec: TensorSpec, column: str, count: int) -> list:
         [0.25 * (i + 1) for i in range(count)]
 
 
-def rows_from_signature(signature: Signature, count: int) -> list[dict[str, np.ndarray]]:
-    """COUNT one-row requests made from each input's declared ranges and categories."""
+def rows_from_signature(signature: Signature, count: int, domains=None) -> list[dict[str, np.ndarray]]:
+    """COUNT one-row requests made from each input's DOMAINS ((input, column) -> Domain), else its
+    declared ranges and categories."""
     columns: dict[str, list[list]] = {}
     for spec in signature.inputs:
         names = spec.features or [spec.name]
-        columns[spec.name] = [_generated(spec, name, count) for name in names]
+        columns[spec.name] = [_generated(spec, name, count, (domains or {}).get((spec.name, name)))
+                              for name in names]
     rows = []
     for i in range(count):
         row = {}
@@ -81,6 +87,14 @@ def rows_from_signature(signature: Signature, count: int) -> list[dict[str, np.n
             row[spec.name] = _typed(values, spec.datatype).reshape(shape)
         rows.append(row)
     return rows
+
+
+def rows_for_package(package: ModelPackage, count: int) -> list[dict[str, np.ndarray]]:
+    """COUNT one-row requests inside what PACKAGE's model takes, as far as it can be read
+    (its own categories, R levels, declared limits: made_up_rows.py)."""
+    from meshserve.deploy.made_up_rows import package_domains
+
+    return rows_from_signature(package.manifest.signature, count, package_domains(package))
 
 
 def rows_from_file(signature: Signature, path: Path, count: int) -> list[dict[str, np.ndarray]]:
