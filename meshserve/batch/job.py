@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +79,8 @@ class BatchJob:
     chunk_rows: int = 0  # 0: sized from the model's inputs (chunk_rows_for)
     in_flight: int = 4
     timeout_s: float = 300.0
+    # The channel to the mesh, for TLS and credentials (meshserve/cli/mesh_client.py); plaintext without one.
+    connect: Callable[[], grpc.aio.Channel] | None = None
 
     @property
     def job_id(self) -> str:
@@ -145,7 +147,7 @@ class BatchJob:
         try:
             model = await control.GetModel(cpb.GetModelRequest(name=self.model), timeout=30)
         except grpc.aio.AioRpcError as exc:
-            raise BatchError(f"{exc.code().name} from the mesh at {self.address}: {exc.details()}") from None
+            raise BatchError(f"{exc.code().name} from the mesh at {self.address}: {exc.details()}") from exc
         versions = {v.version: v for v in model.versions}
         chosen = versions.get(self.version) if self.version else max(
             model.versions, key=lambda v: model.rollout.weights.get(v.version, 0))
@@ -191,7 +193,8 @@ class BatchJob:
         os.replace(temporary, self.part_path(start))
 
     async def run(self, progress=None) -> int:
-        async with grpc.aio.insecure_channel(self.address, options=channel_options()) as channel:
+        connect = self.connect or (lambda: grpc.aio.insecure_channel(self.address, options=channel_options()))
+        async with connect() as channel:
             inputs, outputs = await self.signature(channel)
             self.chunk_rows = self.chunk_rows or chunk_rows_for(inputs)
             if too_large := unrecorded_inputs(inputs, self.chunk_rows):

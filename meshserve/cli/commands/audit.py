@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from meshserve.core.settings import get_settings
+from meshserve.cli.mesh_options import add_mesh_options
 
 
 def register(subparsers) -> None:
@@ -19,7 +19,7 @@ def register(subparsers) -> None:
                                                  "package digest, training data, environment, trace id")
     parser.add_argument("request_id", help="the request id (x-request-id, or the id in the response)")
     parser.add_argument("--json", action="store_true", help="print the records as JSON")
-    parser.add_argument("--address", default=None, help="the mesh's client address (default MESHSERVE_LISTEN)")
+    add_mesh_options(parser)
     parser.add_argument("--store", default=None, help="read this store instead of asking a mesh: the folder of model "
                                                       "packages it served, sqlite:///PATH or postgresql://...")
     parser.add_argument("--wait", type=float, default=3.0, help="seconds to wait for a record not stored yet")
@@ -65,16 +65,14 @@ def _from_store(url: str, request_id: str) -> list[dict]:
 def _from_mesh(args) -> list[dict]:
     import grpc
 
+    from meshserve.cli.mesh_client import MeshClient
     from meshserve.sidecars.records.audit import from_message
     from meshserve.v1 import control_pb2 as cpb
-    from meshserve.v1 import control_pb2_grpc as cpb_grpc
 
-    address = args.address or get_settings().listen
-    with grpc.insecure_channel(address) as channel:
+    mesh = MeshClient.from_args(args)
+    with mesh.control() as control:
         try:
-            answer = cpb_grpc.ControlStub(channel).GetRecords(cpb.GetRecordsRequest(request_id=args.request_id),
-                                                              timeout=15)
+            answer = control.GetRecords(cpb.GetRecordsRequest(request_id=args.request_id), timeout=15)
         except grpc.RpcError as exc:
-            raise LookupError(f"{exc.code().name} from the mesh at {address}: {exc.details()} "
-                              "(is it running? or pass --store URL)") from None
+            raise LookupError(f"{mesh.failure(exc)} (or read a store without the mesh: --store URL)") from None
     return [from_message(m) for m in answer.records]

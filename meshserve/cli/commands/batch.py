@@ -12,7 +12,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from meshserve.core.settings import get_settings
+from meshserve.cli.mesh_options import add_mesh_options
 
 
 def register(subparsers) -> None:
@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     parser.add_argument("input", help="the rows to score: .csv, .parquet or .jsonl, a column per feature")
     parser.add_argument("-o", "--output", required=True, help="where the scored rows go (.csv, .parquet or .jsonl)")
     parser.add_argument("--version", default="", help="score with this version (default: as the live split routes)")
-    parser.add_argument("--address", default=None, help="the mesh's client address (default MESHSERVE_LISTEN)")
+    add_mesh_options(parser)
     parser.add_argument("--chunk-rows", type=int, default=0,
                         help="rows per request (default: as many as keep a chunk's inputs under 768 KiB, so each "
                              "chunk's record holds them whole; 100 to 20,000)")
@@ -30,8 +30,11 @@ def register(subparsers) -> None:
 
 
 def _batch(args) -> int:
+    import grpc
+
     from meshserve.batch.columns import ColumnsMismatch
     from meshserve.batch.job import BatchError, BatchJob
+    from meshserve.cli.mesh_client import MeshClient
     from meshserve.core.progress import Progress
 
     source = Path(args.input)
@@ -41,8 +44,9 @@ def _batch(args) -> int:
     if args.chunk_rows < 0 or args.in_flight < 1:
         print("meshserve: --chunk-rows must be at least 1 (or 0 for automatic) and --in-flight at least 1", file=sys.stderr)
         return 2
-    job = BatchJob(args.model, source, Path(args.output), args.address or get_settings().listen, args.version,
-                   args.chunk_rows, args.in_flight)
+    mesh = MeshClient.from_args(args)
+    job = BatchJob(args.model, source, Path(args.output), mesh.address, args.version, args.chunk_rows, args.in_flight,
+                   connect=mesh.aio_channel)
     try:
         job.format_of(job.output_path)
         resumed = job.parts_dir.exists()
@@ -51,7 +55,8 @@ def _batch(args) -> int:
         rows = asyncio.run(job.run(progress))
         progress.finish()
     except (BatchError, ColumnsMismatch) as exc:
-        print(f"meshserve: {exc}", file=sys.stderr)
+        refused = exc.__cause__  # the mesh's own answer, when it refused the job before any row
+        print(f"meshserve: {mesh.failure(refused) if isinstance(refused, grpc.RpcError) else exc}", file=sys.stderr)
         return 1
     print(f"wrote {rows:,} scored rows to {job.output_path} (request ids {job.job_id}-ROW)")
     return 0

@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from meshserve.core.settings import get_settings
+from meshserve.cli.mesh_options import add_mesh_options
 
 
 def _fraction(text: str) -> float:
@@ -60,10 +60,7 @@ def register(subparsers) -> None:
                         help="let its inputs or outputs differ from the live version's")
     parser.add_argument("--strict", action="store_true",
                         help="refuse it when its recorded environment differs from the running one (default: warn)")
-    parser.add_argument("--address", default=None,
-                        help="the mesh's client address (default MESHSERVE_LISTEN or 127.0.0.1:8001)")
-    parser.add_argument("--ca", default=None, metavar="PEM",
-                        help="connect with TLS, trusting this certificate or CA (default MESHSERVE_CLIENT_CA)")
+    add_mesh_options(parser)
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds to wait for the version to load, the gate and the change (default 300)")
     parser.add_argument("--tracking-uri", metavar="URI",
@@ -74,21 +71,19 @@ def register(subparsers) -> None:
 def _deploy(args) -> int:
     import grpc
 
-    from meshserve.cli.mesh_channel import credentials_metadata, open_channel
+    from meshserve.cli.mesh_client import MeshClient
     from meshserve.v1 import control_pb2 as cpb
-    from meshserve.v1 import control_pb2_grpc as cpb_grpc
 
-    address = args.address or get_settings().listen
+    mesh = MeshClient.from_args(args)
     role, amount = ("shadow", args.shadow) if args.shadow is not None else (
         ("canary", args.canary) if args.canary is not None else ("primary", 0.0))
-    with open_channel(address, args.ca) as channel:
-        stub = cpb_grpc.ControlStub(channel)
+    with mesh.control() as stub:
         try:
             if args.model.startswith("models:/"):
                 if args.version is not None:
                     print(f"meshserve: {args.model} names its version already; drop '{args.version}'", file=sys.stderr)
                     return 2
-                imported = _import_into_mesh(stub, address, args.model, args.tracking_uri)
+                imported = _import_into_mesh(stub, mesh.address, args.model, args.tracking_uri)
                 if isinstance(imported, int):
                     return imported
                 args.model, version, digest = *imported, ""
@@ -105,10 +100,10 @@ def _deploy(args) -> int:
                 print(f"meshserve: {args.model}:{version} is not loaded yet; if its package is in the mesh's models "
                       "folder, the mesh loads it first (waiting up to MESHSERVE_DEPLOY_WAIT_S, default 120 s)",
                       file=sys.stderr, flush=True)
-            answer = _wait_for(stub.Deploy.future(request, timeout=args.timeout, metadata=credentials_metadata()),
+            answer = _wait_for(stub.Deploy.future(request, timeout=args.timeout),
                                f"{args.model}:{version}")
         except grpc.RpcError as exc:
-            print(f"meshserve: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            print(f"meshserve: {mesh.failure(exc)}", file=sys.stderr)
             return 1
     print(f"validation gate for {args.model}:{version} (digest {answer.digest[:16]}...):")
     for check in answer.checks:
@@ -131,11 +126,10 @@ def _runs(stub, model: str, version: str) -> bool:
     """Whether the mesh lists MODEL at VERSION now (a caller who may not read it: assume it does)."""
     import grpc
 
-    from meshserve.cli.mesh_channel import credentials_metadata
     from meshserve.v1 import control_pb2 as cpb
 
     try:
-        found = stub.GetModel(cpb.GetModelRequest(name=model), timeout=30, metadata=credentials_metadata())
+        found = stub.GetModel(cpb.GetModelRequest(name=model), timeout=30)
     except grpc.RpcError as exc:
         return exc.code() != grpc.StatusCode.NOT_FOUND  # the Deploy call says what else is wrong
     return any(v.version == version for v in found.versions)
@@ -157,14 +151,13 @@ def _wait_for(call, what: str, every_s: float = 10.0):
 
 def _import_into_mesh(stub, address: str, model_uri: str, tracking_uri: str | None) -> tuple[str, str] | int:
     """Import MODEL_URI into the models folder of the mesh at ADDRESS; (name, version), or an exit code."""
-    from meshserve.cli.mesh_channel import credentials_metadata
     from meshserve.importing.mlflow_package import build_package
     from meshserve.importing.mlflow_registry import resolve, tracking_uri_from
     from meshserve.importing.model_uri import ImportFailure, parse_model_uri
     from meshserve.router.models_folder import named_in
     from meshserve.v1 import control_pb2 as cpb
 
-    folder = stub.ListModels(cpb.ListModelsRequest(), timeout=30, metadata=credentials_metadata()).models_dir
+    folder = stub.ListModels(cpb.ListModelsRequest(), timeout=30).models_dir
     if not folder:
         print(f"meshserve: the mesh at {address} does not name its models folder (it names it to admins only); "
               f"import with `meshserve import {model_uri} -o MODELS_DIR/NAME` into the folder `meshserve up` "

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import sys
 
+from meshserve.cli.mesh_options import add_mesh_options
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("models", help="list model versions with their digests and where each is deployed")
     parser.add_argument("folder", nargs="?", default=".", help="a folder of bundles or model packages (default: .)")
-    parser.add_argument("--mesh", default=None, metavar="ADDRESS",
-                        help="ask a running mesh (its client address) instead of reading a folder")
-    parser.add_argument("--ca", default=None, metavar="PEM",
-                        help="connect with TLS, trusting this certificate or CA (default MESHSERVE_CLIENT_CA)")
+    add_mesh_options(parser, "--mesh", help="ask a running mesh (its client address) instead of reading a folder")
     parser.set_defaults(func=_models)
 
 
@@ -47,22 +46,21 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 
 
 def _models(args) -> int:
-    return _from_mesh(args) if args.mesh else _from_folder(args)
+    return _from_mesh(args) if args.address else _from_folder(args)
 
 
 def _from_mesh(args) -> int:
     import grpc
 
-    from meshserve.cli.mesh_channel import credentials_metadata, open_channel
+    from meshserve.cli.mesh_client import MeshClient
     from meshserve.v1 import control_pb2 as cpb
-    from meshserve.v1 import control_pb2_grpc as cpb_grpc
 
-    with open_channel(args.mesh, args.ca) as channel:
+    mesh = MeshClient.from_args(args)
+    with mesh.control() as control:
         try:
-            answer = cpb_grpc.ControlStub(channel).ListModels(cpb.ListModelsRequest(), timeout=15,
-                                                              metadata=credentials_metadata())
+            answer = control.ListModels(cpb.ListModelsRequest(), timeout=15)
         except grpc.RpcError as exc:
-            print(f"meshserve: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            print(f"meshserve: {mesh.failure(exc)}", file=sys.stderr)
             return 1
     rows = []
     for model in answer.models:

@@ -146,7 +146,7 @@ def record_golden(args, target: Path) -> str:
         raise ManifestError("--golden-rows", "--golden-rows", f"{count} is not a number of rows", "give 1 or more")
     signature = package.manifest.signature
     rows = (golden.rows_from_file(signature, Path(args.golden_from), count) if args.golden_from
-            else golden.rows_from_signature(signature, count))
+            else golden.rows_for_package(package, count))
     tolerance = golden.DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     try:
         examples = golden.record(package, rows, tolerance)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from meshserve.core.settings import get_settings
+from meshserve.cli.mesh_options import add_mesh_options
 
 
 def _pairs(text: str, value_type, what: str) -> dict:
@@ -49,39 +49,34 @@ def register(subparsers) -> None:
     parser.add_argument("--shadow", type=_shadows, action="append", default=None, metavar="V=F,...",
                         help="mirror fraction F (0..1) of requests to version V, e.g. 3=0.5; replaces the current shadows")
     parser.add_argument("--no-shadows", action="store_true", help="stop mirroring to any shadow")
-    parser.add_argument("--address", default=None,
-                        help="the mesh's client address (default MESHSERVE_LISTEN or 127.0.0.1:8001)")
-    parser.add_argument("--ca", default=None, metavar="PEM",
-                        help="connect with TLS, trusting this certificate or CA (default MESHSERVE_CLIENT_CA); "
-                             "credentials come from MESHSERVE_CLIENT_TOKEN or MESHSERVE_CLIENT_API_KEY")
+    add_mesh_options(parser)
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the mesh")
     parser.set_defaults(func=_rollout)
 
 
 def _rollout(args) -> int:
-    import grpc
-
-    from meshserve.cli.mesh_channel import credentials_metadata, open_channel
-    from meshserve.v1 import control_pb2 as cpb
-    from meshserve.v1 import control_pb2_grpc as cpb_grpc
-
     if len(args.words) == 2:
         return _plan(args, *args.words)
     if len(args.words) > 2 or args.words[0] in PLAN_ACTIONS:
         print(f"meshserve: write `meshserve rollout MODEL` or `meshserve rollout {{{','.join(PLAN_ACTIONS)}}} MODEL`",
               file=sys.stderr)
         return 2
-    args.model = args.words[0]
     if args.shadow and args.no_shadows:
         print("meshserve: give either --shadow or --no-shadows", file=sys.stderr)
         return 2
-    address = args.address or get_settings().listen
-    metadata = credentials_metadata()
-    with open_channel(address, args.ca) as channel:
-        control = cpb_grpc.ControlStub(channel)
+    return _split(args, args.words[0])
+
+
+def _split(args, model: str) -> int:
+    import grpc
+
+    from meshserve.cli.mesh_client import MeshClient
+    from meshserve.v1 import control_pb2 as cpb
+
+    mesh = MeshClient.from_args(args)
+    with mesh.control() as control:
         try:
-            current = control.GetRollout(cpb.GetRolloutRequest(model=args.model), timeout=args.timeout,
-                                         metadata=metadata)
+            current = control.GetRollout(cpb.GetRolloutRequest(model=model), timeout=args.timeout)
             if args.weights is None and args.shadow is None and not args.no_shadows:
                 print(_describe(current))
                 return 0
@@ -90,11 +85,10 @@ def _rollout(args) -> int:
                 shadows = {}
             elif args.shadow is not None:
                 shadows = {version: fraction for group in args.shadow for version, fraction in group.items()}
-            wanted = cpb.Rollout(model=args.model, weights=args.weights or {}, shadows=shadows)
-            applied = control.SetRollout(cpb.SetRolloutRequest(rollout=wanted), timeout=args.timeout,
-                                         metadata=metadata)
+            wanted = cpb.Rollout(model=model, weights=args.weights or {}, shadows=shadows)
+            applied = control.SetRollout(cpb.SetRolloutRequest(rollout=wanted), timeout=args.timeout)
         except grpc.RpcError as exc:
-            print(f"meshserve: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            print(f"meshserve: {mesh.failure(exc)}", file=sys.stderr)
             return 1
     print(_describe(applied))
     return 0
@@ -108,15 +102,14 @@ def _plan(args, action: str, model: str) -> int:
 
     import grpc
 
+    from meshserve.cli.mesh_client import MeshClient
     from meshserve.v1 import control_pb2 as cpb
-    from meshserve.v1 import control_pb2_grpc as cpb_grpc
 
     if action not in PLAN_ACTIONS:
         print(f"meshserve: '{action}' is not one of {', '.join(PLAN_ACTIONS)}", file=sys.stderr)
         return 2
-    address = args.address or get_settings().listen
-    with grpc.insecure_channel(address) as channel:
-        control = cpb_grpc.ControlStub(channel)
+    mesh = MeshClient.from_args(args)
+    with mesh.control() as control:
         try:
             if action == "status":
                 answer = control.GetRolloutStatus(cpb.GetRolloutRequest(model=model), timeout=args.timeout)
@@ -124,7 +117,7 @@ def _plan(args, action: str, model: str) -> int:
                 answer = control.ActOnRollout(cpb.RolloutActionRequest(model=model, action=action),
                                               timeout=args.timeout)
         except grpc.RpcError as exc:
-            print(f"meshserve: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            print(f"meshserve: {mesh.failure(exc)}", file=sys.stderr)
             return 1
     print(describe_plan(json.loads(answer.status_json)))
     return 0
