@@ -29,6 +29,7 @@ class RunningProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         threading.Thread(target=self._read, daemon=True).start()
         self.address: str | None = None
+        self.rest_address: str | None = None  # an adapter's REST listener, when started with one
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -77,18 +78,31 @@ def meshserve_argv(*args: str) -> list[str]:
 from meshserve.core.ports import free_port  # noqa: E402  (re-exported for the tests)
 
 
+def start_adapter(package_dir: str | Path, env: dict[str, str] | None = None, timeout: float = 120,
+                  rest: bool = False, started: list[RunningProcess] | None = None) -> RunningProcess:
+    """`meshserve adapter PACKAGE` on a free port, with REST its REST listener on another; STARTED
+    collects it before it is ready, so a caller can stop one that never became ready."""
+    address = f"127.0.0.1:{free_port()}"
+    rest_address = f"127.0.0.1:{free_port()}" if rest else None
+    argv = meshserve_argv("adapter", str(package_dir), "--listen", address,
+                          *(("--rest-listen", rest_address) if rest_address else ()))
+    process = RunningProcess(argv, env=env)
+    if started is not None:
+        started.append(process)
+    process.wait_for_line(r"meshserve adapter ready", timeout)
+    process.address, process.rest_address = address, rest_address
+    return process
+
+
 @pytest.fixture
 def adapter_factory():
-    """Start `meshserve adapter PACKAGE` on a free port; stopped after the test."""
+    """Start `meshserve adapter PACKAGE` on a free port (rest=True: its REST listener on another);
+    stopped after the test."""
     started: list[RunningProcess] = []
 
-    def start(package_dir: str | Path, env: dict[str, str] | None = None, timeout: float = 120) -> RunningProcess:
-        address = f"127.0.0.1:{free_port()}"
-        process = RunningProcess(meshserve_argv("adapter", str(package_dir), "--listen", address), env=env)
-        started.append(process)
-        process.wait_for_line(r"meshserve adapter ready", timeout)
-        process.address = address
-        return process
+    def start(package_dir: str | Path, env: dict[str, str] | None = None, timeout: float = 120,
+              rest: bool = False) -> RunningProcess:
+        return start_adapter(package_dir, env, timeout, rest, started)
 
     yield start
     for process in started:

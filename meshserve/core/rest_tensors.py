@@ -1,10 +1,11 @@
 """One tensor's values between the REST protocol's JSON `data` and the gRPC protocol's raw bytes.
 
-The router forwards raw bytes only (every input raw, as the protocol requires once one is), so
-a JSON request is turned into exactly what a binary one would have sent, and the adapter's
-checks see the same bytes either way. Values are checked against their datatype here, where
-the JSON types are still known: a string among numbers, 1.5 for an INT32 or 300 for an INT8 is
-refused, never converted.
+Shared by the router's REST listener and each adapter's. The router forwards raw bytes only
+(every input raw, as the protocol requires once one is), so a JSON request is turned into
+exactly what a binary one would have sent, and the adapter's checks see the same bytes
+whichever binding and whichever hop the request came by. Values are checked against their
+datatype here, where the JSON types are still known: a string among numbers, 1.5 for an INT32
+or 300 for an INT8 is refused, never converted.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The HTTP status each gRPC status becomes on the REST binding: the one place for the mapping.
+"""The HTTP status each gRPC status becomes on the REST binding: the one place for the mapping,
+used by every REST listener (the router's and the adapters').
 
 The pairs are the ones Google's APIs and grpc-gateway use, which Triton and KServe follow;
 a client retrying on 503 or 429 behaves as a gRPC client retrying on UNAVAILABLE or
