@@ -1,6 +1,9 @@
 """The adapter server: one model package behind the Open Inference Protocol over gRPC.
 
-    python -m meshserve.adapters.server PACKAGE_DIR --listen 127.0.0.1:9001
+    python -m meshserve.adapters.server PACKAGE_DIR --listen 127.0.0.1:9001 [--rest-listen 127.0.0.1:9002]
+
+With --rest-listen it also serves the protocol's REST binding, over the same data plane
+(rest_listener.py), so Envoy's front can route REST inferences straight to it.
 
 The inference messages and stubs are tritonclient's generated ones (see
 docs/architecture.md for why the project's own .proto is not compiled for Python).
@@ -22,11 +25,12 @@ import meshserve
 from meshserve.adapters.dataplane import ModelService
 from meshserve.adapters.readiness import follow_readiness
 from meshserve.adapters.statistics import InferenceStatistics
-from meshserve.core.errors import MeshError, ModelNotFound, abort, quoted
+from meshserve.core.errors import ManifestError, MeshError, ModelNotFound, abort, quoted
 from meshserve.core.grpc_server import (
     add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
 from meshserve.core.message_guard import add_guarded
-from meshserve.core.mesh_protocol import CallInfo, adapter_ready_line, model_config, usable_request_id
+from meshserve.core.mesh_protocol import (
+    REQUEST_ID_HEADER, CallInfo, adapter_ready_line, model_config, usable_request_id)
 from meshserve.core.request_parameters import stream_answer, stream_error
 from meshserve.core.unserved_methods import UNSERVED, UnservedMethods
 from meshserve.core.model_package import load_package
@@ -92,10 +96,13 @@ class AdapterInferenceServicer(UnservedMethods, pb_grpc.GRPCInferenceServiceServ
     RepositoryModelLoad = RepositoryModelUnload = RepositoryIndex
 
     async def ModelInfer(self, request, context):
+        call = call_of(context, request)
+        # Clients straight behind Envoy's front read the request id here, answered or not.
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, call.request_id),))
         try:
             if not self.service.serves(request.model_name, request.model_version):
                 raise self._not_found(request.model_name, request.model_version)
-            return await self.service.infer(request, call_of(context, request))
+            return await self.service.infer(request, call)
         except Exception as exc:
             await abort(context, exc)
 
@@ -116,8 +123,13 @@ class AdapterInferenceServicer(UnservedMethods, pb_grpc.GRPCInferenceServiceServ
 
 
 async def serve(package_dir: str, listen: str, observers: list[Observer] | None = None,
-                interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
+                interceptors: list[grpc.aio.ServerInterceptor] | None = None, rest_listen: str = "",
+                tap_listen: str = "") -> None:
     package = load_package(package_dir)
+    if tap_listen:
+        from meshserve.adapters.triton.tap import check_tap_runtime
+
+        check_tap_runtime(package)  # refused before any model loads
     telemetry = adapter_telemetry(package)
     statistics = InferenceStatistics(package.name, package.version)
     observers = [*telemetry.observers, statistics, *(observers or ())]
@@ -131,6 +143,14 @@ async def serve(package_dir: str, listen: str, observers: list[Observer] | None 
     add_guarded(pb_grpc.add_GRPCInferenceServiceServicer_to_server, AdapterInferenceServicer(service, statistics), server)
     health = add_health_and_reflection(server, [SERVICE_NAME], {SERVICE_NAME: UNSERVED})
     listening = await start_serving(server, listen, "adapter", health, [package.name, SERVICE_NAME])
+    try:
+        # Before the ready line, which tells the launcher both bindings answer.
+        rest = await _start_rest(service, rest_listen, traced=telemetry.provider is not None) if rest_listen else None
+        tap = await _start_tap(service, tap_listen, Observers(observers), telemetry) if tap_listen else None
+    except (SystemExit, ManifestError):
+        await server.stop(None)  # a gRPC server left running is torn down after the loop closes, with a traceback
+        await service.close()
+        raise
     print(adapter_ready_line(package.name, package.version, listening), flush=True)
     readiness = asyncio.get_running_loop().create_task(
         follow_readiness(service.runtime, health, [package.name, SERVICE_NAME], f"{package.name}:{package.version}",
@@ -138,9 +158,34 @@ async def serve(package_dir: str, listen: str, observers: list[Observer] | None 
 
     async def stop() -> None:
         readiness.cancel()
+        if rest is not None:
+            await rest.cleanup()
+        if tap is not None:
+            await tap.stop()
         await service.close()
         await telemetry.close()
     await serve_until_stopped(server, health, on_stop=stop)
+
+
+async def _start_rest(service: ModelService, listen: str, traced: bool):
+    # Imported only when asked for: a model's own environment (adapter-requirements.txt) may lack aiohttp.
+    try:
+        from meshserve.adapters.rest_listener import start_adapter_rest
+    except ImportError as exc:
+        raise SystemExit(f"meshserve adapter: --rest-listen needs {exc.name or 'aiohttp'}, which this Python "
+                         f"({sys.executable}) lacks; install aiohttp in it or serve gRPC only") from None
+    return await start_adapter_rest(service, listen, traced)
+
+
+async def _start_tap(service: ModelService, listen: str, observers: Observers, telemetry):
+    """The side tap of a Triton adapter (adapters/triton/tap.py), feeding the adapter's own observers."""
+    from meshserve.adapters.triton.tap import SideTap
+    from meshserve.core.settings import get_settings
+
+    tap = SideTap(service.package, observers, traced=telemetry.provider is not None,
+                  max_body_bytes=get_settings().triton_tap_max_body_bytes)
+    service.runtime.write_endpoint(tap=await tap.start(listen))  # where Envoy's ext_proc cluster points
+    return tap
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_server("adapter", serve(args.package, args.listen))
+    return run_server("adapter", serve(args.package, args.listen, rest_listen=getattr(args, "rest_listen", ""),
+                                       tap_listen=getattr(args, "tap_listen", "")))
 
 
 if __name__ == "__main__":

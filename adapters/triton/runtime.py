@@ -8,6 +8,11 @@ Two ways to point at the model, set in the `triton:` section of model.yaml:
 (b) `server`: the gRPC address of a Triton the team already runs (on GPUs, say). The runtime only
     talks to it; `load: true` also asks it to load and unload the model (explicit control mode).
 
+For (a) Triton also answers under the mesh's own model name and version (staging.py), so Envoy can
+send clients straight to Triton's gRPC port while a side tap (tap.py) keeps the adapter's records,
+metrics and spans; the adapter's own path calls Triton under that name too, so both paths get the
+same answer. Where Triton listens goes to MESHSERVE_TRITON_ENDPOINT_FILE for the launcher.
+
 Either way, before going live the model must be ready and Triton's model metadata must match the
 manifest's signature (a mismatch refuses to load, naming the tensor). Requests go through
 tritonclient's asyncio gRPC client; Triton's errors become the matching gRPC status with Triton's
@@ -19,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -30,8 +37,10 @@ from pydantic import Field, model_validator
 
 from meshserve.adapters.runtime import Runtime, RuntimeOptions, Tensors, request_deadline
 from meshserve.adapters.triton.environment import capture_environment, check_environment
+from meshserve.adapters.triton.staging import StagedRepository, TritonName, plan
 from meshserve.core.errors import DeadlineExceeded, InvalidInput, ManifestError, MeshError, ModelFailed, ModelUnavailable
 from meshserve.core.model_package import ModelPackage, Signature, TensorSpec
+from meshserve.core.settings import get_settings
 from meshserve.observability.call_context import trace_headers
 
 log = logging.getLogger("meshserve.triton")
@@ -186,6 +195,9 @@ class TritonRuntime(Runtime):
         self._input_datatypes: dict[str, str] = {}
         self._requested_outputs: list = []
         self._infer_input = self._triton_error = None  # tritonclient classes, imported at load
+        self.naming: TritonName | None = None  # the name and version requests go to Triton under
+        self._stage: StagedRepository | None = None
+        self._endpoint_file: Path | None = None
 
     @property
     def client(self):
@@ -202,6 +214,10 @@ class TritonRuntime(Runtime):
         self.package = package
         options: TritonOptions = package.options  # validated by load_package
         self._options = options
+        self.naming = plan(package)
+        if not self.naming.mesh_named:
+            log.info("%s:%s stays behind its adapter (Triton knows it as %s): %s", package.name, package.version,
+                     options.model_name, self.naming.reason)
         self._outputs = [o.name for o in package.manifest.signature.outputs]
         try:
             if options.model_repository is not None:
@@ -211,9 +227,13 @@ class TritonRuntime(Runtime):
                 repository = package.path(options.model_repository)
                 self.server = TritonServer(repository, label=f"triton-{package.name}",
                                            startup_timeout_s=options.startup_timeout_s)
+                if self.naming.mesh_named and self.naming.name != options.model_name:
+                    self._stage = StagedRepository(f"triton-{package.name}")
+                    self.server.extra_repositories.append(self._stage.path)
                 try:
                     await self.server.start()
                     await self.server.load_model(options.model_name, timeout_s=options.load_timeout_s)
+                    await self._load_mesh_name(options)
                 except (TritonStartError, TritonLoadError, TritonNotInstalled) as exc:
                     raise ManifestError(str(repository / options.model_name), "triton", str(exc),
                                         "correct the model files or config.pbtxt named in Triton's message") from None
@@ -232,7 +252,50 @@ class TritonRuntime(Runtime):
         self._input_datatypes = {spec.name: spec.datatype for spec in package.manifest.signature.inputs}
         self._requested_outputs = [triton_grpc.InferRequestedOutput(name) for name in self._outputs]
         where = self.server.address if self.server else options.server
-        log.info("Triton model %s (version %s) live on %s", options.model_name, options.model_version or "latest", where)
+        log.info("Triton model %s (version %s) live on %s as %s version %s", options.model_name,
+                 options.model_version or "latest", where, self.naming.name, self.naming.version or "latest")
+        self.write_endpoint()
+
+    async def _load_mesh_name(self, options: TritonOptions) -> None:
+        """Load the mesh-named alias beside the model; without it the model stays behind the adapter."""
+        if self._stage is None:
+            return
+        from meshserve.adapters.triton.server import TritonLoadError
+
+        response = await self.server.client.get_model_config(options.model_name, options.model_version,
+                                                             client_timeout=10.0)
+        self._stage.write(self.naming, response.config, options.model_version)
+        try:
+            await self.server.load_model(self.naming.name, timeout_s=options.load_timeout_s)
+        except TritonLoadError as exc:
+            log.warning("Triton could not serve %s under the mesh's name, so it stays behind its adapter: %s",
+                        options.model_name, exc)
+            self.naming = TritonName(options.model_name, options.model_version, mesh_named=False, reason=str(exc))
+
+    def endpoint(self, tap: str | None = None) -> dict[str, Any]:
+        """Where Envoy reaches this model without the adapter, for MESHSERVE_TRITON_ENDPOINT_FILE."""
+        server = self.server
+        return {
+            "model": self.package.name, "version": self.package.version,
+            "triton_grpc": server.address if server else self._options.server,
+            "triton_http": server.http_address if server else None,
+            "triton_metrics": server.metrics_url if server else None,
+            "triton_model": self.naming.name, "triton_version": self.naming.version,
+            # True: a request naming the mesh's model and version may go straight to triton_grpc.
+            "direct": self.naming.mesh_named, "reason": self.naming.reason,
+            "tap": tap,
+        }
+
+    def write_endpoint(self, tap: str | None = None) -> None:
+        """Write the endpoint file (atomically: the launcher may read it at any moment), if one is asked for."""
+        target = get_settings().triton_endpoint_file
+        if not target:
+            return
+        self._endpoint_file = Path(target)
+        self._endpoint_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = self._endpoint_file.with_name(f"{self._endpoint_file.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(self.endpoint(tap), indent=1) + "\n")
+        partial.replace(self._endpoint_file)
 
     async def _connect_external(self, options: TritonOptions) -> None:
         from tritonclient.utils import InferenceServerException
@@ -312,7 +375,7 @@ class TritonRuntime(Runtime):
         if timeout is not None and timeout <= 0:
             raise DeadlineExceeded(f"the caller's deadline passed before Triton ({options.model_name}) was asked")
         try:
-            result = await client.infer(options.model_name, triton_inputs, model_version=options.model_version,
+            result = await client.infer(self.naming.name, triton_inputs, model_version=self.naming.version,
                                         outputs=self._requested_outputs, client_timeout=timeout,
                                         headers=trace_headers())
         except self._triton_error as exc:
@@ -330,8 +393,7 @@ class TritonRuntime(Runtime):
         if self.server is not None and not self.server.available:
             return False
         try:
-            return await self.client.is_model_ready(self._options.model_name, self._options.model_version,
-                                                    client_timeout=2.0)
+            return await self.client.is_model_ready(self.naming.name, self.naming.version, client_timeout=2.0)
         except Exception:  # an unreachable Triton is simply not ready
             return False
 
@@ -358,3 +420,7 @@ class TritonRuntime(Runtime):
             self._external_client = None
         if self.server is not None:
             await self.server.stop()
+        if self._stage is not None:
+            self._stage.remove()
+        if self._endpoint_file is not None:
+            self._endpoint_file.unlink(missing_ok=True)

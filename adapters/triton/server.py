@@ -10,9 +10,11 @@ by itself:
 - that environment's `bin` first on `PATH`, so the stub's Python finds numpy and the model's imports.
 
 One `TritonServer` belongs to one adapter process (the Triton runtime owns it). It runs with
-`--model-control-mode=explicit`, so it loads only the models it is asked to, on free loopback ports.
-If Triton dies, the supervisor marks it unavailable (requests fail fast with UNAVAILABLE), starts a
-new one, loads the same models again and marks it available. Nothing here runs at import time.
+`--model-control-mode=explicit`, so it loads only the models it is asked to, on loopback ports:
+the launcher's (MESHSERVE_TRITON_GRPC_PORT / _HTTP_PORT, so Envoy can route clients straight to
+Triton), or free ones. If Triton dies, the supervisor marks it unavailable (requests fail fast with
+UNAVAILABLE), starts a new one on the same ports, loads the same models again and marks it
+available. Nothing here runs at import time.
 """
 
 from __future__ import annotations
@@ -157,8 +159,10 @@ class TritonServer:
     """One supervised tritonserver process serving one model repository on loopback ports."""
 
     def __init__(self, model_repository: Path, *, label: str = "triton", log_directory: Path | None = None,
-                 startup_timeout_s: float = 60.0, exit_timeout_s: int = 5, restart: bool = True):
+                 startup_timeout_s: float = 60.0, exit_timeout_s: int = 5, restart: bool = True,
+                 grpc_port: int | None = None, http_port: int | None = None):
         self.model_repository = Path(model_repository).resolve()
+        self.extra_repositories: list[Path] = []  # more repositories (the mesh-named alias), set before start
         self.label = label
         self.startup_timeout_s = startup_timeout_s
         self.exit_timeout_s = exit_timeout_s
@@ -171,7 +175,11 @@ class TritonServer:
         log_directory = Path(chosen or Path(tempfile.gettempdir()) / "meshserve-triton")
         log_directory.mkdir(parents=True, exist_ok=True)
         self.log_path = log_directory / f"{label}-{os.getpid()}.log"
-        self.grpc_port = 0
+        settings = get_settings()
+        # Fixed ports (0: a free one, chosen at the first start and kept across restarts).
+        self.grpc_port = settings.triton_grpc_port if grpc_port is None else grpc_port
+        self.http_port = settings.triton_http_port if http_port is None else http_port  # 0: no HTTP
+        self._fixed_grpc = self.grpc_port != 0
         self.metrics_port = 0
         self.process: asyncio.subprocess.Process | None = None
         self.client = None  # tritonclient.grpc.aio.InferenceServerClient for the running process
@@ -187,6 +195,10 @@ class TritonServer:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_address(self) -> str | None:
+        return f"127.0.0.1:{self.http_port}" if self.http_port else None
 
     @property
     def metrics_url(self) -> str:
@@ -223,25 +235,32 @@ class TritonServer:
         backends = prepare_backend_directory(installation)
         if not self.model_repository.is_dir():
             raise TritonStartError(f"Triton model repository {self.model_repository} is not a directory")
-        # A free port can be taken between our check and Triton's bind: try fresh ports a few times.
+        # A free port can be taken between our check and Triton's bind: try fresh ports a few times
+        # (a port the launcher fixed is not ours to change: the first refusal is final).
         for attempt in range(3):
             try:
                 await self._launch(installation, backends)
                 break
             except TritonStartError as exc:
-                if "already in use" not in str(exc) or attempt == 2:
+                if "already in use" not in str(exc) or attempt == 2 or self._fixed_grpc:
                     raise
+                self.grpc_port = self.metrics_port = 0
         self._available.set()
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise(installation, backends))
 
     async def _launch(self, installation: TritonInstallation, backends: Path) -> None:
-        self.grpc_port, self.metrics_port = free_port(), free_port()
+        # A restart keeps the ports of the first start: Envoy and the endpoint file name them.
+        self.grpc_port = self.grpc_port or free_port()
+        self.metrics_port = self.metrics_port or free_port()
+        http = ["--allow-http=true", "--http-address=127.0.0.1", f"--http-port={self.http_port}"] \
+            if self.http_port else ["--allow-http=false"]
         args = [
             str(installation.binary),
             f"--model-repository={self.model_repository}",
+            *(f"--model-repository={extra}" for extra in self.extra_repositories),
             f"--backend-directory={backends}",
             "--model-control-mode=explicit",
-            "--allow-http=false",
+            *http,
             "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
             "--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}",
             f"--exit-timeout-secs={self.exit_timeout_s}",

@@ -47,6 +47,24 @@ class Settings(BaseSettings):
     triton_backends_dir: str | None = Field(
         None, description="Folder prepared with Triton's Python backend for this Python (default: inside the venv)."
     )
+    triton_grpc_port: int = Field(
+        0, ge=0, le=65535, description="Loopback port of the gRPC listener of the tritonserver a Triton adapter "
+        "starts; 0 picks a free one. Fixed by the launcher so Envoy can send clients straight to Triton; a "
+        "restarted Triton keeps it either way (docs/triton-guide.md, \"One hop\").",
+    )
+    triton_http_port: int = Field(
+        0, ge=0, le=65535, description="Loopback port of that tritonserver's HTTP/REST listener; 0 leaves it off.",
+    )
+    triton_endpoint_file: str | None = Field(
+        None, description="File a Triton adapter writes (JSON, atomically) once its model is live: where its Triton "
+        "listens, the name and version Triton answers the model under, and the side tap's address. The launcher "
+        "reads it to program Envoy; removed when the adapter stops.",
+    )
+    triton_tap_max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Most bytes of one request or response body the side tap keeps "
+        "(`meshserve adapter --tap-listen`); a larger exchange is recorded without its tensors and counted in "
+        "meshserve_tap_incomplete_records_total.",
+    )
     debug: bool = Field(
         False, description="Print the traceback behind a one-line error (`meshserve --debug` sets it for every "
         "process it starts, such as an adapter whose model cannot be loaded).",

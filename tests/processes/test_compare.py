@@ -59,6 +59,7 @@ def write_wrapper(root: Path, version: str, flip: bool) -> None:
     manifest.pop("python", None)
     manifest.pop("environment", None)
     manifest.pop("baseline", None)  # the baseline file is not copied
+    manifest.pop("golden", None)
     (package / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
 
 

@@ -57,7 +57,7 @@ def write_package(root: Path, model: str, version: str, behaviour: str) -> None:
     (package / "wrapper.py").write_text(WRAPPER.format(behaviour=behaviour))
     manifest = yaml.safe_load((EXAMPLES / "breast_cancer" / "model.yaml").read_text())
     manifest.update(name=model, version=version, entrypoint="wrapper:predict", description=behaviour)
-    for key in ("python", "environment", "baseline"):  # the baseline file is not copied
+    for key in ("python", "environment", "baseline", "golden"):  # the baseline and golden files are not copied
         manifest.pop(key, None)
     (package / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
 

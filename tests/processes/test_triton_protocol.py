@@ -34,6 +34,7 @@ def models(tmp_path_factory):
     manifest = yaml.safe_load((batched / "model.yaml").read_text())
     manifest.update(name=BATCHED, batching={"max_batch_size": 16, "max_wait_us": 300})
     manifest.pop("baseline", None)
+    manifest.pop("golden", None)
     (batched / "baseline.json").unlink(missing_ok=True)
     manifest["signature"]["outputs"][1]["features"] = ["malignant", "benign"]
     (batched / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
