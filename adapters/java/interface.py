@@ -5,6 +5,7 @@ from __future__ import annotations
 from meshserve.core.errors import ManifestError, ModelFailed
 from meshserve.core.model_package import ModelPackage
 from meshserve.adapters.java.arrays import from_java, to_java_array
+from meshserve.adapters.java.class_lookup import missing_class
 from meshserve.adapters.java.options import JavaOptions
 from meshserve.adapters.runtime import Tensors
 
@@ -16,7 +17,10 @@ class InterfaceModel:
         import jpype
 
         api = jpype.JClass("io.meshserve.Model")
-        cls = jpype.JClass(options.model_class, loader=loader)
+        try:
+            cls = jpype.JClass(options.model_class, loader=loader)
+        except Exception as exc:  # JPype raises the JVM's ClassNotFoundException (or a TypeError for odd names)
+            raise missing_class(package, options, options.model_class, "java.class") from exc
         if not api.class_.isAssignableFrom(cls.class_):
             raise ManifestError(str(package.manifest_path), "java.class",
                                 f"{options.model_class} does not implement io.meshserve.Model",

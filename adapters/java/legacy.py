@@ -7,6 +7,7 @@ arguments allow it, and row by row from Python otherwise.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 from typing import Any, Callable
@@ -15,6 +16,7 @@ import numpy as np
 
 from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage
+from meshserve.adapters.java.class_lookup import missing_class
 from meshserve.adapters.java.arrays import (
     JAVA_ARRAYS, fit_shape, from_java, java_to_numpy, to_java_array, to_java_matrix,
 )
@@ -47,25 +49,42 @@ class LegacyModel:
         self._package = package
         self._loader = loader
         self._datatypes = {s.name: s.datatype for s in package.manifest.signature.inputs}
+        self._options = options
         self._objects: dict[str, Any] = {}
+        self._field = "java.legacy"  # where the spec being compiled is written, for its errors
         assert options.legacy is not None
         for name, spec in options.legacy.objects.items():
-            self._objects[name] = self._compile(spec)(_Request({}))
+            self._field = f"java.legacy.objects.{name}"
+            self._objects[name] = self._built(name, self._compile(spec))
         self._first_input = package.manifest.signature.inputs[0].name
         signature = package.manifest.signature
+        # Names resolved here, also for the calls the Java row loop runs: a typo is refused at start.
+        compiled = [self._compile_call(call) for call in options.legacy.calls]
         per_row = [c for c in options.legacy.calls if c.each_row]
         # Per-row calls run in one Java loop per request when their arguments allow it (the
         # common case); otherwise each row is one round of calls from Python.
         self._row_loop = _JavaRowLoop.build(self, per_row) if per_row else None
         in_java = self._row_loop.calls if self._row_loop else []
-        self._calls = [(call, self._compile_call(call), signature.output(call.output))
-                       for call in options.legacy.calls if not any(call is c for c in in_java)]
+        self._calls = [(call, invoke, signature.output(call.output))
+                       for call, invoke in zip(options.legacy.calls, compiled) if not any(call is c for c in in_java)]
         self._row_loop_specs = [signature.output(c.output) for c in in_java]
 
     def _refuse(self, field: str, problem: str, fix: str) -> ManifestError:
         return ManifestError(str(self._package.manifest_path), field, problem, fix)
 
-    def _class(self, name: str, field: str = "java.legacy"):
+    def _built(self, name: str, build: Builder) -> Any:
+        """Object NAME, built now; what Java throws names the object (a model file saved by another
+        version of the library than the jar's is the usual cause)."""
+        try:
+            return build(_Request({}))
+        except self._jpype.JException as exc:
+            log.debug("building '%s' threw:\n%s", name, exc.stacktrace())
+            raise self._refuse(f"java.legacy.objects.{name}",
+                               f"building '{name}' threw {exc.getClass().getName()}: {exc.getMessage()}",
+                               "check its arguments, and that the jars under java.classpath are the ones the model "
+                               "was built and saved with (an InvalidClassException means another version)") from None
+
+    def _class(self, name: str, field: str | None = None):
         """A class by the name Java users write: `FVec.Transformer` finds the nested `FVec$Transformer` too."""
         parts = name.split(".")
         # The binary name first, then each split of the trailing names into nested classes.
@@ -75,9 +94,7 @@ class LegacyModel:
                 return self._jpype.JClass(candidate, loader=self._loader)
             except Exception:  # JPype raises the JVM's ClassNotFoundException (or a TypeError for odd names)
                 continue
-        raise self._refuse(field, f"no class '{name}' on the model's classpath",
-                           "check the name (a nested class may be written A.B or A$B) and the jars under "
-                           "java.classpath; `jar tf FILE.jar` lists what a jar holds")
+        raise missing_class(self._package, self._options, name, field or self._field)
 
     def _method(self, owner, name: str, field: str, what: str):
         """A method resolved when the model loads, so a typo is refused at start, not on every request."""
@@ -85,12 +102,15 @@ class LegacyModel:
             return getattr(owner, name)
         except AttributeError:
             names = sorted({m for m in dir(owner) if not m.startswith("_")})
-            close = [m for m in names if m.lower().startswith(name[:3].lower())][:8] or names[:8]
+            close = difflib.get_close_matches(name, names, n=4, cutoff=0.6)
+            close += [m for m in names if m.lower().startswith(name[:3].lower()) and m not in close]
+            close = close[:8] or names[:8]
             raise self._refuse(field, f"{what} has no method '{name}'",
                                f"use one of its methods, such as {', '.join(close)}") from None
 
     def _compile_call(self, call: LegacyCall) -> Builder:
         field = f"java.legacy.calls.{call.output}"
+        self._field = f"{field}.args"
         args = [self._compile(a) for a in call.args]
         if call.static is not None:
             cls_name, _, method = call.static.rpartition(".")
@@ -156,7 +176,7 @@ class LegacyModel:
             then = [(step["method"], [self._compile(a) for a in step.get("args", []) or []])
                     for step in spec.get("then", []) or []]
             for method, _ in then:
-                self._method(cls, method, "java.legacy", f"class {arg}")
+                self._method(cls, method, self._field, f"class {arg}")
 
             def construct(req: _Request):
                 obj = cls(*[a(req) for a in args])
@@ -165,7 +185,7 @@ class LegacyModel:
                 return obj
             return construct
         cls_name, _, method = str(arg).rpartition(".")
-        factory = self._method(self._class(cls_name), method, "java.legacy", f"class {cls_name}")
+        factory = self._method(self._class(cls_name), method, self._field, f"class {cls_name}")
         return lambda req: factory(*[a(req) for a in args])
 
     def predict(self, inputs: Tensors) -> Tensors:

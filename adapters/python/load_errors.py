@@ -9,7 +9,9 @@ what this environment has and what model.yaml recorded (`environment.python.requ
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import re
+import sys
 from typing import Any
 
 from meshserve.core.errors import ManifestError
@@ -39,8 +41,56 @@ def load_estimator(package: ModelPackage) -> Any:
 
         return joblib.load(path)
     except Exception as exc:  # anything unpickling raises: the model cannot be served here
+        # A library absent altogether (not one of another version, whose module paths differ): name it to pin.
+        if isinstance(exc, ModuleNotFoundError) and exc.name and \
+                importlib.util.find_spec(exc.name.split(".")[0]) is None:
+            raise missing_dependency(package, str(package.manifest.entrypoint), exc) from exc
         raise ManifestError(str(package.manifest_path), "entrypoint", why_not_loaded(package, exc),
                             _fix(package)) from exc  # the traceback shows under --debug only
+
+
+def missing_dependency(package: ModelPackage, what: str, exc: ModuleNotFoundError) -> ManifestError:
+    """WHAT (the model file, or its module) imports a library this environment lacks: name it,
+    and where its pin belongs."""
+    module = (exc.name or "?").split(".")[0]
+    distribution = _DISTRIBUTION_OF.get(module, module)
+    recorded = recorded_versions(package)
+    canonical = re.sub(r"[-_.]+", "-", distribution).lower()  # as packaging names the pins
+    if recorded and canonical not in recorded:
+        problem = (f"{what} imports {module}, but {distribution} is not among the requirements model.yaml pins, so "
+                   f"the model's environment lacks it ({len(recorded)} pinned: {', '.join(sorted(recorded)[:5])}"
+                   f"{', ...' if len(recorded) > 5 else ''})")
+    else:
+        problem = f"{what} imports {module}, which this environment ({sys.executable}) does not have"
+    fix = (f"pin it with the version the model was trained with: add {distribution}==VERSION to "
+           f"environment.python.requirements (or record them all: `meshserve package {package.directory} "
+           "--from-venv TRAINING_VENV`); `meshserve up` builds the model's environment from those pins")
+    return ManifestError(str(package.manifest_path), "environment.python.requirements", problem, fix)
+
+
+def missing_method(package: ModelPackage, estimator: Any, output: str, method: str) -> ManifestError:
+    """An estimator method model.yaml names that the estimator lacks, with the ones it has."""
+    import difflib
+
+    names = sorted(n for n in dir(estimator) if not n.startswith("_") and _is_method(estimator, n))
+    scoring = [n for n in names if n.startswith(_SCORING_PREFIXES)] or names
+    close = difflib.get_close_matches(method, scoring, n=3, cutoff=0.6)
+    shown = close + [n for n in scoring if n not in close]
+    return ManifestError(str(package.manifest_path), f"python.methods.{output}",
+                         f"{type(estimator).__name__} has no method {method}",
+                         f"name one of the methods it has: {', '.join(shown[:10])}"
+                         + (f" (python: {{methods: {{{output}: {close[0]}}}}})" if close else ""))
+
+
+def _is_method(estimator: Any, name: str) -> bool:
+    try:
+        return callable(getattr(estimator, name, None))
+    except Exception:  # a property that raises when read (an unfitted attribute, say) is no method anyway
+        return False
+
+
+# The methods an estimator scores with, listed first when model.yaml names one it lacks.
+_SCORING_PREFIXES = ("predict", "decision_function", "transform", "score_samples", "apply")
 
 
 def installed_version(distribution: str) -> str | None:

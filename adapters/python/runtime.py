@@ -29,7 +29,7 @@ from pydantic import Field
 
 from meshserve.adapters.python.categories import Column, estimator_columns, learnt_categories, refused_value
 from meshserve.adapters.python.frames import FramePlan
-from meshserve.adapters.python.load_errors import load_estimator
+from meshserve.adapters.python.load_errors import load_estimator, missing_dependency, missing_method
 from meshserve.adapters.python.workers import PredictWorkers
 from meshserve.adapters.runtime import Runtime, RuntimeOptions, Tensors, request_deadline
 from meshserve.core.category_check import CategoryCheck, KnownCategories, declared_categories, merged
@@ -160,11 +160,20 @@ class PythonRuntime(Runtime):
             self._call = _naming_refused_values(PyfuncModel(package), None)
         else:
             module_name, _, function_name = entry.partition(":")
-            module = importlib.import_module(module_name)
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:  # the module is there; a library it imports is not
+                    raise missing_dependency(package, f"{module_name}.py", exc) from exc
+                raise
             function = getattr(module, function_name, None)
             if not callable(function):
+                defined = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
+                                 and getattr(v, "__module__", None) == module.__name__)
                 raise ManifestError(str(package.manifest_path), "entrypoint",
-                                    f"{module_name} has no function {function_name}", "name a function the module defines")
+                                    f"{module_name} has no function {function_name}",
+                                    "name a function the module defines"
+                                    + (f": {', '.join(defined[:10])}" if defined else ""))
             self._call = _naming_refused_values(_callable_call(function, package.manifest.signature.outputs[0].name),
                                                 None)
         self._categories = CategoryCheck(checked_categories(own, package))
@@ -193,11 +202,9 @@ def _load_estimator(package: ModelPackage, options: PythonOptions) -> tuple[Call
     estimator = load_estimator(package)
     outputs = [o.name for o in package.manifest.signature.outputs]
     methods = options.methods or {outputs[0]: "predict"}
-    for method in methods.values():
+    for output, method in methods.items():
         if not callable(getattr(estimator, method, None)):
-            raise ManifestError(str(package.manifest_path), "python.methods",
-                                f"{type(estimator).__name__} has no method {method}",
-                                "name a method the estimator has, such as predict")
+            raise missing_method(package, estimator, output, method)
     frame = check_estimator_inputs(estimator, package)
     columns = estimator_columns(package, frame)
     policy = package.manifest.input_policy

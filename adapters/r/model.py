@@ -17,6 +17,7 @@ from meshserve.core.model_package import ModelPackage
 
 from .columns import FACTOR_TYPES, ColumnPlan, FrameParts
 from .messages import GUIDE, r_message
+from .predict_errors import ModelFacts
 
 log = logging.getLogger("meshserve.adapters.r")
 
@@ -90,6 +91,13 @@ local({
     }
   }
 
+  # The model's classes, marked "*" where an installed package has that name (its predict method
+  # may live there). A plain character vector: it reads back the same under any converter.
+  model_classes <- function(holder) {
+    k <- class(holder$model)
+    paste0(k, ifelse(vapply(k, function(p) nzchar(system.file(package = p)), NA), "*", ""))
+  }
+
   attach_package <- function(name) {
     suppressPackageStartupMessages(library(name, character.only = TRUE))
     invisible(NULL)
@@ -113,9 +121,10 @@ def r_support() -> Any:
 
 
 class RModel:
-    def __init__(self, scorer: Any, plan: ColumnPlan):
+    def __init__(self, scorer: Any, plan: ColumnPlan, facts: ModelFacts | None = None):
         self._scorer = scorer
         self.plan = plan  # the columns as R builds them: factors on the model's own levels
+        self.facts = facts or ModelFacts()  # what an R error at predict is read against (predict_errors.py)
 
     @classmethod
     def load(cls, package: ModelPackage, options: Any, plan: ColumnPlan) -> "RModel":
@@ -165,7 +174,10 @@ class RModel:
             _levels_list(plan),
             ro.BoolVector([s.r_type == "ordered" for s in plan.sources]),
         )
-        return cls(support["make_scorer"](holder, predict_model, extra, build), plan)
+        marked = [str(k) for k in support["model_classes"](holder)]
+        facts = ModelFacts(tuple(k.rstrip("*") for k in marked), tuple(k[:-1] for k in marked if k.endswith("*")),
+                           stored.needed, tuple(s.name for s in plan.sources))
+        return cls(support["make_scorer"](holder, predict_model, extra, build), plan, facts)
 
     def score(self, parts: FrameParts) -> dict[str, np.ndarray]:
         import rpy2.rinterface as ri

@@ -238,7 +238,7 @@ class RRuntime(Runtime):
         except MeshError:
             raise
         except Exception as exc:
-            raise _r_error(exc) from exc
+            raise _r_error(exc, self.package, self._model.facts) from exc
         return self._outputs.to_tensors(columns, frame_parts.rows)
 
     async def ready(self) -> bool:
@@ -253,10 +253,12 @@ class RRuntime(Runtime):
             await self._session.call(model.release)
 
 
-def _r_error(exc: Exception) -> MeshError:
+def _r_error(exc: Exception, package: ModelPackage, facts: Any) -> MeshError:
     """R's own message, without rpy2's wrapping: INVALID_ARGUMENT where the model's code said the
-    input is at fault (an `invalid_input` condition), INTERNAL otherwise."""
+    input is at fault (an `invalid_input` condition), INTERNAL otherwise, followed by the
+    model.yaml fix when the package is at fault (predict_errors.py)."""
     from .model import INVALID_INPUT_MARK
+    from .predict_errors import package_hint
 
     message = str(exc).strip()
     if INVALID_INPUT_MARK in message:
@@ -264,7 +266,8 @@ def _r_error(exc: Exception) -> MeshError:
     for prefix in ("Error in ", "Error: "):
         if message.startswith(prefix):
             message = message[len(prefix):]
-    return ModelFailed(f"R error: {message}")
+    hint = package_hint(message, package, facts)
+    return ModelFailed(f"R error: {message}" + (f"; {hint}" if hint else ""))
 
 
 def capture_environment(package: ModelPackage) -> dict[str, Any]:

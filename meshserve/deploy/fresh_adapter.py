@@ -38,7 +38,12 @@ sys.exit(main(sys.argv[2:]))
 
 
 class LoadFailed(Exception):
-    """The adapter did not come up; the message is the reason it gave."""
+    """The adapter did not come up; the message is the reason it gave, OUTPUT its last lines
+    (a traceback among them, which `meshserve --debug check` shows)."""
+
+    def __init__(self, reason: str, output: list[str] | None = None):
+        super().__init__(reason)
+        self.output = output or []
 
 
 def adapter_interpreter(package_dir: Path) -> str:
@@ -88,10 +93,11 @@ class FreshAdapter:
             if self._process.poll() is not None:
                 self._process.wait()
                 time.sleep(0.1)  # let the reader take the last lines
-                raise LoadFailed(self.reason())
+                raise LoadFailed(self.reason(), self.output)
             if time.monotonic() > deadline:
                 self.close()
-                raise LoadFailed(f"the model did not load within {self.timeout_s:g} s (MESHSERVE_GATE_LOAD_TIMEOUT_S)")
+                raise LoadFailed(f"the model did not load within {self.timeout_s:g} s (MESHSERVE_GATE_LOAD_TIMEOUT_S)",
+                                 self.output)
         return self
 
     def _read(self) -> None:

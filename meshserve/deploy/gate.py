@@ -14,7 +14,7 @@ Each check has a name and, when it fails, a reason naming the cause:
 - `environment`: its captured environment matches the one it will run in; differences are
   listed as warnings, or fail the gate when strict.
 
-`meshserve check --load` runs the same checks that need no live version; the control API's
+`meshserve check` runs the same checks that need no live version; the control API's
 Deploy runs them all before it changes a split (router/control_plane/control_service.py).
 """
 
@@ -29,6 +29,7 @@ from meshserve.core.bundle import verify_bundle
 from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage, Signature
 from meshserve.deploy import golden
+from meshserve.deploy.failure_lines import manifest_line, one_line, without_manifest_line
 from meshserve.deploy.fresh_adapter import FreshAdapter, LoadFailed, infer_error
 
 
@@ -38,6 +39,7 @@ class Check:
     passed: bool
     reason: str
     warnings: list[str] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)  # the fresh adapter's last lines, for `--debug`
 
     def lines(self) -> list[str]:
         mark = "ok  " if self.passed and not self.warnings else ("warn" if self.passed else "FAIL")
@@ -80,7 +82,8 @@ def check_digest(package: ModelPackage) -> Check:
 
 
 def check_loads_and_golden(package: ModelPackage) -> list[Check]:
-    """Load PACKAGE in a fresh adapter and score its golden examples there."""
+    """Load PACKAGE in a fresh adapter and score its golden examples there. A failure's reason is
+    the runtime's line naming the file, the field and the fix, where it gave one."""
     try:
         examples = golden.load(package)
     except ManifestError as exc:
@@ -90,14 +93,24 @@ def check_loads_and_golden(package: ModelPackage) -> list[Check]:
         with FreshAdapter(package.directory) as adapter:
             loaded = Check("loads", True, f"loaded in a fresh adapter in {time.monotonic() - started:.1f} s")
             if examples is None:
-                return [loaded, _smoke(adapter, package)]
-            result = golden.check(adapter, package, examples)
+                scored = _smoke(adapter, package)
+            else:
+                scored = _golden_check(package, golden.check(adapter, package, examples))
+            if not scored.passed:
+                scored.output = adapter.output
     except LoadFailed as exc:
-        reason = str(exc)
-        if package.bundle is not None:  # name the file the user knows, not the cache folder
-            reason = reason.replace(str(package.directory), f"{package.bundle.name} (unpacked)")
-        return [Check("loads", False, reason), Check("golden", False, "not run: the model did not load")]
-    return [loaded, Check("golden", result.ok, result.describe())]
+        return [Check("loads", False, one_line(package, str(exc)), output=exc.output),
+                Check("golden", False, "not run: the model did not load")]
+    return [loaded, scored]
+
+
+def _golden_check(package: ModelPackage, result: golden.GoldenResult) -> Check:
+    """Examples the model refused because of the package (a runtime said which field to fix) fail
+    on that line; the counts and what the model said follow it."""
+    line = manifest_line(package, result.errors[0]) if result.errors else None
+    if line is None:
+        return Check("golden", result.ok, " ".join(result.describe().split()))
+    return Check("golden", False, line, [without_manifest_line(result.describe())])
 
 
 def _smoke(adapter: FreshAdapter, package: ModelPackage) -> Check:
@@ -110,12 +123,16 @@ def _smoke(adapter: FreshAdapter, package: ModelPackage) -> Check:
     try:
         golden._score(adapter, package, row[0])
     except Exception as exc:
+        said = " ".join(infer_error(exc).split())
         if not _refused_as_input(exc):
-            return Check("golden", False, f"no golden examples, and a row made up from the signature failed: "
-                         f"{infer_error(exc)}")
+            line = manifest_line(package, said)
+            if line is not None:
+                return Check("golden", False, line, ["no golden examples; a row made up from the signature got "
+                                                     + without_manifest_line(said)])
+            return Check("golden", False, f"no golden examples, and a row made up from the signature failed: {said}")
         return Check("golden", True, "no golden examples recorded, and the model refused a row made up from the "
                      "signature as input it does not take, so nothing was scored",
-                     [f"the model said: {infer_error(exc)}", ADD_GOLDEN])
+                     [f"the model said: {said}", ADD_GOLDEN])
     return Check("golden", True, "no golden examples recorded (`meshserve package DIR -o OUTDIR` records them); "
                  "one row made up from the signature scored")
 

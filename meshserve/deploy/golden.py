@@ -3,7 +3,7 @@
 `meshserve package` records them by scoring sample rows (from a file, or made up inside what
 the model takes: its own categories, R levels, the signature's ranges and categories;
 made_up_rows.py) through the package's own runtime in a fresh
-adapter process, and writes them to `golden.json` in the package. `meshserve check --load`
+adapter process, and writes them to `golden.json` in the package. `meshserve check`
 and the validation gate score the same inputs again in a fresh adapter and compare: a
 number passes when it is within the tolerance of the recorded one (absolute or relative,
 whichever is looser), text and booleans when they are equal.
