@@ -1,17 +1,22 @@
-"""The bootstrap Envoy starts from: the front listener (clients -> router), the mesh listener
-(router -> adapters, routes from the watched route file), the router cluster and admin."""
+"""The bootstrap Envoy starts from: the front listener (clients -> a variant's replicas for
+ModelInfer, the router for everything else), the mesh listener (router -> adapters), both
+routed by the watched route file, the router cluster and admin."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from meshserve.core.mesh_protocol import ROLE_HEADER
-from meshserve.envoy.fragments import (
-    HCM, ROUTER_FILTER, buffer_limit_bytes, duration, http2_upstream, load_assignment, socket_address)
+from meshserve.envoy.body_routing import body_routing_filter
+from meshserve.envoy.fragments import HCM, ROUTER_FILTER, buffer_limit_bytes, http2_upstream, load_assignment, socket_address
 from meshserve.envoy.layout import MESH_ROUTES, ROUTER_CLUSTER, ROUTER_REST_CLUSTER, EnvoyLayout, UpstreamAddresses
-from meshserve.envoy.limits import router_in_flight, shed_reply_mapper, thresholds
-from meshserve.envoy.security import internal_upstream, secure_front, secure_mesh, security_clusters
+from meshserve.envoy.limits import (
+    oversized_reply_mapper, router_in_flight, shed_reply_mapper, thresholds, unavailable_reply_mapper,
+    variant_shed_reply_mapper)
+from meshserve.envoy.side_tap import side_tap_filter
+from meshserve.envoy.refusal_log import refusal_access_log
+from meshserve.envoy.security import (
+    internal_upstream, refused_model_mappers, secure_front, secure_mesh, security_clusters)
 from meshserve.envoy.tracing import (
     collector_cluster, front_sampling_ratio, health_check_filters, listener_tracing, request_id_extension,
     tracer_runtime, tracing_enabled)
@@ -24,7 +29,8 @@ def _path_source(path: Path) -> dict[str, Any]:
 
 def _connection_manager(stat_prefix: str, codec: str, routing: dict[str, Any],
                         tracing: dict[str, Any] | None = None,
-                        reply_mappers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                        reply_mappers: list[dict[str, Any]] | None = None,
+                        filters: list[dict[str, Any]] = (), access_log: list[dict[str, Any]] = ()) -> dict[str, Any]:
     return {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
@@ -33,11 +39,15 @@ def _connection_manager(stat_prefix: str, codec: str, routing: dict[str, Any],
             "codec_type": codec,
             # The router decides the request id: the client's header, else the request's id field.
             "generate_request_id": False,
-            "http2_protocol_options": {"max_concurrent_streams": 1024},
-            "http_filters": [*(health_check_filters() if tracing else []),
+            # The stream window is what Envoy buffers of an HTTP/2 request: the largest message
+            # the mesh accepts (a larger one is answered RESOURCE_EXHAUSTED, oversized_reply_mapper).
+            "http2_protocol_options": {"max_concurrent_streams": 1024,
+                                       "initial_stream_window_size": min(buffer_limit_bytes(), 2**31 - 1)},
+            "http_filters": [*(health_check_filters() if tracing else []), *filters,
                              {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_FILTER}}],
             **({"tracing": tracing, "request_id_extension": request_id_extension()} if tracing else {}),
             **({"local_reply_config": {"mappers": reply_mappers}} if reply_mappers else {}),
+            **({"access_log": list(access_log)} if access_log else {}),
             **routing,
         },
     }
@@ -55,25 +65,6 @@ def _listener(name: str, address: str, manager: dict[str, Any]) -> dict[str, Any
     }
 
 
-def _front_routes(longest: float, rest: bool) -> list[dict[str, Any]]:
-    """gRPC to the router's gRPC port; with REST, every other HTTP request to its REST listener.
-    Envoy's `grpc` match is the content type: application/grpc, with or without a +suffix."""
-    calls = {"timeout": duration(longest + 1.0),
-             "retry_policy": {"retry_on": "connect-failure,refused-stream", "num_retries": 2}}
-    routes = [
-        # Streams live as long as the client keeps them; no overall deadline.
-        {"match": {"prefix": "/inference.GRPCInferenceService/ModelStreamInfer"},
-         "route": {"cluster": ROUTER_CLUSTER, "timeout": "0s"}},
-        # A deploy waits for its version to load (MESHSERVE_DEPLOY_WAIT_S) and for the gate to load it
-        # again: the caller's deadline (--timeout) bounds it, not the inference timeout.
-        {"match": {"path": "/meshserve.v1.Control/Deploy"}, "route": {"cluster": ROUTER_CLUSTER, "timeout": "0s"}},
-        {"match": {"prefix": "/", **({"grpc": {}} if rest else {})}, "route": {"cluster": ROUTER_CLUSTER, **calls}},
-    ]
-    if rest:
-        routes.append({"match": {"prefix": "/"}, "route": {"cluster": ROUTER_REST_CLUSTER, **calls}})
-    return routes
-
-
 def _router_rest_cluster(addresses: list[str], spec: DeploymentSpec, in_flight: int) -> dict[str, Any]:
     # HTTP/1.1: one connection per request in flight, so connections are limited as requests are.
     breakers = thresholds(in_flight, in_flight)
@@ -84,19 +75,11 @@ def _router_rest_cluster(addresses: list[str], spec: DeploymentSpec, in_flight: 
 
 
 def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: UpstreamAddresses) -> dict[str, Any]:
-    longest = max((d.timeouts.request_s for d in spec.models.values()), default=30.0)
-    front_routes = {
-        "route_config": {
-            "name": "front",
-            "virtual_hosts": [{
-                "name": "router",
-                "domains": ["*"],
-                "request_headers_to_remove": [ROLE_HEADER],
-                "routes": _front_routes(longest, rest=bool(upstreams.router_rest)),
-            }],
-        }
-    }
     mesh_routes = {"rds": {"route_config_name": MESH_ROUTES, "config_source": _path_source(layout.routes_path)}}
+    front_replies = [oversized_reply_mapper(), *refused_model_mappers(), unavailable_reply_mapper(),
+                     variant_shed_reply_mapper(), shed_reply_mapper()]
+    tapped = upstreams.tapped()
+    tap = [side_tap_filter(tapped)] if tapped else []  # inferences straight to Triton, copied to its adapter
     traced = tracing_enabled()
     router_limit = router_in_flight(spec, upstreams.slots)
     router_cluster = {
@@ -116,13 +99,15 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
             "listeners": [
                 # AUTO: clients may speak HTTP/2 with prior knowledge (gRPC) or HTTP/1.1 (REST, health probes).
                 # TLS, authentication and authorization from the spec's security section; the tracer when
-                # tracing is on. The mesh only continues the router's traces (see envoy/tracing.py).
+                # tracing is on. The mesh listener only continues the router's traces (see envoy/tracing.py).
+                # Both listeners route with the same watched table (routes.py).
                 secure_front(_listener("front", layout.front, _connection_manager(
-                    "front", "AUTO", front_routes, listener_tracing(front_sampling_ratio()) if traced else None,
-                    reply_mappers=[shed_reply_mapper()])),
+                    "front", "AUTO", mesh_routes, listener_tracing(front_sampling_ratio()) if traced else None,
+                    reply_mappers=front_replies, filters=[body_routing_filter(), *tap],
+                    access_log=[refusal_access_log(layout.refusal_log)] if layout.refusal_log else [])),
                     spec),
                 secure_mesh(_listener("mesh", layout.mesh, _connection_manager(
-                    "mesh", "HTTP2", mesh_routes, listener_tracing(0) if traced else None)), spec),
+                    "mesh", "HTTP2", mesh_routes, listener_tracing(0) if traced else None, filters=tap)), spec),
             ],
             "clusters": [internal_upstream(router_cluster, spec),
                          *([_router_rest_cluster(upstreams.router_rest, spec, router_limit)] if upstreams.router_rest else []),

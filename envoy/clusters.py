@@ -1,14 +1,16 @@
 """The watched cluster file: one cluster per deployed variant (its replicas, health checks,
-outlier detection), one for the copies mirrored to it, plus an aggregate per variant when the
-model has a fallback."""
+outlier detection), one for the copies mirrored to it, one for its replicas' REST listeners,
+plus an aggregate per variant when the model has a fallback. A Triton variant served straight
+by Triton has Triton's ports as its endpoints and a cluster of its adapters' side taps."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from meshserve.envoy.fragments import AGGREGATE, CLUSTER, duration, http2_upstream, load_assignment
-from meshserve.envoy.layout import UpstreamAddresses, fallback_cluster, mirror_cluster, variant_cluster
-from meshserve.envoy.limits import DEFAULT_SLOTS, mirror_breakers, variant_breakers
+from meshserve.envoy.layout import (
+    UpstreamAddresses, fallback_cluster, mirror_cluster, rest_cluster, tap_cluster, variant_cluster)
+from meshserve.envoy.limits import DEFAULT_SLOTS, mirror_breakers, thresholds, variant_breakers
 from meshserve.envoy.security import internal_upstream
 from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment
 
@@ -57,6 +59,37 @@ def _variant_cluster(model: str, version: str, deployment: ModelDeployment, addr
     }
 
 
+def _rest_cluster(model: str, version: str, deployment: ModelDeployment, addresses: list[str], slots: int,
+                  upstreams: UpstreamAddresses) -> dict[str, Any]:
+    """The variant's replicas as REST listeners: HTTP/1.1, one connection per request in flight,
+    health read from the binding's own readiness (200 ready, 400 not)."""
+    name = rest_cluster(model, version)
+    cluster = _variant_cluster(model, version, deployment, [upstreams.rest_of[a] for a in addresses
+                                                            if a in upstreams.rest_of], slots)
+    del cluster["typed_extension_protocol_options"]
+    cluster["name"] = name
+    cluster["load_assignment"]["cluster_name"] = name
+    cluster["health_checks"] = [{**cluster["health_checks"][0], "grpc_health_check": None}]
+    del cluster["health_checks"][0]["grpc_health_check"]
+    cluster["health_checks"][0]["http_health_check"] = {"path": "/v2/health/ready"}
+    breakers = cluster["circuit_breakers"]["thresholds"][0]
+    breakers["max_connections"] = breakers["max_requests"]
+    return cluster
+
+
+# Each tap stream stays open for a while after its request (Envoy's deferred close); at Envoy's
+# default of 1024 requests in flight, streams beyond it were dropped without a word under load.
+TAP_IN_FLIGHT = 100_000
+
+
+def _tap_cluster(model: str, version: str, addresses: list[str]) -> dict[str, Any]:
+    name = tap_cluster(model, version)
+    return {"@type": CLUSTER, "name": name, "type": "STATIC", "connect_timeout": "1s",
+            "lb_policy": "ROUND_ROBIN", "load_assignment": load_assignment(name, addresses),
+            "typed_extension_protocol_options": http2_upstream(),
+            "circuit_breakers": thresholds(TAP_IN_FLIGHT, TAP_IN_FLIGHT)}
+
+
 def _fallback_cluster(model: str, version: str, fallback: str, deployment: ModelDeployment,
                       slots: int) -> dict[str, Any]:
     return {
@@ -84,13 +117,22 @@ def render_clusters(spec: DeploymentSpec, upstreams: UpstreamAddresses) -> dict[
             if addresses is None:  # an empty list is a variant scaled to zero
                 raise ValueError(f"no addresses for {model} version {version}")
             slots = upstreams.slots.get((model, version), DEFAULT_SLOTS)
-            resources.append(internal_upstream(_variant_cluster(model, version, deployment, addresses, slots), spec))
-            # Every version, not only the spec's shadows: a rollout may mirror to any of them.
+            served_by = [upstreams.direct_of.get(a, a) for a in addresses]  # a Triton replica: its Triton
+            variant = _variant_cluster(model, version, deployment, served_by, slots)
+            resources.append(variant if served_by != addresses else internal_upstream(variant, spec))
+            # Every version, not only the spec's shadows: a rollout may mirror to any of them. Copies
+            # go to the adapters even of a Triton variant: no tap sees a copy, the adapter records it.
             mirror = {**_variant_cluster(model, version, deployment, addresses, slots),
                       "name": mirror_cluster(model, version),
                       "load_assignment": load_assignment(mirror_cluster(model, version), addresses),
                       "circuit_breakers": mirror_breakers(deployment, version, slots)}
             resources.append(internal_upstream(mirror, spec))
+            taps = [upstreams.tap_of[a] for a in addresses if a in upstreams.tap_of]
+            if (model, version) in upstreams.tapped():
+                resources.append(_tap_cluster(model, version, taps))
+            if upstreams.rest_of:
+                resources.append(internal_upstream(_rest_cluster(model, version, deployment, addresses, slots, upstreams),
+                                                   spec, alpn="http/1.1"))
         if deployment.fallback is not None:
             # Every deployed version, shadows too: a rollout may give a shadow primary traffic.
             for version in deployment.replicas:

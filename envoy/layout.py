@@ -39,6 +39,16 @@ def mirror_cluster(model: str, version: str) -> str:
     return f"mirror|{model}|{version}"
 
 
+def rest_cluster(model: str, version: str) -> str:
+    """The same replicas' REST listeners (HTTP/1.1), for the REST binding's inferences."""
+    return f"rest|{model}|{version}"
+
+
+def tap_cluster(model: str, version: str) -> str:
+    """The side taps (ext_proc servers) of a variant whose replicas Envoy sends straight to Triton."""
+    return f"tap|{model}|{version}"
+
+
 def fallback_cluster(model: str, version: str) -> str:
     """Aggregate cluster: the variant first, the model's fallback variant when it has no healthy replica."""
     return f"fallback|{model}|{version}"
@@ -54,6 +64,8 @@ class EnvoyLayout:
     mesh: str  # host:port the router sends model calls to
     admin: str  # host:port of Envoy's admin interface (readiness, stats, config dump)
     node_id: str = "meshserve"
+    # Where the front logs the inferences it answered itself, for the recorder ("": not logged).
+    refusal_log: str = ""
 
     @property
     def bootstrap_path(self) -> Path:
@@ -78,22 +90,37 @@ class UpstreamAddresses:
     router_rest: list[str] = field(default_factory=list)
     # Working slots of one replica of each variant (envoy/limits.py sizes circuit breakers from them).
     slots: dict[tuple[str, str], int] = field(default_factory=dict)
+    # A replica's REST listener, by its gRPC address; empty when replicas serve gRPC only (REST
+    # then goes through the router).
+    rest_of: dict[str, str] = field(default_factory=dict)
+    # A replica whose inferences go straight to another server (its own Triton) rather than to
+    # the replica itself, by the replica's gRPC address; and where that replica's side tap listens.
+    direct_of: dict[str, str] = field(default_factory=dict)
+    tap_of: dict[str, str] = field(default_factory=dict)
+
+    def tapped(self) -> set[tuple[str, str]]:
+        """The variants served straight by Triton and recorded through a side tap."""
+        return {key for key, addresses in self.variants.items() if any(a in self.tap_of for a in addresses)}
 
     @classmethod
-    def sequential(cls, spec: DeploymentSpec, host: str, first_port: int, router_workers: int = 1) -> "UpstreamAddresses":
-        """Consecutive ports from FIRST_PORT: the router's workers, then each replica in spec order."""
-        port = first_port
-        router = []
-        for _ in range(router_workers):
-            router.append(f"{host}:{port}")
-            port += 1
+    def sequential(cls, spec: DeploymentSpec, host: str, first_port: int, router_workers: int = 1,
+                   rest: bool = False) -> "UpstreamAddresses":
+        """Consecutive ports from FIRST_PORT: the router's workers, then each replica in spec order;
+        with REST, the router's REST listener after its workers and each replica's after its gRPC port."""
+        ports = iter(range(first_port, first_port + 65536))
+        router = [f"{host}:{next(ports)}" for _ in range(router_workers)]
+        router_rest = [f"{host}:{next(ports)}"] if rest else []
         variants: dict[tuple[str, str], list[str]] = {}
+        rest_of: dict[str, str] = {}
         for model, deployment in sorted(spec.models.items()):
             for version, replicas in deployment.replicas.items():
-                variants[(model, version)] = [f"{host}:{port + i}" for i in range(replicas)]
-                port += replicas
-        return cls(router=router, variants=variants)
-
+                variants[(model, version)] = []
+                for _ in range(replicas):
+                    address = f"{host}:{next(ports)}"
+                    variants[(model, version)].append(address)
+                    if rest:
+                        rest_of[address] = f"{host}:{next(ports)}"
+        return cls(router=router, variants=variants, router_rest=router_rest, rest_of=rest_of)
 
 
 def to_yaml(data: dict[str, Any]) -> str:

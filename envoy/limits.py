@@ -3,9 +3,10 @@
 Each variant's cluster gets circuit breakers sized from the deployment: its most replicas
 times the working slots of one replica (predict threads, R or Java workers, batch rows) times
 MESHSERVE_IN_FLIGHT_PER_SLOT, unless the spec's `limits:` says otherwise. A request beyond
-them is refused at once (Envoy's overflow, 503 with `x-envoy-overloaded`), which the router
-turns into RESOURCE_EXHAUSTED naming the model: a spike is shed at the door instead of
-queueing without bound in an adapter, so the requests let in keep their latency.
+them is refused at once (Envoy's overflow), answered RESOURCE_EXHAUSTED naming the model
+(`variant_shed_reply_mapper` at the front; the router says the same for the calls it
+forwards): a spike is shed at the door instead of queueing without bound in an adapter, so
+the requests let in keep their latency.
 
 Mirrored copies go through a cluster of their own per version (`mirror|MODEL|VERSION`, the
 same replicas) with limits of their own (by default four times the version's own and at
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshserve.core.mesh_protocol import MODEL_HEADER
 from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment
 
 from meshserve.core.settings import get_settings
@@ -90,4 +92,55 @@ def shed_reply_mapper() -> dict[str, Any]:
                             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
         "body": {"inline_string": f"the mesh is at capacity (the router has all the requests it can take); "
                                   f"retry after {retry_after:g} s"},
+    }
+
+
+def variant_shed_reply_mapper() -> dict[str, Any]:
+    """The front's answer to an inference beyond its variant's limits (overflow, UO, on a call
+    the front routed by its model): RESOURCE_EXHAUSTED naming the model, with when to retry."""
+    retry_after = get_settings().retry_after_s
+    return {
+        "filter": {"and_filter": {"filters": [
+            {"response_flag_filter": {"flags": ["UO"]}},
+            {"header_filter": {"header": {"name": MODEL_HEADER, "present_match": True}}}]}},
+        "headers_to_add": [{"header": {"key": "retry-after", "value": f"{retry_after:g}"},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
+                           {"header": {"key": "grpc-status", "value": "8"},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "body_format_override": {"text_format_source": {"inline_string":
+            f"model '%REQ({MODEL_HEADER})%' is at capacity: the mesh is serving all the requests it can for it and "
+            f"shed this one; retry after {retry_after:g} s (or raise limits.max_in_flight or replicas in "
+            "meshserve.yaml)"}},
+    }
+
+
+def oversized_reply_mapper() -> dict[str, Any]:
+    """A request larger than the front buffers (HTTP 413): RESOURCE_EXHAUSTED naming the limit."""
+    limit = get_settings().max_message_bytes
+    return {
+        "filter": {"status_code_filter": {"comparison": {"op": "EQ", "value": {
+            "default_value": 413, "runtime_key": "meshserve.oversized_status"}}}},
+        "headers_to_add": [{"header": {"key": "grpc-status", "value": "8"},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "body_format_override": {"text_format_source": {"inline_string":
+            f"the request is larger than this mesh's limit of {limit} bytes (MESHSERVE_MAX_MESSAGE_BYTES); "
+            "send fewer rows per request"}},
+    }
+
+
+# Envoy's flags for a replica that could not answer: no healthy host, connection failure or
+# termination, a reset, retries used up.
+_REPLICA_GONE = ["UH", "UF", "UC", "UR", "URX", "NC"]
+
+
+def unavailable_reply_mapper() -> dict[str, Any]:
+    """An inference whose replicas could not answer (all down, or the one it reached died with
+    it): UNAVAILABLE naming the model and saying what to do, not Envoy's connection jargon."""
+    return {
+        "filter": {"and_filter": {"filters": [
+            {"response_flag_filter": {"flags": _REPLICA_GONE}},
+            {"header_filter": {"header": {"name": MODEL_HEADER, "present_match": True}}}]}},
+        "body_format_override": {"text_format_source": {"inline_string":
+            f"model '%REQ({MODEL_HEADER})%' is unavailable (%RESPONSE_CODE_DETAILS%): its adapter is down or "
+            "restarting; retry shortly"}},
     }

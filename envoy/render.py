@@ -1,14 +1,17 @@
 """Render the Envoy configuration from the deployment spec and the addresses of the processes.
 
-One Envoy carries two listeners:
+One Envoy carries two listeners, routed by one watched table (routes.py):
 
-* the front listener: clients -> router. TLS, auth and access logs belong here; it strips
-  `x-meshserve-role` so no client can pretend to be shadow traffic.
-* the mesh listener: router -> adapters. It routes on `x-meshserve-model` (set by the
-  router): `weighted_clusters` split the traffic among variants, `request_mirror_policies`
-  copy a fraction of it to shadows, and `x-meshserve-version: V` pins a request to one
-  variant. Each variant is one cluster whose endpoints are its replicas, with gRPC health
-  checks and outlier detection.
+* the front listener: clients -> adapters for ModelInfer, the router for everything else.
+  TLS, auth and access logs belong here. Its body-routing filter reads the model and version
+  from a ModelInfer message into `x-meshserve-model` / `x-meshserve-version` (removing any
+  mesh header a client sent, so no client can pretend to be shadow traffic); then
+  `weighted_clusters` split the traffic among variants, `request_mirror_policies` copy a
+  fraction of it to shadows, and a named version pins a request to one variant. Each variant
+  is one cluster whose endpoints are its replicas, with gRPC health checks and outlier
+  detection.
+* the mesh listener: router -> adapters, for the inferences the router forwards (streams,
+  REST, a model starting from zero): the same model routes, on the headers the router sets.
 
 Three files come out. The bootstrap (listeners, the router cluster, admin) is written once
 when Envoy starts. The variant clusters and the mesh routes are files that Envoy watches
@@ -78,5 +81,6 @@ def render(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: UpstreamAddress
     return RenderedConfig(
         bootstrap=render_bootstrap(layout, spec, upstreams),
         clusters=render_clusters(spec, upstreams),
-        routes=render_routes(spec, rollouts or {}, version_info),
+        routes=render_routes(spec, rollouts or {}, version_info, rest=bool(upstreams.router_rest),
+                             direct_rest=bool(upstreams.rest_of), tapped=upstreams.tapped()),
     )

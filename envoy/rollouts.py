@@ -27,9 +27,13 @@ class LiveRollouts:
     restarted router agrees with the route file Envoy is still serving.
     """
 
-    def __init__(self, spec: DeploymentSpec, layout: EnvoyLayout, state_path: Path | None = None):
+    def __init__(self, spec: DeploymentSpec, layout: EnvoyLayout, state_path: Path | None = None,
+                 rest: bool = False, direct_rest: bool = False, tapped: set[tuple[str, str]] = frozenset()):
         self.spec = spec
         self.layout = layout
+        self.rest = rest  # the router serves REST behind Envoy (its cluster is in the bootstrap)
+        self.direct_rest = direct_rest  # and the replicas too (their REST clusters are in the cluster file)
+        self.tapped = set(tapped)  # variants Envoy sends straight to Triton, copying each call to a side tap
         self.state_path = state_path
         self._rollouts = {model: d.initial_rollout() for model, d in spec.models.items()}
         self._version = 1
@@ -71,7 +75,8 @@ class LiveRollouts:
         return self._rollouts[model]
 
     def routes(self) -> dict:
-        return render_routes(self.spec, self._rollouts, self.version_info)
+        return render_routes(self.spec, self._rollouts, self.version_info, rest=self.rest,
+                             direct_rest=self.direct_rest, tapped=self.tapped)
 
     def write_routes(self) -> str:
         """(Re)write the route file for the current split; returns its version_info."""

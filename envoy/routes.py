@@ -1,15 +1,26 @@
-"""The watched route file of the mesh listener: per model, a weighted split among its
+"""The watched route file, shared by both listeners: per model, a weighted split among its
 variants (canary), mirrors to its shadows, routes pinned to one version, and the role each
-variant's traffic carries to the adapter."""
+variant's traffic carries to the adapter; then what goes to the router.
+
+At the front, the body-routing filter (body_routing.py) has put the model and version of a
+unary ModelInfer into headers, so the model routes send it straight to a replica of its
+variant: one proxy hop. Every other call (metadata, Triton's extensions, streams, the
+control API, REST) carries no model header and falls through to the router. A model with a
+variant scaled to zero is the exception: its inferences from the front go to the router,
+which holds each one until a replica is up (the activator), and forwards it through the
+mesh listener, where the same model routes apply."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from meshserve.core.mesh_protocol import (
-    CANARY, MODEL_HEADER, PRIMARY, ROLE_HEADER, SHADOW, VARIANT_HEADER, VERSION_HEADER)
+    CANARY, FRONT_HOP, HOP_HEADER, MODEL_HEADER, PRIMARY, ROLE_HEADER, SHADOW, VARIANT_HEADER, VERSION_HEADER)
 from meshserve.envoy.fragments import PREVIOUS_HOSTS, PREVIOUS_PRIORITIES, ROUTE_CONFIG, duration, set_header
-from meshserve.envoy.layout import MESH_ROUTES, fallback_cluster, mirror_cluster, variant_cluster
+from meshserve.envoy.layout import (
+    MESH_ROUTES, ROUTER_CLUSTER, ROUTER_REST_CLUSTER, fallback_cluster, mirror_cluster, rest_cluster, variant_cluster)
+from meshserve.envoy.security import secure_routes
+from meshserve.envoy.side_tap import tap_config
 from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment, Rollout
 
 # Retry what failed because an adapter is gone before it took the request: a refused
@@ -62,7 +73,8 @@ def _model_routes(model: str, deployment: ModelDeployment, rollout: Rollout) -> 
     for version in deployment.replicas:
         routes.append({
             "name": f"{model}|pinned|{version}",
-            "match": {"prefix": "/", "headers": [model_match, {"name": VERSION_HEADER, "string_match": {"exact": version}}]},
+            "match": {"prefix": "/", "grpc": {},
+                      "headers": [model_match, {"name": VERSION_HEADER, "string_match": {"exact": version}}]},
             "request_headers_to_add": [set_header(ROLE_HEADER, role_of.get(version, CANARY))],
             "response_headers_to_add": [set_header(VARIANT_HEADER, f"{version} {role_of.get(version, CANARY)}")],
             "route": {"cluster": variant_cluster(model, version), **_route_timeouts(deployment),
@@ -101,30 +113,156 @@ def _model_routes(model: str, deployment: ModelDeployment, rollout: Rollout) -> 
         mirrors.append(mirror)
     if mirrors:
         action["request_mirror_policies"] = mirrors
-    routes.append({"name": f"{model}|split", "match": {"prefix": "/", "headers": [model_match]}, "route": action})
+    # A version nobody serves is not found, never split: the split takes only calls naming none.
+    unpinned = {"name": VERSION_HEADER, "present_match": False}
+    routes.append({"name": f"{model}|split", "match": {"prefix": "/", "grpc": {}, "headers": [model_match, unpinned]},
+                   "route": action})
     return routes
 
 
-def _not_served_route() -> dict[str, Any]:
-    # A model or version the mesh does not serve: a gRPC answer, not a bare HTTP 404.
+def rest_infer_path(model: str, version: str = "") -> str:
+    return f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+
+
+def _rest_model_routes(model: str, deployment: ModelDeployment, rollout: Rollout) -> list[dict[str, Any]]:
+    """The REST binding's inferences, by path, straight to the variants' REST listeners: the same
+    split, shadows, pins and sticky keys as gRPC. Everything else of REST goes to the router."""
+    role_of = roles(rollout)
+    post = {"name": ":method", "string_match": {"exact": "POST"}}
+    routes = []
+    for version in deployment.replicas:
+        routes.append({
+            "name": f"{model}|rest|pinned|{version}",
+            "match": {"path": rest_infer_path(model, version), "headers": [post]},
+            "request_headers_to_add": [set_header(ROLE_HEADER, role_of.get(version, CANARY))],
+            "response_headers_to_add": [set_header(VARIANT_HEADER, f"{version} {role_of.get(version, CANARY)}")],
+            "route": {"cluster": rest_cluster(model, version), **_route_timeouts(deployment),
+                      "retry_policy": _retry_policy(False)},
+        })
+    split: dict[str, Any] = {"clusters": [
+        {"name": rest_cluster(model, version), "weight": weight,
+         "request_headers_to_add": [set_header(ROLE_HEADER, role_of[version])],
+         "response_headers_to_add": [set_header(VARIANT_HEADER, f"{version} {role_of[version]}")]}
+        for version, weight in rollout.weights.items() if weight > 0]}
+    action: dict[str, Any] = {"weighted_clusters": split, **_route_timeouts(deployment),
+                              "retry_policy": _retry_policy(False)}
+    if deployment.routing_key_header:
+        action["hash_policy"] = [{"header": {"header_name": deployment.routing_key_header}}]
+        split["use_hash_policy"] = True
+    mirrors = [{"cluster": rest_cluster(model, version),
+                "request_headers_mutations": [{"append": set_header(ROLE_HEADER, SHADOW)}],
+                **({"runtime_fraction": {
+                    "default_value": {"numerator": round(fraction * 1_000_000), "denominator": "MILLION"},
+                    "runtime_key": f"meshserve.shadow.{model}.{version}"}} if fraction < 1.0 else {})}
+               for version, fraction in sorted(rollout.shadows.items()) if fraction > 0]
+    if mirrors:
+        action["request_mirror_policies"] = mirrors
+    routes.append({"name": f"{model}|rest|split", "match": {"path": rest_infer_path(model), "headers": [post]},
+                   "route": action})
+    return routes
+
+
+def _choose_taps(routes: list[dict[str, Any]], tapped: set[tuple[str, str]]) -> None:
+    """Turn the side tap on for routes (and weighted clusters) to tapped variants, off for the rest."""
+    for route in routes:
+        name = route.get("name", "")
+        model, _, rest = name.partition("|")
+        kind, _, version = rest.partition("|")
+        if kind == "pinned" and (model, version) in tapped:
+            route["typed_per_filter_config"] = tap_config(model, version)
+        elif kind == "split" and any(m == model for m, _ in tapped):
+            for entry in route["route"]["weighted_clusters"]["clusters"]:
+                version = entry["name"].rsplit("|", 1)[-1]
+                entry["typed_per_filter_config"] = (tap_config(model, version) if (model, version) in tapped
+                                                    else tap_config())
+        else:
+            route["typed_per_filter_config"] = tap_config()
+
+
+def _activator_route(model: str, deployment: ModelDeployment) -> dict[str, Any]:
+    """From the front, a model that may have no replica up goes through the router, which holds
+    the call while one starts; the router's own calls (without the front's mark) take the model
+    routes below. Model routes match gRPC only: the front also sets the model header of a REST
+    inference (from its path, for the per-model rules), which the REST routes below carry."""
     return {
-        "name": "not-served",
-        "match": {"prefix": "/"},
+        "name": f"{model}|activator",
+        "match": {"prefix": "/", "grpc": {}, "headers": [{"name": MODEL_HEADER, "string_match": {"exact": model}},
+                                             {"name": HOP_HEADER, "string_match": {"exact": FRONT_HOP}}]},
+        "route": {"cluster": ROUTER_CLUSTER, **_route_timeouts(deployment),
+                  "retry_policy": {"retry_on": "connect-failure,refused-stream", "num_retries": 2}},
+    }
+
+
+def _not_found(name: str, match: dict[str, Any], message: str) -> dict[str, Any]:
+    # A gRPC answer naming what is missing and what is served, not a bare HTTP 404.
+    return {
+        "name": name,
+        "match": match,
         "direct_response": {"status": 200},
         "response_headers_to_add": [
             set_header("content-type", "application/grpc"),
             set_header("grpc-status", "5"),
-            set_header("grpc-message", "model or version not served by this mesh (see x-meshserve-model/x-meshserve-version)"),
+            set_header("grpc-message", message),
         ],
     }
 
 
-def render_routes(spec: DeploymentSpec, rollouts: dict[str, Rollout], version_info: str = "1") -> dict[str, Any]:
-    """The watched route file for the mesh listener, from the live rollouts."""
-    routes: list[dict[str, Any]] = []
+def _no_such_version_route(model: str, deployment: ModelDeployment) -> dict[str, Any]:
+    return _not_found(f"{model}|no-such-version", {"prefix": "/", "grpc": {}, "headers": [
+        {"name": MODEL_HEADER, "string_match": {"exact": model}}, {"name": VERSION_HEADER, "present_match": True}]},
+        f"model '{model}' has no version '%REQ({VERSION_HEADER})%'; versions served: {', '.join(deployment.replicas)}")
+
+
+def _not_served_route(spec: DeploymentSpec) -> dict[str, Any]:
+    return _not_found("not-served", {"prefix": "/", "grpc": {}, "headers": [{"name": MODEL_HEADER, "present_match": True}]},
+                      f"model '%REQ({MODEL_HEADER})%' is not served here; models served: "
+                      f"{', '.join(sorted(spec.models)) or 'none'}")
+
+
+def _router_routes(spec: DeploymentSpec, rest: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What goes to the router: (routes before the model routes, routes after them). Envoy's
+    `grpc` match is the content type: application/grpc, with or without a +suffix."""
+    longest = max((d.timeouts.request_s for d in spec.models.values()), default=30.0)
+    calls = {"timeout": duration(longest + 1.0),
+             "retry_policy": {"retry_on": "connect-failure,refused-stream", "num_retries": 2}}
+    first = [
+        # Streams live as long as the client keeps them; no overall deadline.
+        {"name": "streams", "match": {"prefix": "/inference.GRPCInferenceService/ModelStreamInfer"},
+         "route": {"cluster": ROUTER_CLUSTER, "timeout": "0s"}},
+        # A deploy waits for its version to load (MESHSERVE_DEPLOY_WAIT_S) and for the gate to load it
+        # again: the caller's deadline (--timeout) bounds it, not the inference timeout.
+        {"name": "deploy", "match": {"path": "/meshserve.v1.Control/Deploy"},
+         "route": {"cluster": ROUTER_CLUSTER, "timeout": "0s"}},
+    ]
+    last = [{"name": "router", "match": {"prefix": "/", **({"grpc": {}} if rest else {})},
+             "route": {"cluster": ROUTER_CLUSTER, **calls}}]
+    if rest:
+        last.append({"name": "router-rest", "match": {"prefix": "/"}, "route": {"cluster": ROUTER_REST_CLUSTER, **calls}})
+    return first, last
+
+
+def render_routes(spec: DeploymentSpec, rollouts: dict[str, Rollout], version_info: str = "1",
+                  rest: bool = False, direct_rest: bool = False,
+                  tapped: set[tuple[str, str]] = frozenset()) -> dict[str, Any]:
+    """The watched route file of both listeners, from the live rollouts. REST: whether the router
+    serves the REST binding (its cluster exists); DIRECT_REST: whether the replicas serve it too
+    (their REST clusters exist), so REST inferences skip the router as gRPC ones do."""
+    first, last = _router_routes(spec, rest)
+    routes: list[dict[str, Any]] = list(first)
     for model, deployment in sorted(spec.models.items()):
-        routes.extend(_model_routes(model, deployment, rollouts.get(model) or deployment.initial_rollout()))
-    routes.append(_not_served_route())
+        if deployment.cold_versions:
+            routes.append(_activator_route(model, deployment))
+    for model, deployment in sorted(spec.models.items()):
+        rollout = rollouts.get(model) or deployment.initial_rollout()
+        routes.extend(_model_routes(model, deployment, rollout))
+        routes.append(_no_such_version_route(model, deployment))
+        if direct_rest and rest and not deployment.cold_versions:  # a cold model's REST waits in the router
+            routes.extend(_rest_model_routes(model, deployment, rollout))
+    routes.append(_not_served_route(spec))
+    routes.extend(last)
+    if tapped:
+        _choose_taps(routes, tapped)
+    host = secure_routes({"name": "models", "domains": ["*"], "routes": routes}, spec)
     return {
         "version_info": version_info,
         "resources": [{
@@ -135,6 +273,6 @@ def render_routes(spec: DeploymentSpec, rollouts: dict[str, Rollout], version_in
             # Envoy skips a route file whose content is unchanged, version_info included; the
             # version in metadata makes every rollout observable in the config dump.
             "metadata": {"filter_metadata": {"meshserve": {"routes_version": version_info}}},
-            "virtual_hosts": [{"name": "models", "domains": ["*"], "routes": routes}],
+            "virtual_hosts": [host],
         }],
     }

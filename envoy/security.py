@@ -7,12 +7,14 @@ In the order Envoy runs them, all before the request reaches the router:
 - `jwt_authn` (a local or remote JWKS) and `api_key_auth` (x-api-key), each writing the
   principal it verified into `x-meshserve-principal`; a missing or bad credential is 401,
   which a gRPC client reads as UNAUTHENTICATED;
+- the body-routing filter (body_routing.py), which puts a ModelInfer's model into a header;
 - `rbac`: health (gRPC's health service and REST's /v2/health/) for anyone, the control API for `control_from` peers and admin principals,
-  GetRecords for records readers, inference for principals with models; anything else is
-  403, PERMISSION_DENIED. REST requests pass the same filters as gRPC ones: the rules match paths and headers, which
-both bindings have, and the router's REST listener is reached only through this listener.
-The per-model rule is the router's (it needs the model name from
-  inside the message), made from the principal header before any other work.
+  GetRecords for records readers, inference for principals with models, each ModelInfer only
+  to the models its principal may call (on the model header); anything else is 403,
+  PERMISSION_DENIED. REST requests pass the same filters as gRPC ones: the rules match paths and headers, which
+  both bindings have, and the router's REST listener is reached only through this listener.
+  Calls that name their model elsewhere (metadata, streams, REST) reach the router, which
+  applies the same per-model rule from the principal header before any other work.
 
 `secure_front` adds all of it to the rendered front listener; `security_clusters` adds the
 cluster a remote JWKS is fetched from.
@@ -24,9 +26,9 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-from meshserve.core.mesh_protocol import PEER_HEADER, PRINCIPAL_HEADER
+from meshserve.core.mesh_protocol import MODEL_HEADER, PEER_HEADER, PRINCIPAL_HEADER
 from meshserve.router.deployment_spec import DeploymentSpec
-from meshserve.router.security_spec import SecuritySpec, api_keys
+from meshserve.router.security_spec import ALL_MODELS, SecuritySpec, api_keys
 
 API_KEY_HEADER = "x-api-key"
 JWT_PROVIDER = "meshserve"
@@ -46,7 +48,9 @@ FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
 
 
 def secure_front(listener: dict[str, Any], spec: DeploymentSpec) -> dict[str, Any]:
-    """The rendered front LISTENER with TLS, authentication and authorization from SPEC."""
+    """The rendered front LISTENER with TLS, authentication and authorization from SPEC.
+    Authentication runs before the body-routing filter, authorization after it (the per-model
+    rules read the model header it sets)."""
     security = spec.security
     chain = listener["filter_chains"][0]
     if security.tls is not None:
@@ -61,15 +65,24 @@ def secure_front(listener: dict[str, Any], spec: DeploymentSpec) -> dict[str, An
         guards.append(_jwt_authn(security))
     if security.api_keys_file is not None:
         guards.append(_api_key_auth(security))
-    guards.append(_rbac(security))
-    manager["http_filters"][-1:-1] = guards  # before the router filter, which stays last
-    host = manager["route_config"]["virtual_hosts"][0]
+    filters = manager["http_filters"]
+    body_routing = next((i for i, f in enumerate(filters) if f["name"] == "envoy.filters.http.lua"), len(filters) - 1)
+    filters[body_routing:body_routing] = guards
+    filters[-1:-1] = [_rbac(security)]  # last before the router filter
+    return listener
+
+
+def secure_routes(host: dict[str, Any], spec: DeploymentSpec) -> dict[str, Any]:
+    """The route table's virtual HOST with what the spec's security needs of routes: the caller's
+    address for the router (control_from, the deployment log), and routes that skip API-key
+    checks where they do not apply."""
+    security = spec.security
     host.setdefault("request_headers_to_add", []).append({
         "header": {"key": PEER_HEADER, "value": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%"},
         "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"})
     if security.api_keys_file is not None:
         host["routes"] = _api_key_routes(host["routes"], both=security.jwt is not None)
-    return listener
+    return host
 
 
 def security_clusters(spec: DeploymentSpec) -> list[dict[str, Any]]:
@@ -148,17 +161,19 @@ def _api_key_routes(routes: list[dict[str, Any]], both: bool) -> list[dict[str, 
     """Health without a key; with JWT too, routes for callers with a key first, then the same
     routes with api_key_auth off for the JWT callers."""
     off = {"envoy.filters.http.api_key_auth": {"@type": FILTER_CONFIG, "disabled": True}}
-    catch_all = [r for r in routes if r["match"].get("prefix") == "/"]
-    grpc_route = catch_all[0]["route"]  # the gRPC route comes first; REST's, when served, last
-    health = [{"match": {"prefix": HEALTH_PREFIX}, "route": dict(grpc_route), "typed_per_filter_config": off}]
-    if len(catch_all) > 1:
-        health.append({"match": {"prefix": REST_HEALTH_PREFIX}, "route": dict(catch_all[-1]["route"]),
-                       "typed_per_filter_config": off})
+    to_router = {r.get("name"): r["route"] for r in routes if r.get("name") in ("router", "router-rest")}
+    health_off = {**next(r for r in routes if r.get("name") == "router").get("typed_per_filter_config", {}), **off}
+    health = [{"match": {"prefix": HEALTH_PREFIX}, "route": dict(to_router["router"]),
+               "typed_per_filter_config": health_off}]
+    if "router-rest" in to_router:
+        health.append({"match": {"prefix": REST_HEALTH_PREFIX}, "route": dict(to_router["router-rest"]),
+                       "typed_per_filter_config": health_off})
     if not both:
         return [*health, *routes]
     with_key = [{**r, "match": {**r["match"], "headers": [{"name": API_KEY_HEADER, "present_match": True}]}}
                 for r in routes]
-    return [*health, *with_key, *({**r, "typed_per_filter_config": off} for r in routes)]
+    return [*health, *with_key, *({**r, "typed_per_filter_config": {**r.get("typed_per_filter_config", {}), **off}}
+                                   for r in routes)]
 
 
 def _principal(name: str) -> dict[str, Any]:
@@ -183,7 +198,8 @@ def _rbac(security: SecuritySpec) -> dict[str, Any]:
     rules = security.principals
     admins = sorted(p for p, r in rules.items() if r.admin)
     readers = sorted(p for p, r in rules.items() if r.records and not r.admin)
-    callers = sorted(p for p, r in rules.items() if r.models)
+    callers = sorted(p for p, r in rules.items() if r.models and not r.admin)
+    every_model = [p for p in callers if ALL_MODELS in rules[p].models]
     if admins:
         policies["admins"] = {"permissions": [{"any": True}], "principals": [_principal(p) for p in admins]}
     if readers:
@@ -194,11 +210,47 @@ def _rbac(security: SecuritySpec) -> dict[str, Any]:
     elif not rules:
         inference_principals = [{"header": {"name": PRINCIPAL_HEADER, "present_match": True}}]
     else:
-        inference_principals = [_principal(p) for p in callers]
+        inference_principals = [_principal(p) for p in every_model]
     if inference_principals:
         policies["inference"] = {"permissions": [{"not_rule": control}], "principals": inference_principals}
+    for principal in callers:
+        if principal not in every_model:
+            policies[f"models:{principal}"] = {"permissions": [_models_permission(sorted(rules[principal].models),
+                                                                                   control)],
+                                               "principals": [_principal(principal)]}
     return {"name": "envoy.filters.http.rbac", "typed_config": {
         "@type": RBAC, "rules": {"action": "ALLOW", "policies": policies}}}
+
+
+def _models_permission(models: list[str], control: dict[str, Any]) -> dict[str, Any]:
+    """An inference to one of MODELS (the model header the front set from a ModelInfer's body or a
+    REST inference's path), or any other call that is not the control API: the router checks
+    those that name a model elsewhere (metadata, streams) itself."""
+    model_call = {"header": {"name": MODEL_HEADER, "present_match": True}}
+    allowed = [{"header": {"name": MODEL_HEADER, "string_match": {"exact": m}}} for m in models]
+    return {"or_rules": {"rules": [
+        {"or_rules": {"rules": allowed}},
+        {"and_rules": {"rules": [{"not_rule": control}, {"not_rule": model_call}]}},
+    ]}}
+
+
+def refused_model_mappers() -> list[dict[str, Any]]:
+    """The front's answers when the per-model rules refuse an inference: PERMISSION_DENIED (REST:
+    403 with the binding's JSON error) naming the principal and the model, as the router says
+    for the calls it checks."""
+    message = (f"principal '%REQ({PRINCIPAL_HEADER})%' may not call model '%REQ({MODEL_HEADER})%'; ask an "
+               "operator to add it to security.principals in meshserve.yaml")
+    refused = [{"status_code_filter": {"comparison": {"op": "EQ", "value": {
+                   "default_value": 403, "runtime_key": "meshserve.rbac_status"}}}},
+               {"header_filter": {"header": {"name": MODEL_HEADER, "present_match": True}}}]
+    grpc_call = {"header_filter": {"header": {"name": "content-type",
+                                              "string_match": {"prefix": "application/grpc"}}}}
+    return [
+        {"filter": {"and_filter": {"filters": [*refused, grpc_call]}},
+         "body_format_override": {"text_format_source": {"inline_string": message}}},
+        {"filter": {"and_filter": {"filters": refused}},
+         "body_format_override": {"json_format": {"error": message}, "content_type": "application/json"}},
+    ]
 
 
 def internal_upstream(cluster: dict[str, Any], spec: DeploymentSpec, alpn: str = "h2") -> dict[str, Any]:

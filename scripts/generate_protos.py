@@ -20,7 +20,7 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOS = ROOT / "protos"
-GENERATED = ["meshserve/v1/control.proto"]
+GENERATED = ["meshserve/v1/control.proto", "meshserve/v1/ext_proc_observed.proto"]
 
 
 def generate(out: Path) -> None:

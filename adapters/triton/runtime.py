@@ -63,6 +63,10 @@ class TritonOptions(RuntimeOptions):
         default=False, description="(b) Ask the external Triton to load the model at start and unload it at stop.")
     load_timeout_s: float = Field(default=120.0, gt=0, description="Longest wait for Triton to load the model.")
     startup_timeout_s: float = Field(default=60.0, gt=0, description="(a) Longest wait for tritonserver to start.")
+    direct: bool = Field(
+        default=True, description="(a) Behind Envoy, send inferences straight to Triton and record them from a side "
+        "tap (no Python on the answer's path; a record the tap misses is counted, not written). false keeps the "
+        "adapter on the path, so every record is on disk before its answer leaves.")
 
     @model_validator(mode="after")
     def _one_source(self) -> "TritonOptions":

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.metadata
 import logging
 import time
 import urllib.parse
@@ -64,19 +62,10 @@ LOST = Counter("meshserve_tap_lost_records", "Requests the side tap could not re
 
 
 def ext_proc_stubs():
-    """The ext_proc messages from xds-protos. That package puts them under a top-level `envoy`, which
-    this repository's own envoy/ folder hides when the repository root is first on sys.path (tests,
-    `python -m` from the root); the installed tree is then added to that package's search path."""
-    name = "envoy.service.ext_proc.v3.external_processor_pb2"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError:
-        pass
-    installed = str(Path(importlib.metadata.distribution("xds-protos").locate_file("envoy")))
-    package = importlib.import_module("envoy")
-    if installed not in package.__path__:
-        package.__path__.append(installed)
-    return importlib.import_module(name)
+    """The ext_proc messages the tap reads (protos/meshserve/v1/ext_proc_observed.proto)."""
+    from meshserve.v1 import ext_proc_observed_pb2
+
+    return ext_proc_observed_pb2
 
 
 class TapRefused(ManifestError):

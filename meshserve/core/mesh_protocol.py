@@ -33,8 +33,12 @@ INTERNAL_HEADER_PREFIX = "x-meshserve-"
 # deployment log.
 PRINCIPAL_HEADER = "x-meshserve-principal"
 PEER_HEADER = "x-meshserve-peer"
-# Headers only the mesh may set: the router drops any a client sent, whatever is in front of it.
-INTERNAL_HEADERS = (MODEL_HEADER, VERSION_HEADER, ROLE_HEADER)
+# Set by Envoy's front listener on a ModelInfer it routed by its body: the call came from a client,
+# not from the router, so a model scaled to zero sends it to the router's activator.
+HOP_HEADER = "x-meshserve-hop"
+FRONT_HOP = "front"
+# Headers only the mesh may set: the front and the router drop any a client sent.
+INTERNAL_HEADERS = (MODEL_HEADER, VERSION_HEADER, ROLE_HEADER, HOP_HEADER)
 # Client headers worth carrying to the adapter besides x-*: W3C trace context.
 TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate", "baggage")
 

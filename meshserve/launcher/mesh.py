@@ -11,6 +11,7 @@ the router, and the router's calls go through Envoy's mesh listener, which picks
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -104,6 +105,14 @@ class Mesh:
         self.layout: EnvoyLayout | None = None
         self.upstreams: UpstreamAddresses | None = None
         self.variant_replicas: VariantReplicas | None = None
+        self.rest_of: dict[str, str] = {}  # a replica's REST address by its gRPC address (behind Envoy)
+        # Chosen before the recorder starts: it reads the front's log of refusals and asks Envoy to reopen it.
+        self.envoy_admin = f"127.0.0.1:{free_port()}" if envoy else ""
+        self.front_log = ""
+        # Triton replicas served straight by their Triton: its gRPC address and the side tap's, by replica.
+        self.triton_ports: dict[str, tuple[int, int]] = {}
+        self.direct_of: dict[str, str] = {}
+        self.tap_of: dict[str, str] = {}
 
     async def start(self) -> None:
         broken: list[BrokenPackage] | None = None if self.strict else []
@@ -154,6 +163,9 @@ class Mesh:
         store = records.store or settings.records_store or default_store_url(records_dir)
         self.child_env = {"MESHSERVE_RECORDS_DIR": str(records_dir), "MESHSERVE_RECORDS_ON_FAILURE": records.on_failure}
         argv = ["-m", "meshserve.sidecars.records.recorder", "--spool", str(records_dir / "spool"), "--store", store]
+        if self.envoy:  # what Envoy's front answers itself is recorded too
+            self.front_log = str(records_dir / "front-refusals.log")
+            argv += ["--front-log", self.front_log, "--envoy-admin", self.envoy_admin]
         if records.retention.days is not None:
             argv += ["--retention-days", str(records.retention.days)]
         if records.retention.max_bytes is not None:
@@ -173,13 +185,43 @@ class Mesh:
 
     async def _start_adapter(self, label: str, package: ModelPackage, address: str) -> None:
         python = await self._adapter_python(package)
-        await self.supervisor.start(
-            ChildSpec(label, [python, "-m", "meshserve.adapters.server", str(package.directory), "--listen", address],
-                      ready_marker=ADAPTER_READY,
-                      env={**self.child_env, **self._log_env(),
-                           **(self.metrics.adapter_env(label, package.name, package.version)
-                                                if self.metrics else {})}),
-            timeout=get_settings().adapter_start_timeout_s)
+        argv = [python, "-m", "meshserve.adapters.server", str(package.directory), "--listen", address]
+        env = {**self.child_env, **self._log_env(),
+               **(self.metrics.adapter_env(label, package.name, package.version) if self.metrics else {})}
+        if self.envoy:  # Envoy's front sends REST inferences straight to each replica too
+            self.rest_of.setdefault(address, f"127.0.0.1:{free_port()}")
+            argv += ["--rest-listen", self.rest_of[address]]
+        endpoint = self._straight_to_triton(package, label, address, argv, env)
+        await self.supervisor.start(ChildSpec(label, argv, ready_marker=ADAPTER_READY, env=env),
+                                    timeout=get_settings().adapter_start_timeout_s)
+        if endpoint is not None:
+            self._take_triton_endpoint(address, endpoint)
+
+    def _straight_to_triton(self, package: ModelPackage, label: str, address: str, argv: list[str],
+                            env: dict[str, str]) -> Path | None:
+        """For a Triton package behind Envoy (unless model.yaml says `triton.direct: false`): fixed
+        ports for its Triton and its side tap, and the file where the adapter says where Triton
+        listens. Returns that file, or None when the adapter stays on the path."""
+        if not self.envoy or package.manifest.runtime != "triton" or not getattr(package.options, "direct", False):
+            return None
+        ports = self.triton_ports.setdefault(address, (free_port(), free_port()))
+        endpoint = self.run_dir / "triton" / f"{label.replace(':', '-').replace('#', '-')}.json"
+        endpoint.unlink(missing_ok=True)
+        env.update({"MESHSERVE_TRITON_GRPC_PORT": str(ports[0]), "MESHSERVE_TRITON_ENDPOINT_FILE": str(endpoint)})
+        argv += ["--tap-listen", f"127.0.0.1:{ports[1]}"]
+        return endpoint
+
+    def _take_triton_endpoint(self, address: str, endpoint: Path) -> None:
+        try:
+            found = json.loads(endpoint.read_text())
+        except (OSError, ValueError) as exc:
+            log(f"meshserve: {address}: no Triton endpoint in {endpoint} ({exc}); its requests go through the adapter")
+            return
+        if found.get("direct") and found.get("triton_grpc") and found.get("tap"):
+            self.direct_of[address], self.tap_of[address] = found["triton_grpc"], found["tap"]
+        else:
+            log(f"meshserve: {found.get('model')}:{found.get('version')} is served through its adapter, not "
+                f"straight from Triton: {found.get('reason') or 'no side tap'}")
 
     async def _adapter_python(self, package: ModelPackage) -> str:
         """The interpreter a package's adapter runs with: its own environment's when model.yaml records
@@ -215,13 +257,14 @@ class Mesh:
             for key, addresses in replicas.items() for label, address in zip(labels[key], addresses)))
         router_address, router_rest = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
         layout = EnvoyLayout(self.run_dir / "envoy", front=self.listen,
-                             mesh=f"127.0.0.1:{free_port()}", admin=f"127.0.0.1:{free_port()}")
+                             mesh=f"127.0.0.1:{free_port()}", admin=self.envoy_admin, refusal_log=self.front_log)
         rollout_state = self.run_dir / "rollouts.json"
         rollout_state.unlink(missing_ok=True)  # a new mesh starts from the spec's split
         (self.run_dir / "progressive.json").unlink(missing_ok=True)  # and its rollout plans from their start
         slots = {key: replica_slots(by_key[key].manifest) for key in replicas}
         upstreams = UpstreamAddresses(router=[router_address], variants=replicas, slots=slots,
-                                      router_rest=[router_rest])
+                                      router_rest=[router_rest], rest_of=self.rest_of, direct_of=self.direct_of,
+                                      tap_of=self.tap_of)
         render(layout, deployment, upstreams).write(layout)
         deployment_path = self.run_dir / "deployment.json"
         write_deployment(deployment_path, deployment)
@@ -239,7 +282,9 @@ class Mesh:
         self.table_control = {"deployment": str(deployment_path), "rollout_state": str(rollout_state),
                               "deployment_log": str(self.run_dir / "deployment-log.jsonl"),
                               "envoy": {"run_dir": str(layout.run_dir), "front": layout.front,
-                                        "mesh": layout.mesh, "admin": layout.admin}}
+                                        "mesh": layout.mesh, "admin": layout.admin, "rest": True,
+                                        "direct_rest": bool(upstreams.rest_of),
+                                        "tapped": sorted(list(key) for key in upstreams.tapped())}}
         self.write_table()
         await self._start_router(self.table_path, router_address, router_rest)
         self.rest_url = f"{'https' if deployment.security.tls else 'http'}://{layout.front}"
@@ -250,9 +295,9 @@ class Mesh:
         policies = scaling_policies(deployment)
         if policies:
             self._start_autoscaler(policies, self.variant_replicas)
-        log(f"meshserve: Envoy front {layout.front} -> router {router_address} (REST {router_rest}) "
-            f"-> Envoy mesh {layout.mesh} "
-            f"-> adapters; admin http://{layout.admin}, config in {layout.run_dir}")
+        log(f"meshserve: Envoy front {layout.front} -> adapters for every inference (gRPC and REST); "
+            f"-> router {router_address} (REST {router_rest}) for metadata, streams, control and models starting "
+            f"from zero, through Envoy mesh {layout.mesh}; admin http://{layout.admin}, config in {layout.run_dir}")
 
     def write_table(self) -> int:
         """(Re)write the router's models table from what runs now; returns its generation."""

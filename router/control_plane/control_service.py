@@ -307,4 +307,6 @@ def live_rollouts(table: ModelTable) -> LiveRollouts | None:
     envoy = control["envoy"]
     layout = EnvoyLayout(Path(envoy["run_dir"]), front=envoy["front"], mesh=envoy["mesh"], admin=envoy["admin"])
     spec = DeploymentSpec.model_validate_json(Path(control["deployment"]).read_text())
-    return LiveRollouts(spec, layout, state_path=Path(control["rollout_state"]))
+    return LiveRollouts(spec, layout, state_path=Path(control["rollout_state"]), rest=bool(envoy.get("rest")),
+                        direct_rest=bool(envoy.get("direct_rest")),
+                        tapped={tuple(pair) for pair in envoy.get("tapped", [])})

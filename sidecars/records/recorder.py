@@ -6,6 +6,7 @@
 request's path: servers write their spools whether it runs or not, and it catches up when it
 comes back. Each pass reads every spool file from its committed offset, stores what it read
 and the new offsets in one transaction, then deletes the files that are consumed and finished.
+With `--front-log` it also records what Envoy's front answered itself (front_refusals.py).
 Retention (days and/or bytes, from meshserve.yaml) is applied every minute. With `--drift PLAN`
 it also runs the drift monitor (sidecars/drift/monitor.py) in a thread of its own with its own
 connection to the store, so a check never delays moving records.
@@ -15,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import urllib.request
 import sys
 import time
 from pathlib import Path
 
+from meshserve.sidecars.records.front_refusals import ROTATE_BYTES, read_lines
 from meshserve.sidecars.records.spool import read_frames, spool_files, writer_alive
 from meshserve.sidecars.records.store import RecordStore, open_store, redacted
 
@@ -32,7 +36,8 @@ RETENTION_EVERY_S = 60.0
 
 class Recorder:
     def __init__(self, spool_dir: Path, store: RecordStore, retention_days: float | None = None,
-                 retention_bytes: int | None = None, source: str = ""):
+                 retention_bytes: int | None = None, source: str = "", front_log: Path | None = None,
+                 envoy_admin: str | None = None):
         self.spool_dir = Path(spool_dir)
         # Spool file names repeat across pods (same label, same small pid in a fresh pid
         # namespace); recorders sharing one store keep their offsets apart under their source.
@@ -42,6 +47,8 @@ class Recorder:
         self.retention_bytes = retention_bytes
         self.stored = 0
         self._retention_at = 0.0
+        self.front_log = Path(front_log) if front_log else None
+        self.envoy_admin = envoy_admin  # asked to reopen its logs once the front log is renamed
 
     def drain_once(self) -> int:
         """One pass over every spool file; returns how many records it stored."""
@@ -76,8 +83,53 @@ class Recorder:
             path.unlink(missing_ok=True)
         if finished_and_read:
             self.store.forget_offsets(self._key(p) for p in finished_and_read)
+        moved += self._drain_front_log()
         self.stored += moved
         return moved
+
+    def _drain_front_log(self) -> int:
+        """Records of Envoy's own answers; the log is renamed (and Envoy reopens it) once it is
+        large and read to its end, and the renamed file deleted once read and replaced."""
+        if self.front_log is None:
+            return 0
+        old = self.front_log.with_name(self.front_log.name + ".1")
+        moved = 0
+        if old.exists():
+            moved += self._drain_lines(old)
+            if self.front_log.exists():  # Envoy writes to the new file: the old one is complete
+                old.unlink(missing_ok=True)
+                self.store.forget_offsets([self._key(old)])
+        moved += self._drain_lines(self.front_log)
+        size = self.front_log.stat().st_size if self.front_log.exists() else 0
+        if size > ROTATE_BYTES and not old.exists() and self.envoy_admin \
+                and self.store.offsets().get(self._key(self.front_log)) == size:
+            os.replace(self.front_log, old)
+            self.store.ingest([], [], {self._key(old): size, self._key(self.front_log): 0})
+            try:
+                urllib.request.urlopen(urllib.request.Request(f"http://{self.envoy_admin}/reopen_logs",
+                                                              method="POST"), timeout=5).close()
+            except OSError as exc:
+                log.warning("recorder: Envoy did not reopen its logs (%s); it will be asked again", exc)
+        return moved
+
+    def _drain_lines(self, path: Path) -> int:
+        key = self._key(path)
+        start = self.store.offsets().get(key, 0)
+        if path.exists() and path.stat().st_size < start:
+            start = 0  # a new file under the old name
+        moved = 0
+        while True:
+            records, position = [], start
+            for position, record in read_lines(path, start):
+                if record is not None:
+                    records.append(record)
+                if len(records) >= BATCH_RECORDS:
+                    break
+            if position == start:
+                return moved
+            self.store.ingest(records, [], {key: position})
+            moved += len(records)
+            start = position
 
     def _key(self, path: Path) -> str:
         return f"{self.source}/{path.name}" if self.source else path.name
@@ -120,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", default="", help="unique name of this spool folder (e.g. the pod) when several "
                         "recorders share one store")
     parser.add_argument("--drift", default=None, help="drift plan (JSON) to check periodically")
+    parser.add_argument("--front-log", default=None, help="Envoy's log of the inferences its front answered itself")
+    parser.add_argument("--envoy-admin", default=None, help="HOST:PORT of Envoy's admin, to reopen that log")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     stop: list[bool] = []
@@ -138,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.spool).mkdir(parents=True, exist_ok=True)
     print(f"{READY_LINE}: {args.spool} -> {redacted(store.url)}", flush=True)
     drift = _start_drift_monitor(args.store, args.drift)
-    Recorder(Path(args.spool), store, args.retention_days, args.retention_bytes, source=args.source).run(stop)
+    Recorder(Path(args.spool), store, args.retention_days, args.retention_bytes, source=args.source,
+             front_log=args.front_log, envoy_admin=args.envoy_admin).run(stop)
     if drift is not None:
         drift.stop()
     store.close()

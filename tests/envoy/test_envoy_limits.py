@@ -79,8 +79,8 @@ def test_the_front_answers_an_overflow_with_a_retry_hint_and_says_the_mesh_is_at
     config = rendered(SPEC)
     front = config.bootstrap["static_resources"]["listeners"][0]
     manager = front["filter_chains"][0]["filters"][0]["typed_config"]
-    mapper = manager["local_reply_config"]["mappers"][0]
-    assert mapper["filter"] == {"response_flag_filter": {"flags": ["UO"]}}
+    mapper = next(m for m in manager["local_reply_config"]["mappers"]
+                  if m["filter"] == {"response_flag_filter": {"flags": ["UO"]}})
     assert mapper["headers_to_add"][0]["header"] == {"key": "retry-after", "value": "1"}
     assert "at capacity" in mapper["body"]["inline_string"]
 

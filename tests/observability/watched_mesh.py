@@ -29,8 +29,9 @@ def _breast_cancer_version(root: Path, version: str, source: Path) -> None:
     package = root / f"breast_cancer_{version}"
     package.mkdir()
     (package / "model.joblib").symlink_to(source / "model.joblib")
-    if (source / "baseline.json").exists():
-        (package / "baseline.json").symlink_to(source / "baseline.json")
+    for shared in ("baseline.json", "golden.json"):
+        if (source / shared).exists():
+            (package / shared).symlink_to(source / shared)
     manifest = yaml.safe_load((source / "model.yaml").read_text())
     manifest["version"] = version
     manifest["signature"]["inputs"][0]["limits"] = {"mean radius": {"range": MEAN_RADIUS_RANGE}}

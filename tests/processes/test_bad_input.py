@@ -74,7 +74,7 @@ def test_a_100_mb_request_above_the_limit_is_refused_and_serving_goes_on(python_
     rows = (100 * 2**20) // (4 * 4)
     code, details = status_of(stub, iris_request(rows=rows))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "larger than max" in details
+    assert "larger than this mesh's limit of" in details
     client = triton.InferenceServerClient(python_mesh.address)
     assert client.is_model_ready("iris-species")
     assert stub.ModelInfer(iris_request(), timeout=30).outputs[0].name == "species"

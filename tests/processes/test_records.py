@@ -188,6 +188,41 @@ def test_every_answer_and_refusal_has_exactly_one_record_through_kills_of_adapte
         store.close()
 
 
+def test_what_the_front_refuses_itself_is_recorded_as_the_client_saw_it(mesh, records_dir):
+    """Unknown models and versions, bodies that are not a ModelInferRequest: Envoy answers them
+    without any adapter, and each is still one record, with the status and message the client got."""
+    sent: dict[str, tuple[grpc.StatusCode, str]] = {}
+    with grpc.insecure_channel(mesh.address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        raw = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                  request_serializer=lambda body: body, response_deserializer=lambda body: body)
+        unknown_model = iris_request("front-unknown-model")
+        unknown_model.model_name = "no-such-model"
+        unknown_version = iris_request("front-unknown-version")
+        unknown_version.model_version = "99"
+        for request in (unknown_model, unknown_version):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ModelInfer(request, timeout=10)
+            sent[request.id] = (refused.value.code(), refused.value.details())
+        with pytest.raises(grpc.RpcError) as refused:  # not a protobuf message at all
+            raw(b"\xff\xff\xff", timeout=10, metadata=(("x-request-id", "front-garbage"),))
+        sent["front-garbage"] = (refused.value.code(), refused.value.details())
+    assert sent["front-unknown-model"][0] == grpc.StatusCode.NOT_FOUND
+    assert sent["front-garbage"][0] == grpc.StatusCode.INVALID_ARGUMENT
+    store = store_of(records_dir)
+    try:
+        def recorded() -> dict:
+            return {request_id: store.records_for(request_id) for request_id in sent}
+        wait_until(lambda: all(recorded().values()), 30, "the front's refusals were recorded")
+        for request_id, records in recorded().items():
+            [record] = records
+            code, message = sent[request_id]
+            assert (record["side"], record["code"]) == ("front", code.name), record
+            assert message in record["error"], record
+    finally:
+        store.close()
+
+
 def test_audit_explains_a_prediction_and_pii_is_never_on_disk_in_clear(mesh, models, records_dir):
     request = pb.ModelInferRequest(model_name="contact", id="pii-1")
     request.inputs.add(name="email", datatype="BYTES", shape=[1]).contents.bytes_contents.append(SECRET.encode())

@@ -48,7 +48,7 @@ def _render(args) -> int:
     run_dir = Path(args.out or args.run_dir).resolve()
     layout = EnvoyLayout(run_dir=run_dir, front=args.listen or get_settings().listen,
                          mesh=f"{host}:{port}", admin=f"{host}:{port + 1}")
-    upstreams = UpstreamAddresses.sequential(spec, host, port + 2)
+    upstreams = UpstreamAddresses.sequential(spec, host, port + 2, rest=True)  # as `meshserve up` runs it
     upstreams.slots.update({(p.name, p.version): replica_slots(p.manifest) for p in packages})
     config = render(layout, spec, upstreams)
     print(config.documents(layout), end="")
