@@ -10,6 +10,7 @@ import pkgutil
 import sys
 
 import meshserve.cli.commands
+from meshserve.cli.store_access import StoreAccessError
 from meshserve.cli.mesh_options import MeshOptionError
 from meshserve.core.errors import ManifestError
 from meshserve.core.settings import get_settings
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         get_settings.cache_clear()
     try:
         return int(args.func(args) or 0)
-    except (ManifestError, MeshOptionError) as exc:
+    except (ManifestError, MeshOptionError, StoreAccessError) as exc:
         print(f"meshserve: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -53,9 +53,9 @@ def _fetch(args) -> list[dict]:
 
 def _from_store(url: str, request_id: str) -> list[dict]:
     from meshserve.sidecars.records.audit import audit
-    from meshserve.sidecars.records.store import open_store
+    from meshserve.cli.store_access import open_records_store
 
-    store = open_store(url)
+    store = open_records_store(url)
     try:
         return audit(store, request_id)
     finally:

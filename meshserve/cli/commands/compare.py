@@ -25,9 +25,9 @@ def register(subparsers) -> None:
 def _compare(args) -> int:
     from meshserve.sidecars.compare.comparison import compare
     from meshserve.sidecars.compare.report import page, text
-    from meshserve.sidecars.records.store import open_store
+    from meshserve.cli.store_access import open_records_store
 
-    store = open_store(args.store)
+    store = open_records_store(args.store)
     try:
         report = compare(store, args.model, args.since, args.until)
     finally:

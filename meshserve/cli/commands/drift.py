@@ -51,12 +51,12 @@ def _drift(args) -> int:
     from meshserve.sidecars.drift.drift_tables import DriftTables
     from meshserve.sidecars.drift.monitor import check_model
     from meshserve.sidecars.drift.report import alert_lines, page, text
-    from meshserve.sidecars.records.store import open_store
+    from meshserve.cli.store_access import open_records_store
 
     models_dir = Path(args.models) if args.models else (Path(args.store) if Path(args.store).is_dir() else None)
     plan = _plan(models_dir, args.model) if models_dir else None
     now = time.time()
-    store = open_store(args.store)
+    store = open_records_store(args.store)
     try:
         tables = DriftTables(store)
         if plan is not None:

@@ -29,10 +29,10 @@ def register(subparsers) -> None:
 def _explain(args) -> int:
     from meshserve.cli.mesh_client import MeshClient
     from meshserve.sidecars.records.explain import CannotExplain, explain
-    from meshserve.sidecars.records.store import open_store
+    from meshserve.cli.store_access import open_records_store
 
     mesh = MeshClient.from_args(args)
-    store = open_store(args.store)
+    store = open_records_store(args.store)
     try:
         result = explain(store, args.request_id, _predictor(mesh), background=args.background,
                          output=args.output, row=args.row)

@@ -22,13 +22,13 @@ def register(subparsers) -> None:
 def _outcomes(args) -> int:
     from meshserve.core.progress import Progress
     from meshserve.sidecars.records.outcomes import import_outcomes, read_rows
-    from meshserve.sidecars.records.store import open_store
+    from meshserve.cli.store_access import open_records_store
 
     path = Path(args.file)
     if not path.is_file():
         print(f"meshserve: {path}: no such file", file=sys.stderr)
         return 2
-    store = open_store(args.store)
+    store = open_records_store(args.store)
     try:
         outputs = None
         if args.model:

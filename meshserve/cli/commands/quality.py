@@ -38,9 +38,9 @@ def register(subparsers) -> None:
 def _quality(args) -> int:
     from meshserve.sidecars.records.quality import quality
     from meshserve.sidecars.records.quality_report import alerts_for, page, text
-    from meshserve.sidecars.records.store import open_store
+    from meshserve.cli.store_access import open_records_store
 
-    store = open_store(args.store)
+    store = open_records_store(args.store)
     try:
         report = quality(store.joined(args.model, args.since, args.until), window_s=args.window)
     finally:

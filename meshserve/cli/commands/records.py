@@ -23,7 +23,7 @@ def _time(text: str) -> float:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("records", help="export prediction records")
+    parser = subparsers.add_parser("records", help="export prediction records, or see those that could not be written")
     actions = parser.add_subparsers(dest="records_command", required=True, metavar="ACTION")
     export = actions.add_parser("export", help="write the records of a model to a Parquet, CSV or JSONL file")
     export.add_argument("--model", required=True, help="model name")
@@ -36,18 +36,52 @@ def register(subparsers) -> None:
     export.add_argument("-o", "--output", required=True, help="file to write")
     export.add_argument("--store", required=True, help="the folder of model packages the mesh served (its store is "
                                                       "there), sqlite:///PATH or postgresql://...")
+    losses = actions.add_parser("losses", help="records the mesh could not write (disk full or read-only, spool "
+                                               "at its bound), per model, version and reason")
+    losses.add_argument("--since", type=_time, default=None, help="only losses that went on after this time")
+    losses.add_argument("--store", required=True, help="the folder of model packages the mesh served, "
+                                                      "sqlite:///PATH or postgresql://...")
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
     export.set_defaults(func=_export)
+    losses.set_defaults(func=_losses)
+
+
+def _losses(args) -> int:
+    """Totals as the processes reported them once their spool took records again; a process still
+    losing records counts them in meshserve_records_lost_total until then."""
+    from meshserve.cli.store_access import open_records_store
+
+    store = open_records_store(args.store)
+    try:
+        rows = store.losses(args.since)
+    finally:
+        store.close()
+    if not rows:
+        print("no records lost" + (" in that window" if args.since else "") + " (a process still unable to write "
+              "its spool reports its losses once it can; meanwhile see meshserve_records_lost_total)")
+        return 0
+    print(f"{'model':<24} {'version':<10} {'side':<8} {'reason':<16} {'lost':>8}  from -> to (UTC)")
+    for row in rows:
+        span = " -> ".join(_utc(t) for t in (row["first_at"], row["last_at"]))
+        print(f"{row['model']:<24} {row['version']:<10} {row['side']:<8} {row['reason']:<16} {row['count']:>8}  {span}")
+    print(f"{sum(row['count'] for row in rows)} records lost in all")
+    return 1
+
+
+def _utc(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _export(args) -> int:
     from meshserve.core.progress import Progress
     from meshserve.sidecars.records.export import export
-    from meshserve.sidecars.records.store import open_store
+    from meshserve.cli.store_access import open_records_store
 
     output = Path(args.output)
     fmt = args.format or {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(output.suffix, "parquet")
-    store = open_store(args.store)
+    store = open_records_store(args.store)
     try:
         total = store.count_matching(args.model, args.version, args.since, args.until)
         if total == 0:
