@@ -13,7 +13,8 @@ Open Inference Protocol's gRPC ModelInfer, the same load generator for all (load
 * adapter, batching on: the same package with `batching: {max_batch_size: 16, max_wait_us: 2000}`,
   MLServer's settings;
 * full mesh: `meshserve up` on a folder holding examples/breast_cancer as shipped (micro-batching
-  of at most 64 rows, no wait; Envoy, router, adapter, recorder; records and metrics on), into
+  of at most 64 rows, no wait; one hop, Envoy -> adapter, with the router and recorder beside it;
+  records and metrics on), into
   an empty store of its own.
 
 Both sides compute the same thing for each request: scikit-learn's predict and predict_proba

@@ -6,7 +6,7 @@ Targets, all on this machine in the same run, all single-row requests:
   adapter, batching             the same with micro-batching on (max 64 rows, 500 us)
   adapter, 2 workers            two forked R workers (r.workers: 2), batching off
   adapter, 2 workers, batching  both
-  meshserve up, batching        the whole mesh: Envoy -> router -> Envoy -> adapter, batching on
+  meshserve up, batching        the whole mesh: one hop, Envoy -> adapter, batching on
 Latency (median, p99) at concurrency 1, throughput at 8 and 32; ratios against plumber. All
 targets run at once and are measured in short slices whose order rotates each round, so load
 from elsewhere on a shared machine lands on every target alike.

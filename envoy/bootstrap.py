@@ -107,7 +107,8 @@ def render_bootstrap(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: Upstr
                     access_log=[refusal_access_log(layout.refusal_log)] if layout.refusal_log else [])),
                     spec),
                 secure_mesh(_listener("mesh", layout.mesh, _connection_manager(
-                    "mesh", "HTTP2", mesh_routes, listener_tracing(0) if traced else None, filters=tap)), spec),
+                    "mesh", "HTTP2", mesh_routes, listener_tracing(0) if traced else None, filters=tap)), spec,
+                    layout.mesh_secret),
             ],
             "clusters": [internal_upstream(router_cluster, spec),
                          *([_router_rest_cluster(upstreams.router_rest, spec, router_limit)] if upstreams.router_rest else []),

@@ -108,8 +108,9 @@ def _fallback_cluster(model: str, version: str, fallback: str, deployment: Model
     }
 
 
-def render_clusters(spec: DeploymentSpec, upstreams: UpstreamAddresses) -> dict[str, Any]:
-    """The watched cluster file: one cluster per deployed variant, plus fallback aggregates."""
+def render_clusters(spec: DeploymentSpec, upstreams: UpstreamAddresses, mesh_secret: str = "") -> dict[str, Any]:
+    """The watched cluster file: one cluster per deployed variant, plus fallback aggregates; with a
+    MESH_SECRET (EnvoyLayout.mesh_secret), health checks of the mesh's own servers carry it."""
     resources = []
     for model, deployment in sorted(spec.models.items()):
         for version in deployment.replicas:
@@ -119,20 +120,21 @@ def render_clusters(spec: DeploymentSpec, upstreams: UpstreamAddresses) -> dict[
             slots = upstreams.slots.get((model, version), DEFAULT_SLOTS)
             served_by = [upstreams.direct_of.get(a, a) for a in addresses]  # a Triton replica: its Triton
             variant = _variant_cluster(model, version, deployment, served_by, slots)
-            resources.append(variant if served_by != addresses else internal_upstream(variant, spec))
+            resources.append(variant if served_by != addresses else internal_upstream(variant, spec,
+                                                                                       mesh_secret=mesh_secret))
             # Every version, not only the spec's shadows: a rollout may mirror to any of them. Copies
             # go to the adapters even of a Triton variant: no tap sees a copy, the adapter records it.
             mirror = {**_variant_cluster(model, version, deployment, addresses, slots),
                       "name": mirror_cluster(model, version),
                       "load_assignment": load_assignment(mirror_cluster(model, version), addresses),
                       "circuit_breakers": mirror_breakers(deployment, version, slots)}
-            resources.append(internal_upstream(mirror, spec))
+            resources.append(internal_upstream(mirror, spec, mesh_secret=mesh_secret))
             taps = [upstreams.tap_of[a] for a in addresses if a in upstreams.tap_of]
             if (model, version) in upstreams.tapped():
                 resources.append(_tap_cluster(model, version, taps))
             if upstreams.rest_of:
                 resources.append(internal_upstream(_rest_cluster(model, version, deployment, addresses, slots, upstreams),
-                                                   spec, alpn="http/1.1"))
+                                                   spec, alpn="http/1.1", mesh_secret=mesh_secret))
         if deployment.fallback is not None:
             # Every deployed version, shadows too: a rollout may give a shadow primary traffic.
             for version in deployment.replicas:

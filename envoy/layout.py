@@ -66,6 +66,10 @@ class EnvoyLayout:
     node_id: str = "meshserve"
     # Where the front logs the inferences it answered itself, for the recorder ("": not logged).
     refusal_log: str = ""
+    # The secret Envoy adds to every request it sends to the mesh's servers (read from its
+    # environment) and asks of the router's calls on the mesh listener ("": the mesh checks none;
+    # meshserve/core/mesh_secret.py).
+    mesh_secret: str = field(default="", repr=False)
 
     @property
     def bootstrap_path(self) -> Path:
@@ -131,7 +135,8 @@ def write_watched(path: Path, data: dict[str, Any]) -> None:
     """Replace PATH atomically: write a temporary file in the same folder, then rename it over.
 
     Envoy reloads a watched file when a file is moved into its folder; the rename also means
-    it never reads a half-written file.
+    it never reads a half-written file. mkstemp makes it readable by its owner only (0600),
+    which the mesh secret and API keys in these files need.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -80,7 +80,8 @@ def render(layout: EnvoyLayout, spec: DeploymentSpec, upstreams: UpstreamAddress
            rollouts: dict[str, Rollout] | None = None, version_info: str = "1") -> RenderedConfig:
     return RenderedConfig(
         bootstrap=render_bootstrap(layout, spec, upstreams),
-        clusters=render_clusters(spec, upstreams),
+        clusters=render_clusters(spec, upstreams, layout.mesh_secret),
         routes=render_routes(spec, rollouts or {}, version_info, rest=bool(upstreams.router_rest),
-                             direct_rest=bool(upstreams.rest_of), tapped=upstreams.tapped()),
+                             direct_rest=bool(upstreams.rest_of), tapped=upstreams.tapped(),
+                             mesh_secret=layout.mesh_secret),
     )

@@ -76,7 +76,7 @@ class LiveRollouts:
 
     def routes(self) -> dict:
         return render_routes(self.spec, self._rollouts, self.version_info, rest=self.rest,
-                             direct_rest=self.direct_rest, tapped=self.tapped)
+                             direct_rest=self.direct_rest, tapped=self.tapped, mesh_secret=self.layout.mesh_secret)
 
     def write_routes(self) -> str:
         """(Re)write the route file for the current split; returns its version_info."""

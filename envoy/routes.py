@@ -243,10 +243,11 @@ def _router_routes(spec: DeploymentSpec, rest: bool) -> tuple[list[dict[str, Any
 
 def render_routes(spec: DeploymentSpec, rollouts: dict[str, Rollout], version_info: str = "1",
                   rest: bool = False, direct_rest: bool = False,
-                  tapped: set[tuple[str, str]] = frozenset()) -> dict[str, Any]:
+                  tapped: set[tuple[str, str]] = frozenset(), mesh_secret: str = "") -> dict[str, Any]:
     """The watched route file of both listeners, from the live rollouts. REST: whether the router
     serves the REST binding (its cluster exists); DIRECT_REST: whether the replicas serve it too
-    (their REST clusters exist), so REST inferences skip the router as gRPC ones do."""
+    (their REST clusters exist), so REST inferences skip the router as gRPC ones do; MESH_SECRET:
+    whether every request sent on carries the mesh secret (EnvoyLayout.mesh_secret)."""
     first, last = _router_routes(spec, rest)
     routes: list[dict[str, Any]] = list(first)
     for model, deployment in sorted(spec.models.items()):
@@ -262,7 +263,7 @@ def render_routes(spec: DeploymentSpec, rollouts: dict[str, Rollout], version_in
     routes.extend(last)
     if tapped:
         _choose_taps(routes, tapped)
-    host = secure_routes({"name": "models", "domains": ["*"], "routes": routes}, spec)
+    host = secure_routes({"name": "models", "domains": ["*"], "routes": routes}, spec, mesh_secret)
     return {
         "version_info": version_info,
         "resources": [{

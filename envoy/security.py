@@ -26,7 +26,8 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-from meshserve.core.mesh_protocol import MODEL_HEADER, PEER_HEADER, PRINCIPAL_HEADER
+from meshserve.core.mesh_protocol import MESH_SECRET_HEADER, MODEL_HEADER, PEER_HEADER, PRINCIPAL_HEADER
+from meshserve.core.mesh_secret import MESH_SECRET_ENV, REFUSAL
 from meshserve.router.deployment_spec import DeploymentSpec
 from meshserve.router.security_spec import ALL_MODELS, SecuritySpec, api_keys
 
@@ -37,6 +38,9 @@ HEALTH_PREFIX = "/grpc.health.v1.Health/"
 REST_HEALTH_PREFIX = "/v2/health/"  # the REST binding's liveness and readiness, for HTTP probes
 CONTROL_PREFIX = "/meshserve.v1.Control/"
 RECORDS_PATH = CONTROL_PREFIX + "GetRecords"
+# What Envoy sends as the mesh secret: read from its environment when it sends, so neither the
+# watched files nor the admin interface's config dump hold the secret itself.
+MESH_SECRET_VALUE = f"%ENVIRONMENT({MESH_SECRET_ENV})%"
 
 TLS_CONTEXT = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
@@ -72,14 +76,17 @@ def secure_front(listener: dict[str, Any], spec: DeploymentSpec) -> dict[str, An
     return listener
 
 
-def secure_routes(host: dict[str, Any], spec: DeploymentSpec) -> dict[str, Any]:
+def secure_routes(host: dict[str, Any], spec: DeploymentSpec, mesh_secret: str = "") -> dict[str, Any]:
     """The route table's virtual HOST with what the spec's security needs of routes: the caller's
-    address for the router (control_from, the deployment log), and routes that skip API-key
-    checks where they do not apply."""
+    address for the router (control_from, the deployment log), the mesh secret on every request
+    sent on (mirrored copies too), and routes that skip API-key checks where they do not apply."""
     security = spec.security
-    host.setdefault("request_headers_to_add", []).append({
-        "header": {"key": PEER_HEADER, "value": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%"},
-        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"})
+    added = host.setdefault("request_headers_to_add", [])
+    added.append({"header": {"key": PEER_HEADER, "value": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%"},
+                  "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"})
+    if mesh_secret:
+        added.append({"header": {"key": MESH_SECRET_HEADER, "value": MESH_SECRET_VALUE},
+                      "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"})
     if security.api_keys_file is not None:
         host["routes"] = _api_key_routes(host["routes"], both=security.jwt is not None)
     return host
@@ -253,23 +260,47 @@ def refused_model_mappers() -> list[dict[str, Any]]:
     ]
 
 
-def internal_upstream(cluster: dict[str, Any], spec: DeploymentSpec, alpn: str = "h2") -> dict[str, Any]:
+def internal_upstream(cluster: dict[str, Any], spec: DeploymentSpec, alpn: str = "h2",
+                      mesh_secret: str = "") -> dict[str, Any]:
     """CLUSTER (the router's, or a variant's) connecting with mutual TLS when the spec asks for
     internal TLS: Envoy shows the internal certificate and checks the peer's against the CA.
-    Health checks use the same transport. ALPN: h2 for gRPC, http/1.1 for the router's REST listener."""
+    Health checks use the same transport, and carry the MESH_SECRET the servers ask of every call
+    (requests get it from the routes). ALPN: h2 for gRPC, http/1.1 for the router's REST listener."""
     tls = spec.security.internal_tls
     if tls is not None:
         cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
             "@type": UPSTREAM_TLS, "common_tls_context": _internal_context(tls, alpn)}}
+    if mesh_secret:
+        header = [{"header": {"key": MESH_SECRET_HEADER, "value": MESH_SECRET_VALUE}}]
+        for check in cluster.get("health_checks", ()):
+            if "grpc_health_check" in check:
+                check["grpc_health_check"] = {**check["grpc_health_check"], "initial_metadata": header}
+            if "http_health_check" in check:
+                check["http_health_check"] = {**check["http_health_check"], "request_headers_to_add": header}
     return cluster
 
 
-def secure_mesh(listener: dict[str, Any], spec: DeploymentSpec) -> dict[str, Any]:
-    """The mesh LISTENER (router -> adapters) requiring the internal certificate from its callers."""
+def secure_mesh(listener: dict[str, Any], spec: DeploymentSpec, mesh_secret: str = "") -> dict[str, Any]:
+    """The mesh LISTENER (router -> adapters) requiring the internal certificate from its callers,
+    or the MESH_SECRET on every call: it sends on to the adapters with the secret, so a caller
+    without it would get through it what it cannot get from the adapters directly."""
     tls = spec.security.internal_tls
     if tls is not None:
         listener["filter_chains"][0]["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
             "@type": TLS_CONTEXT, "common_tls_context": _internal_context(tls), "require_client_certificate": True}}
+    if mesh_secret:
+        # api_key_auth rather than an RBAC header match: Envoy leaves its keys out of the admin
+        # interface's config dump, which any local process can read. A name of its own, because
+        # the shared routes turn the front's api_key_auth off by name where clients need no key.
+        manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        manager["http_filters"].insert(0, {"name": "meshserve.mesh_secret", "typed_config": {
+            "@type": API_KEY_AUTH, "credentials": [{"key": mesh_secret, "client": "mesh"}],
+            "key_sources": [{"header": MESH_SECRET_HEADER}]}})
+        # Refused as the router and adapters refuse such a caller: UNAUTHENTICATED, saying where to call.
+        manager.setdefault("local_reply_config", {}).setdefault("mappers", []).append({
+            "filter": {"status_code_filter": {"comparison": {"op": "EQ", "value": {
+                "default_value": 401, "runtime_key": "meshserve.mesh_secret_status"}}}},
+            "body_format_override": {"text_format_source": {"inline_string": REFUSAL}}})
     return listener
 
 

@@ -105,6 +105,13 @@ class SecuritySpec(StrictModel):
     def authenticates(self) -> bool:
         return self.jwt is not None or self.api_keys_file is not None
 
+    @property
+    def needs_mesh_secret(self) -> bool:
+        """Whether the ports behind the front must refuse callers without the per-mesh secret
+        (meshserve/core/mesh_secret.py): whenever the front guards something, unless internal_tls
+        already keeps those callers out."""
+        return (self.tls is not None or self.authenticates) and self.internal_tls is None
+
     def may_call(self, principal: str, model: str) -> bool:
         """Whether PRINCIPAL may call MODEL (every authenticated principal may when none are listed)."""
         if not self.principals:

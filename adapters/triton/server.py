@@ -265,6 +265,9 @@ class TritonServer:
             "--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}",
             f"--exit-timeout-secs={self.exit_timeout_s}",
             "--strict-readiness=true",
+            # A restarted Triton loads what it served before it opens its ports: Envoy sends clients
+            # straight to it, and a port open before the model is loaded would answer NOT_FOUND.
+            *(f"--load-model={name}" for name, config_json in self._loaded if config_json is None),
         ]
         offset = self.log_offset()
         with self.log_path.open("ab") as log_file:

@@ -17,13 +17,16 @@ from grpc_reflection.v1alpha import reflection
 
 from meshserve.core.errors import ManifestError
 from meshserve.core.internal_tls import server_credentials
+from meshserve.core.mesh_secret import MeshSecretCheck, mesh_secret
 from meshserve.core.settings import get_settings
 
 
 def create_server(interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> grpc.aio.Server:
-    """A server with the mesh's limits; INTERCEPTORS see every call (tracing, auth, metrics)."""
+    """A server with the mesh's limits; INTERCEPTORS see every call (tracing, auth, metrics).
+    In a mesh with a secret, calls without it are refused before any interceptor sees them."""
     limit = get_settings().max_message_bytes
-    return grpc.aio.server(interceptors=list(interceptors or ()), options=[
+    checks = [MeshSecretCheck()] if mesh_secret() else []
+    return grpc.aio.server(interceptors=[*checks, *(interceptors or ())], options=[
         ("grpc.max_receive_message_length", limit),
         ("grpc.max_send_message_length", limit),
         ("grpc.so_reuseport", 0),  # a second server on a busy port must fail, not share it

@@ -37,8 +37,11 @@ PEER_HEADER = "x-meshserve-peer"
 # not from the router, so a model scaled to zero sends it to the router's activator.
 HOP_HEADER = "x-meshserve-hop"
 FRONT_HOP = "front"
+# Set by Envoy, the router and the deploy gate on every call to a mesh server: the per-mesh
+# secret that proves the call came through the front or from the mesh itself (mesh_secret.py).
+MESH_SECRET_HEADER = "x-meshserve-mesh-secret"
 # Headers only the mesh may set: the front and the router drop any a client sent.
-INTERNAL_HEADERS = (MODEL_HEADER, VERSION_HEADER, ROLE_HEADER, HOP_HEADER)
+INTERNAL_HEADERS = (MODEL_HEADER, VERSION_HEADER, ROLE_HEADER, HOP_HEADER, MESH_SECRET_HEADER)
 # Client headers worth carrying to the adapter besides x-*: W3C trace context.
 TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate", "baggage")
 

@@ -15,7 +15,8 @@ from aiohttp import web
 from tritonclient.grpc import service_pb2 as pb
 
 from meshserve.core.errors import InvalidInput, bounded
-from meshserve.core.mesh_protocol import Metadata
+from meshserve.core.mesh_protocol import MESH_SECRET_HEADER, Metadata
+from meshserve.core.mesh_secret import REFUSAL, carries_mesh_secret, mesh_secret
 from meshserve.core.rest_bodies import HEADER_LENGTH, RestInference, parse_request, response_body
 from meshserve.core.settings import get_settings
 
@@ -32,7 +33,8 @@ MODEL_PATHS = ("/v2/models/{model}", "/v2/models/{model}/versions/{version}")
 def request_metadata(request: web.Request) -> Metadata:
     """The request's headers as a gRPC call's invocation metadata (lower-case keys, text values)."""
     return [(key.lower(), value) for key, value in request.headers.items()
-            if key.lower() not in HTTP_ONLY_HEADERS and value.isascii() and value.isprintable()]
+            if key.lower() not in HTTP_ONLY_HEADERS and key.lower() != MESH_SECRET_HEADER
+            and value.isascii() and value.isprintable()]
 
 
 def model_of(request: web.Request) -> tuple[str, str]:
@@ -87,9 +89,18 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
+@web.middleware
+async def mesh_secret_required(request: web.Request, handler) -> web.StreamResponse:
+    """In a mesh with a secret, a request without it is refused (401) before a byte of its body is read."""
+    if not carries_mesh_secret(request.headers.get(MESH_SECRET_HEADER)):
+        return error_response(401, REFUSAL)
+    return await handler(request)
+
+
 def rest_application() -> web.Application:
     # The body limit is checked by read_inference itself, to answer with the setting's name.
-    return web.Application(middlewares=[json_errors], client_max_size=get_settings().max_message_bytes)
+    guards = [mesh_secret_required] if mesh_secret() else []
+    return web.Application(middlewares=[*guards, json_errors], client_max_size=get_settings().max_message_bytes)
 
 
 async def serve_application(app: web.Application, listen: str, who: str, ssl_context=None) -> web.AppRunner:

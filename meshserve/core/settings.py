@@ -169,6 +169,10 @@ class Settings(BaseSettings):
     internal_tls_private_key: str | None = Field(None, description="Its PEM private key.")
     internal_tls_ca: str | None = Field(
         None, description="PEM CA whose certificates the router and adapters accept from peers (and require).")
+    mesh_secret: SecretStr | None = Field(
+        None, description="The per-mesh secret `meshserve up` makes when meshserve.yaml has a `security:` section "
+        "without internal_tls: the router and adapters refuse every call that does not carry it (Envoy adds it), "
+        "so a local process cannot reach them behind the front's back. Never set by hand.")
     # Drift monitor (docs/drift.md); per-model thresholds and windows are in meshserve.yaml `drift:`.
     drift_check_every_s: float = Field(
         30.0, gt=0, description="How often the recorder compares each model's recent records with its baseline.")

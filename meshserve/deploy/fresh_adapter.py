@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from meshserve.core.mesh_protocol import ADAPTER_READY
+from meshserve.core.mesh_secret import mesh_secret_metadata
 from meshserve.core.ports import free_port
 from meshserve.core.settings import get_settings
 
@@ -139,7 +140,8 @@ class FreshAdapter:
                 tensors.append(tensor)
             result = client.infer(model, tensors, model_version=version,
                                   outputs=[triton.InferRequestedOutput(o) for o in outputs],
-                                  client_timeout=self.timeout_s)
+                                  client_timeout=self.timeout_s,
+                                  headers=dict(mesh_secret_metadata()))  # inherited by the adapter, which asks for it
             return {o: result.as_numpy(o) for o in outputs}
         finally:
             client.close()

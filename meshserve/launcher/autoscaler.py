@@ -118,11 +118,11 @@ class VariantReplicas:
         """Forget a variant whose load failed (the spec no longer names it); rewrite the cluster file."""
         self.labels.pop(key, None)
         self.upstreams.variants.pop(key, None)
-        write_watched(self.layout.clusters_path, render_clusters(self.spec, self.upstreams))
+        write_watched(self.layout.clusters_path, render_clusters(self.spec, self.upstreams, self.layout.mesh_secret))
 
     async def _apply(self, key: Key, served: Callable[[dict[str, str]], bool]) -> bool:
         """Rename the new cluster file in and wait until Envoy's hosts for KEY satisfy SERVED."""
-        write_watched(self.layout.clusters_path, render_clusters(self.spec, self.upstreams))
+        write_watched(self.layout.clusters_path, render_clusters(self.spec, self.upstreams, self.layout.mesh_secret))
         cluster = variant_cluster(*key)
         deadline = time.monotonic() + APPLY_TIMEOUT_S
         while time.monotonic() < deadline:

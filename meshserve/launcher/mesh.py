@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from meshserve.core.mesh_protocol import ADAPTER_READY, ENVOY_READY, ROUTER_READY
+from meshserve.core.mesh_secret import MESH_SECRET_ENV, new_mesh_secret
 from meshserve.core.model_package import BrokenPackage, ModelPackage, discover_packages
 from meshserve.core.ports import free_port
 from meshserve.core.replica_slots import replica_slots
@@ -243,6 +244,10 @@ class Mesh:
         """Replicas per variant, Envoy with the rendered config, then the router behind Envoy."""
         settings = get_settings()
         self.child_env.update(internal_tls_environment(deployment.security))  # mutual TLS behind the front
+        # Or the mesh's own secret, made anew for each mesh and never written beside the spec; "" also
+        # keeps a value from the caller's environment away from the children.
+        mesh_secret = new_mesh_secret() if deployment.security.needs_mesh_secret else ""
+        self.child_env[MESH_SECRET_ENV] = mesh_secret
         by_key = {(p.name, p.version): p for p in self.packages}
         replicas = {(model, version): [f"127.0.0.1:{free_port()}" for _ in range(count)]
                     for model, spec in sorted(deployment.models.items())
@@ -256,8 +261,8 @@ class Mesh:
             self._start_adapter(label, by_key[key], address)
             for key, addresses in replicas.items() for label, address in zip(labels[key], addresses)))
         router_address, router_rest = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-        layout = EnvoyLayout(self.run_dir / "envoy", front=self.listen,
-                             mesh=f"127.0.0.1:{free_port()}", admin=self.envoy_admin, refusal_log=self.front_log)
+        layout = EnvoyLayout(self.run_dir / "envoy", front=self.listen, mesh=f"127.0.0.1:{free_port()}",
+                             admin=self.envoy_admin, refusal_log=self.front_log, mesh_secret=mesh_secret)
         rollout_state = self.run_dir / "rollouts.json"
         rollout_state.unlink(missing_ok=True)  # a new mesh starts from the spec's split
         (self.run_dir / "progressive.json").unlink(missing_ok=True)  # and its rollout plans from their start
@@ -273,7 +278,7 @@ class Mesh:
         await self.supervisor.start(
             ChildSpec("envoy", python_argv("-m", "meshserve.envoy.process", str(layout.run_dir),
                                            "--admin", layout.admin, "--concurrency", str(settings.envoy_concurrency)),
-                      ready_marker=ENVOY_READY),
+                      ready_marker=ENVOY_READY, env={MESH_SECRET_ENV: mesh_secret}),  # what its routes send on
             timeout=30)
         self.not_deployed = [UnavailableModel(name, version, f"not deployed in {SPEC_NAME}; add it to the model's variants")
                              for name, version in sorted(set(by_key) - set(replicas))]

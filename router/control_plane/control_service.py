@@ -15,6 +15,7 @@ from meshserve.router.deployment_spec import DeploymentSpec, Rollout
 from meshserve.envoy.admin import EnvoyAdmin, EnvoyError
 from meshserve.envoy.layout import EnvoyLayout
 from meshserve.envoy.rollouts import LiveRollouts
+from meshserve.core.mesh_secret import mesh_secret
 from meshserve.core.settings import get_settings
 from meshserve.router.control_plane.deployment_log import FILE_NAME as DEPLOYMENT_LOG, DeploymentLog, caller_of
 from meshserve.router.data_plane.authorization import ModelAccess, principal_of
@@ -305,7 +306,8 @@ def live_rollouts(table: ModelTable) -> LiveRollouts | None:
     if "envoy" not in control:
         return None
     envoy = control["envoy"]
-    layout = EnvoyLayout(Path(envoy["run_dir"]), front=envoy["front"], mesh=envoy["mesh"], admin=envoy["admin"])
+    layout = EnvoyLayout(Path(envoy["run_dir"]), front=envoy["front"], mesh=envoy["mesh"], admin=envoy["admin"],
+                         mesh_secret=mesh_secret())  # the routes the router rewrites carry it
     spec = DeploymentSpec.model_validate_json(Path(control["deployment"]).read_text())
     return LiveRollouts(spec, layout, state_path=Path(control["rollout_state"]), rest=bool(envoy.get("rest")),
                         direct_rest=bool(envoy.get("direct_rest")),

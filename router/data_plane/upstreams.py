@@ -10,6 +10,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 from meshserve.core.errors import AtCapacity, MeshError, ModelUnavailable, quoted
 from meshserve.core.grpc_server import channel_options
 from meshserve.core.internal_tls import channel_credentials
+from meshserve.core.mesh_secret import mesh_secret_interceptors
 from meshserve.core.settings import get_settings
 
 # What Envoy marks an answer with when a circuit breaker refused the request (overflow).
@@ -26,8 +27,10 @@ class Upstreams:
     def stub(self, address: str) -> pb_grpc.GRPCInferenceServiceStub:
         if address not in self._stubs:
             credentials = channel_credentials()  # mutual TLS behind the front when the spec asks for it
-            channel = (grpc.aio.secure_channel(address, credentials, options=channel_options()) if credentials
-                       else grpc.aio.insecure_channel(address, options=channel_options()))
+            secret = mesh_secret_interceptors()  # else the mesh secret, which adapters and Envoy ask of every call
+            channel = (grpc.aio.secure_channel(address, credentials, options=channel_options(), interceptors=secret)
+                       if credentials else
+                       grpc.aio.insecure_channel(address, options=channel_options(), interceptors=secret))
             self._channels.append(channel)
             self._stubs[address] = pb_grpc.GRPCInferenceServiceStub(channel)
         return self._stubs[address]

@@ -72,7 +72,7 @@ def test_meshserve_up_starts_each_replica_and_envoy_in_front(mesh):
     assert sorted(line.split("]")[0] + "]" for line in ready) == \
         ["[canary:1#1]", "[canary:1#2]", "[canary:2]", "[canary:3]"]
     assert any("meshserve envoy ready" in line for line in mesh.lines)
-    assert any(f"Envoy front {mesh.address} -> router" in line for line in mesh.lines)
+    assert any(f"Envoy front {mesh.address} -> adapters" in line for line in mesh.lines)
 
 
 def test_a_90_10_split_through_the_whole_mesh_and_every_response_names_the_variant_that_answered(mesh):

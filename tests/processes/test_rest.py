@@ -185,11 +185,12 @@ def test_request_ids_go_in_and_out_and_rest_inferences_are_recorded(front):
     assert refused["code"] == "INVALID_ARGUMENT"
 
 
-def router_requests(mesh, code: str) -> float:
-    """meshserve_requests_total of the router for iris-species with CODE, read from its /metrics."""
+def adapter_requests(mesh, code: str) -> float:
+    """meshserve_requests_total of the iris-species adapter with CODE, read from its /metrics: REST
+    inferences go straight to it, as gRPC ones do."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    url = re.search(r"metrics meshserve-router: (\S+)", mesh.output).group(1)
+    url = re.search(r"metrics meshserve-adapter model=iris-species version=1: (\S+)", mesh.output).group(1)
     with urllib.request.urlopen(url, timeout=10) as page:
         text = page.read().decode()
     return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
@@ -197,13 +198,13 @@ def router_requests(mesh, code: str) -> float:
                and sample.labels.get("code") == code)
 
 
-def test_rest_inferences_are_counted_in_the_routers_metrics_like_grpc_ones(python_mesh, front):
-    answered, refused = router_requests(python_mesh, "OK"), router_requests(python_mesh, "INVALID_ARGUMENT")
+def test_rest_inferences_are_counted_in_the_adapters_metrics_like_grpc_ones(python_mesh, front):
+    answered, refused = adapter_requests(python_mesh, "OK"), adapter_requests(python_mesh, "INVALID_ARGUMENT")
     assert post(front, "/v2/models/iris-species/infer", iris_body([[5.0, 3.4, 1.5, 0.2]]))[0] == 200
     bad = json.dumps({"inputs": [{"name": "measurements", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]})
     assert post(front, "/v2/models/iris-species/infer", bad.encode())[0] == 400
-    assert router_requests(python_mesh, "OK") == answered + 1
-    assert router_requests(python_mesh, "INVALID_ARGUMENT") == refused + 1
+    assert adapter_requests(python_mesh, "OK") == answered + 1
+    assert adapter_requests(python_mesh, "INVALID_ARGUMENT") == refused + 1
 
 
 def binary_request(values: np.ndarray, claimed: int, header_extra: int = 0) -> tuple[bytes, dict[str, str]]:
