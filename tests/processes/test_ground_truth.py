@@ -159,13 +159,13 @@ def test_a_quality_below_the_bound_raises_an_alert(served):
     assert "ALERT: version 1 (primary): accuracy of label" in result.stdout
 
 
-def test_compare_shows_each_versions_live_quality_beside_the_pairs(served):
+def test_compare_scores_shadow_and_primary_on_the_same_requests_and_gives_a_verdict(served):
     models, _, _ = served
     result = subprocess.run(meshserve_argv("compare", "breast-cancer", "--store", str(models)), capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "live quality on reported outcomes:" in result.stdout
-    assert "version 2 (shadow) label: accuracy" in result.stdout
+    assert "quality on the same" in result.stdout and "label accuracy: primary" in result.stdout
+    assert "verdict for shadow version 2" in result.stdout
 
 
 def test_a_quality_threshold_in_the_spec_raises_an_alert_and_a_metric(served):
