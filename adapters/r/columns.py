@@ -33,8 +33,8 @@ ACCEPTED_DATATYPES = {
     "numeric": _NUMBER_TYPES | {"BYTES"},
     "integer": _NUMBER_TYPES | {"BYTES"},
     "logical": {"BOOL", "BYTES"} | _INT_TYPES,
-    "factor": {"BYTES"},
-    "ordered": {"BYTES"},
+    "factor": {"BYTES"} | _NUMBER_TYPES,  # numbers only where every level reads as a number
+    "ordered": {"BYTES"} | _NUMBER_TYPES,
     "character": {"BYTES"},
 }
 _INFERRED_TYPE = {"BOOL": "logical", "BYTES": "character"} | {t: "integer" for t in _INT_TYPES} | {
@@ -57,6 +57,10 @@ class ColumnSource:
     slot: int  # 1-based column in its storage matrix, as R indexes it
     # The levels of the R factor: the model's own where it stored them (levels.py), else the declared.
     r_levels: tuple[str, ...] | None = None
+    # A number column the model turns into a factor (the term, e.g. factor(cyl)): its values must be among
+    # the term's levels, or R fails the whole request with "factor factor(cyl) has new level 0".
+    term: str | None = None
+    term_levels: tuple[str, ...] | None = None
 
     @property
     def factor_levels(self) -> tuple[str, ...] | None:
@@ -75,8 +79,10 @@ class FrameParts:
 
 
 class ColumnPlan:
-    def __init__(self, sources: list[ColumnSource]):
+    def __init__(self, sources: list[ColumnSource], unchecked_levels: tuple[str, ...] = ()):
         self.sources = sources
+        # What the model's levels could not be compared with (levels.py); `meshserve check` prints it.
+        self.unchecked_levels = unchecked_levels
         self.width = {s: sum(1 for c in sources if c.storage == s) for s in ("num", "int", "lgl", "chr")}
         self.inputs = sorted({c.input for c in sources})
 
@@ -102,6 +108,8 @@ class ColumnPlan:
                     f"column '{column.name}' is {column.type} but input '{spec.name}' is {spec.datatype}",
                     f"declare input '{spec.name}' as one of {', '.join(sorted(ACCEPTED_DATATYPES[column.type]))} ({_WHERE_FROM})",
                 )
+            if column.type in FACTOR_TYPES and spec.datatype != "BYTES":
+                _check_number_levels(column, spec, path, field)
             storage = STORAGE[column.type]
             counters[storage] += 1
             sources.append(ColumnSource(
@@ -121,7 +129,10 @@ class ColumnPlan:
                 values = values[:, source.index]
             elif values.ndim == 2:
                 values = values[:, 0]
-            columns[source.storage].append(_CONVERT[source.r_type](source, values))
+            converted = _CONVERT[source.r_type](source, values)
+            if source.term_levels is not None:
+                _check_among_term_levels(source, converted)
+            columns[source.storage].append(converted)
         return FrameParts(rows=rows, **{
             s: (np.column_stack(cols).astype(_STORAGE_DTYPE[s], copy=False) if cols else None)
             for s, cols in columns.items()
@@ -142,6 +153,23 @@ class ColumnPlan:
 
 
 _WHERE_FROM = "see docs/r-guide.md, section 'The r: section'"
+
+
+def _check_number_levels(column: "RColumn", spec: TensorSpec, path: str, field: str) -> None:
+    # A number can only name a level that reads as that number (cyl = 8 for level "8").
+    words = [level for level in column.levels or () if not _reads_as_number(level)]
+    if words:
+        raise ManifestError(path, f"{field}.type",
+                            f"column '{column.name}' is {column.type} but input '{spec.name}' is {spec.datatype}, "
+                            f"and a number cannot name its level(s) {', '.join(repr(w) for w in words)}",
+                            f"declare input '{spec.name}' as BYTES and send the levels as text ({_WHERE_FROM})")
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        return np.isfinite(float(text))
+    except ValueError:
+        return False
 _STORAGE_DTYPE = {"num": np.float64, "int": np.int32, "lgl": np.bool_, "chr": np.str_}  # str_: sized to fit
 
 
@@ -251,7 +279,7 @@ def _logical(source: ColumnSource, values: np.ndarray) -> np.ndarray:
 def _factor(source: ColumnSource, values: np.ndarray) -> np.ndarray:
     known = source.factor_levels
     codes = _level_codes(known)
-    text = _text(source, values)
+    text = _text(source, values) if values.dtype == object else _number_labels(source, values)
     out = np.empty(len(text), dtype=np.int32)
     for i, t in enumerate(text):
         code = codes.get(t)
@@ -264,6 +292,34 @@ def _factor(source: ColumnSource, values: np.ndarray) -> np.ndarray:
                                              f"levels are {', '.join(source.levels)}")
         out[i] = code
     return out
+
+
+def _number_labels(source: ColumnSource, values: np.ndarray) -> np.ndarray:
+    """Numbers sent for a factor whose levels are numbers, as the levels they name (8 -> "8")."""
+    by_number = {float(level): level for level in source.levels}
+    numbers = values.astype(np.float64, copy=False)
+    labels = [by_number.get(float(v)) for v in numbers]
+    if None in labels:
+        i = labels.index(None)
+        raise InvalidInput(source.input, f"column '{source.name}' row {i}: unknown factor level "
+                                         f"{_shown(numbers[i])}; levels are {', '.join(source.levels)}")
+    return np.array(labels, dtype=np.str_)
+
+
+def _check_among_term_levels(source: ColumnSource, values: np.ndarray) -> None:
+    allowed = np.array([float(level) for level in source.term_levels])
+    numbers = values.astype(np.float64)
+    missing = np.isnan(numbers) if values.dtype.kind == "f" else values == R_NA_INTEGER
+    unseen = ~np.isin(numbers, allowed) & ~missing  # NA reaches R as NA, as `nan: na` asks
+    if unseen.any():
+        i = _first_bad(unseen)
+        raise InvalidInput(source.input, f"column '{source.name}' row {i}: value {_shown(numbers[i])} is not a level "
+                                         f"of {source.term}, which the model makes from it; the model knows "
+                                         f"{', '.join(source.term_levels)}")
+
+
+def _shown(number: float) -> str:
+    return str(int(number)) if np.isfinite(number) and float(number).is_integer() else repr(float(number))
 
 
 def _character(source: ColumnSource, values: np.ndarray) -> np.ndarray:

@@ -18,17 +18,23 @@ kept, where it keeps it:
 A declared level the model never saw is allowed (requests that use it are refused, naming the
 levels the model knows); the R factor is built with the model's own levels wherever they are
 known, so such a declaration cannot disturb requests that use known levels.
+
+Levels a formula keeps under a term made from a column (`factor(cyl)`) are checked in
+formula_factors.py. Where a model keeps no levels for a factor column, nothing can be compared:
+the plan says so (`unchecked_levels`) and `meshserve check` prints it.
 """
 
 from __future__ import annotations
 
 import logging
+import dataclasses
 from dataclasses import dataclass, replace
 from typing import Any
 
 from meshserve.core.errors import ManifestError
 
 from .columns import FACTOR_TYPES, ColumnPlan
+from .formula_factors import check_term_column, formula_factor_terms
 
 log = logging.getLogger("meshserve.adapters.r")
 
@@ -101,6 +107,8 @@ class StoredColumn:
 class StoredModel:
     needed: tuple[str, ...]  # the variables the model reads from newdata (empty: it does not say)
     columns: dict[str, StoredColumn]
+    factor_terms: dict[str, str] = dataclasses.field(default_factory=dict)  # column -> the term made from it: factor(cyl)
+    other_terms: tuple[str, ...] = ()  # factor terms whose levels no column's values can be matched with
 
 
 def read_stored_columns(holder: Any) -> StoredModel:
@@ -119,7 +127,9 @@ def read_stored_columns(holder: Any) -> StoredModel:
         )
         for name, kind, source, label, lv in zip(names, kinds, sources, by_label, levels)
     }
-    return StoredModel(needed=tuple(str(n) for n in needed) if needed is not ri.NULL else (), columns=columns)
+    needed = tuple(str(n) for n in needed) if needed is not ri.NULL else ()
+    factor_terms, other_terms = formula_factor_terms([n for n, c in columns.items() if c.levels is not None], needed)
+    return StoredModel(needed=needed, columns=columns, factor_terms=factor_terms, other_terms=other_terms)
 
 
 _stored_columns: Any = None
@@ -141,7 +151,8 @@ def check_against_model(plan: ColumnPlan, model_info: StoredModel, path: str, mo
 
     With GENERIC_PREDICT (R's predict, no function of the team's own that might add columns),
     every variable the model reads must also be a column. DECLARED_COLUMNS: the plan comes
-    from `r.columns` (else from the signature, and errors name `r.columns` as the field to add)."""
+    from `r.columns` (else from the signature, and errors name `r.columns` as the field to add).
+    The plan's `unchecked_levels` says which declared levels nothing could be compared with."""
     stored = model_info.columns
     declared = {s.name for s in plan.sources}
     missing = [v for v in model_info.needed if v not in declared]
@@ -151,26 +162,36 @@ def check_against_model(plan: ColumnPlan, model_info: StoredModel, path: str, mo
                             f"the model reads {', '.join(repr(m) for m in missing)} from newdata, but no column "
                             f"gives {'them' if len(missing) > 1 else 'it'}",
                             f"add a column for each, e.g. {example}, fed by an input of the signature (see {GUIDE})")
-    sources = []
+    sources, unchecked = [], []
     for index, source in enumerate(plan.sources):
         field = f"r.columns[{index}]" if declared_columns else "r.columns"
-        known = stored.get(source.name)
-        if known is None or not (known.kind or known.levels is not None):
-            if source.r_type in FACTOR_TYPES:
-                log.debug("model %s: no stored levels for factor column '%s'; using the declared levels as given",
-                          model, source.name)
-            sources.append(source)
+        term = model_info.factor_terms.get(source.name)
+        if term is not None:
+            sources.append(check_term_column(source, term, stored[term], path, field, model))
             continue
-        _check_kind(source, known, path, field)
-        if source.r_type == "character" and known.levels is not None:
-            source = replace(source, r_levels=known.levels)  # the values R will accept (predict refuses others)
-        elif source.r_type in FACTOR_TYPES and known.levels is not None:
-            source = replace(source, r_levels=_checked_levels(source, known, path, field, model))
-        elif source.r_type in FACTOR_TYPES:
-            log.debug("model %s: the model keeps no levels for factor column '%s'; using the declared levels",
+        known = stored.get(source.name)
+        if source.r_type in FACTOR_TYPES and (known is None or known.levels is None):
+            log.debug("model %s: no stored levels for factor column '%s'; using the declared levels as given",
                       model, source.name)
+            unchecked.append(f"field '{field}.levels': the model keeps no levels for column '{source.name}', so "
+                             f"the declared [{_yaml_list(source.levels)}] (in this order) could not be compared "
+                             "with the model's")
+        if known is not None and (known.kind or known.levels is not None):
+            source = _checked_column(source, known, path, field, model)
         sources.append(source)
-    return ColumnPlan(sources)
+    unchecked += [f"the model makes the factor {term} from its input, with levels [{_yaml_list(stored[term].levels)}]"
+                  "; meshserve cannot tell which input values give which level, so requests are not checked "
+                  "against them" for term in model_info.other_terms]
+    return ColumnPlan(sources, unchecked_levels=tuple(unchecked))
+
+
+def _checked_column(source, known: StoredColumn, path: str, field: str, model: str):
+    _check_kind(source, known, path, field)
+    if source.r_type == "character" and known.levels is not None:
+        return replace(source, r_levels=known.levels)  # the values R will accept (predict refuses others)
+    if source.r_type in FACTOR_TYPES and known.levels is not None:
+        return replace(source, r_levels=_checked_levels(source, known, path, field, model))
+    return source
 
 
 def _check_kind(source, known: StoredColumn, path: str, field: str) -> None:
@@ -191,22 +212,26 @@ def _check_kind(source, known: StoredColumn, path: str, field: str) -> None:
                         f"as {_kind_words(kind)}", f"{fix} (see {GUIDE})")
 
 
-def _checked_levels(source, known: StoredColumn, path: str, field: str, model: str) -> tuple[str, ...]:
+def _checked_levels(source, known: StoredColumn, path: str, field: str, model: str,
+                    term: str | None = None) -> tuple[str, ...]:
     stored = known.levels or ()
     declared = source.levels or ()
     missing = [level for level in stored if level not in declared]
     unseen = [level for level in declared if level not in stored]
     in_order = [level for level in declared if level in stored] == list(stored)
     if missing or not (in_order or known.by_label):
-        problem = (f"column '{source.name}' declares levels [{_yaml_list(declared)}] but the model stored "
-                   f"[{_yaml_list(stored)}] ({known.source})")
+        made = f", which the model turns into {term}," if term else ""
+        problem = (f"column '{source.name}'{made} declares levels [{_yaml_list(declared)}] but the model stored "
+                   f"[{_yaml_list(stored)}] ({known.source}{f' {term!r}' if term else ''})")
         if missing:
             problem += f"; the model also knows {', '.join(repr(m) for m in missing)}"
+            fix = (f"add the missing level{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)}, "
+                   f"or declare the column's levels as the model's: levels: [{_yaml_list(stored)}] (see {GUIDE})")
         else:
             problem += ("; the order must be the training order (randomForest, for one, reads levels by "
                         "position and would answer wrongly)")
-        raise ManifestError(path, f"{field}.levels", problem,
-                            f"copy the stored levels in that order: levels: [{_yaml_list(stored)}] (see {GUIDE})")
+            fix = f"copy the stored levels in that order: levels: [{_yaml_list(stored)}] (see {GUIDE})"
+        raise ManifestError(path, f"{field}.levels", problem, fix)
     if unseen:
         log.warning("model %s: column '%s' declares level(s) %s that the model never saw; requests using them "
                     "are refused", model, source.name, ", ".join(repr(u) for u in unseen))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -142,8 +143,33 @@ class ROptions(RuntimeOptions):
         from .model import RModel
         from .session import r_session
 
+        def load_and_release() -> tuple[str, ...]:
+            model = RModel.load(package, self, ColumnPlan.build(self, package))
+            model.release()
+            return model.plan.unchecked_levels
+
         with r_set_up_problems(package):
-            r_session().call_blocking(lambda: RModel.load(package, self, ColumnPlan.build(self, package)).release())
+            unchecked = r_session().call_blocking(load_and_release)
+        if unchecked:
+            print(unchecked_levels_report(package, unchecked), file=sys.stderr, flush=True)
+
+
+def unchecked_levels_report(package: ModelPackage, unchecked: tuple[str, ...]) -> str:
+    """What `meshserve check` says where the model's levels could not be read: only scoring real rows
+    can show a wrong level order there (randomForest and ranger read factors by position)."""
+    where = str(package.manifest_path)
+    lines = [f"meshserve: {where}: could not compare these factor levels with the model's:"]
+    lines += [f"  {line}" for line in unchecked]
+    if package.manifest.golden:
+        lines.append(f"  only the golden examples ({package.manifest.golden}) can show a wrong level or order here; "
+                     "make sure they are real rows whose outputs you checked with R's own predict "
+                     "(docs/model-package.md, 'Golden examples')")
+    else:
+        lines.append("  only golden examples can show a wrong level or order here: copy the levels from levels() of "
+                     "the training data, then record real rows with `meshserve package DIR --golden-from FILE` and "
+                     "check their outputs with R's own predict (docs/model-package.md, 'Golden examples'; "
+                     "docs/r-guide.md, section 'Factor and ordered columns')")
+    return "\n".join(lines)
 
 
 @contextlib.contextmanager
