@@ -86,3 +86,39 @@ def test_tritonclient_sees_the_reason_too(python_mesh):
     tensor.set_data_from_numpy(np.ones((1, 4)))
     with pytest.raises(InferenceServerException, match="datatype FP64 but the model takes FP32"):
         client.infer("iris-species", [tensor])
+
+
+GRPC = {"content-type": "application/grpc", "te": "trailers"}
+
+
+def frame(message: bytes, flag: int = 0, claimed: int | None = None) -> bytes:
+    """One gRPC frame: the compressed flag, a big-endian length, the message."""
+    return bytes([flag]) + (len(message) if claimed is None else claimed).to_bytes(4, "big") + message
+
+
+@pytest.mark.parametrize("case, body, code, reason", [
+    ("no message at all", b"", 3, "carries no ModelInferRequest"),
+    ("a frame cut short", frame(iris_request().SerializeToString(), claimed=10_000)[:200], 3, "a truncated message"),
+    ("two messages on a unary call", frame(b"") + frame(b""), 3, "more than one"),
+    ("not a protobuf message", frame(b"\xff\xff\xff"), 3, "not a valid ModelInferRequest"),
+    ("a compressed message", frame(b"\x1f\x8b\x08\x00", flag=1), 12, "compressed messages are not accepted"),
+    ("no model named", frame(pb.ModelInferRequest(id="x").SerializeToString()), 3, "model_name is empty"),
+])
+def test_the_front_answers_a_body_it_cannot_route_at_once_with_the_reason(python_mesh, case, body, code, reason):
+    """Envoy reads the model from the body to route it; a body it cannot read is answered there,
+    in milliseconds, with the gRPC status and why, never a hang or a bare HTTP error."""
+    import http.client
+    import time
+    import urllib.parse
+
+    host, port = python_mesh.address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    started = time.monotonic()
+    connection.request("POST", "/inference.GRPCInferenceService/ModelInfer", body=body, headers=GRPC)
+    answer = connection.getresponse()
+    answer.read()
+    elapsed = time.monotonic() - started
+    connection.close()
+    assert answer.status == 200 and answer.getheader("grpc-status") == str(code), (case, answer.getheaders())
+    assert reason in urllib.parse.unquote(answer.getheader("grpc-message") or ""), case
+    assert elapsed < 1.0, f"{case}: answered after {elapsed:.2f} s"
