@@ -17,6 +17,7 @@ import numpy as np
 from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage
 from meshserve.adapters.java.class_lookup import missing_class
+from meshserve.adapters.java.dataset_width import check_row_widths, row_widths
 from meshserve.adapters.java.arrays import (
     JAVA_ARRAYS, fit_shape, from_java, java_to_numpy, to_java_array, to_java_matrix,
 )
@@ -56,6 +57,7 @@ class LegacyModel:
         for name, spec in options.legacy.objects.items():
             self._field = f"java.legacy.objects.{name}"
             self._objects[name] = self._built(name, self._compile(spec))
+        self._row_widths = row_widths(package, options.legacy, self._objects)
         self._first_input = package.manifest.signature.inputs[0].name
         signature = package.manifest.signature
         # Names resolved here, also for the calls the Java row loop runs: a typo is refused at start.
@@ -189,6 +191,7 @@ class LegacyModel:
         return lambda req: factory(*[a(req) for a in args])
 
     def predict(self, inputs: Tensors) -> Tensors:
+        check_row_widths(inputs, self._row_widths)
         req = _Request(inputs)
         rows = inputs[self._first_input].shape[0] if inputs[self._first_input].ndim else 1
         outputs = {}

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -106,9 +107,9 @@ async def _build(spec: EnvironmentSpec, target: Path, log: Callable[[str], None]
         python = str(interpreter_of(partial))
         await _step(spec, log, "1/4 virtual environment", [uv, "venv", "--relocatable", "-p", spec.python, str(partial)])
         await _step(spec, log, "2/4 the model's requirements with the adapter's",
-                    [uv, "pip", "install", "-p", python, *spec.requirements, *spec.adapter])
-        await _step(spec, log, "3/4 meshserve (without dependencies)", [uv, "pip", "install", "-p", python, "--no-deps",
-                                                                       *spec.meshserve])
+                    [uv, "pip", "install", "-p", python, *spec.requirements, *spec.resolved_adapter])
+        await _step(spec, log, "3/4 meshserve and tritonclient (without their dependencies)",
+                    [uv, "pip", "install", "-p", python, "--no-deps", *spec.unresolved_adapter, *spec.meshserve])
         await _step(spec, log, "4/4 check that the adapter imports",
                     [python, "-c", "import meshserve.adapters.server, meshserve.adapters.python.runtime"])
         (partial / MARKER).write_text(json.dumps({
@@ -158,6 +159,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def failure_message(spec: EnvironmentSpec, what: str, lines: list[str]) -> str:
     """One line: the package, the step, uv's reason, and which side each named requirement comes from."""
+    clashes = spec.direct_clashes()
+    if clashes:  # uv's account of a clash this plain only buries it
+        return clash_message(spec, what, clashes)
     text = [_ANSI.sub("", line).strip() for line in lines]
     reason_at = next((i for i, line in enumerate(text) if line.startswith(("╰─▶", "error:", "×", "Caused by"))),
                      None)
@@ -166,7 +170,7 @@ def failure_message(spec: EnvironmentSpec, what: str, lines: list[str]) -> str:
     reason = re.sub(r"\s+", " ", ": ".join(p.rstrip(".:") for p in parts if p)).strip()
     mentioned = {word.lower() for word in re.findall(r"[A-Za-z0-9][A-Za-z0-9._\-]*", reason)}
     model = [r for r in spec.requirements if _name(r) in mentioned]
-    adapter = [r for r in spec.adapter if _name(r) in mentioned]
+    adapter = [r for r in spec.resolved_adapter if _name(r) in mentioned]
     missing = re.search(r"no version of|not found in the package registry|no versions of", reason)
     if missing:  # the index does not have it: nothing to do with the adapter's ranges
         adapter = []
@@ -187,6 +191,47 @@ def failure_message(spec: EnvironmentSpec, what: str, lines: list[str]) -> str:
     else:
         fix = "check the requirement names and versions in model.yaml, and that the package index is reachable"
     return f"cannot build the Python environment of {spec.label} ({what}): {reason}{where}. Fix: {fix}"
+
+
+def clash_message(spec: EnvironmentSpec, what: str, clashes: list[tuple[str, str, str]]) -> str:
+    """One line for packages the model pins outside what the adapter allows: each with both sides, and the fix."""
+    said = "; ".join(f"{name}: the model pins {pin} ({spec.manifest_path}: environment.python.requirements) and "
+                     f"meshserve's adapter needs {wanted} (adapters/python/adapter-requirements.txt)"
+                     for name, pin, wanted in clashes)
+    allowed = ", ".join(wanted for _, _, wanted in clashes)
+    return (f"cannot build the Python environment of {spec.label} ({what}): {said}. Fix: install {allowed} in the "
+            "training environment (retrain if the model's pickle depends on it), then record it again with "
+            "`meshserve package DIR --from-venv PATH` (or --requirements FILE)")
+
+
+# What uv says when the requirements themselves cannot go together, and when it only could not look.
+_UNRESOLVABLE = re.compile(r"No solution found|no versions? of|not found in the package registry")
+_UNREACHABLE = re.compile(r"network connectivity is disabled|not found in the cache|Failed to fetch|"
+                          r"error sending request|dns error|connection refused|could not connect", re.IGNORECASE)
+
+
+async def check_resolves(spec: EnvironmentSpec, log: Callable[[str], None] = print) -> str | None:
+    """Resolve SPEC's requirements with the adapter's, installing nothing, so `meshserve package`
+    refuses a clash before recording it rather than `meshserve up` after.
+
+    Raises EnvironmentBuildError when they cannot go together; returns a warning (None when
+    resolved) when uv could not tell, without an index say, which `meshserve up` meets again."""
+    clashes = spec.direct_clashes()
+    if clashes:
+        raise EnvironmentBuildError(clash_message(spec, "resolving the model's requirements with the adapter's",
+                                                  clashes))
+    with tempfile.TemporaryDirectory(prefix="meshserve-resolve-") as folder:
+        listed = Path(folder) / "requirements.in"
+        listed.write_text("\n".join((*spec.requirements, *spec.resolved_adapter)) + "\n")
+        try:
+            await _step(spec, log, "resolving the model's requirements with the adapter's",
+                        [uv_binary(), "pip", "compile", "--quiet", "--no-header", "--python-version", spec.python,
+                         "-o", str(Path(folder) / "resolved.txt"), str(listed)])
+        except EnvironmentBuildError as exc:
+            if _UNRESOLVABLE.search(str(exc)) and not _UNREACHABLE.search(str(exc)):
+                raise
+            return f"not checked that the requirements resolve with the adapter's ({exc})"
+    return None
 
 
 # Run in a package's own environment by check_in_own_environment: the model loaded where it will be served.

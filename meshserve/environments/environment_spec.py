@@ -6,14 +6,24 @@ environment holds those pins, resolved together with what meshserve's adapter se
 (`adapters/python/adapter-requirements.txt`), and meshserve itself installed without its
 dependencies. Its digest covers all of it, so any change builds a new environment and an
 unchanged package reuses the one built before.
+
+The adapter's share is kept to what it imports, with ranges rather than pins, so a team's own
+versions win wherever they can. tritonclient is the one exception to resolving together: the
+adapter needs only its generated protobuf modules (and what `tritonclient.grpc` imports on the
+way to them, listed in adapter-requirements.txt), while its metadata pins protobuf<7 and
+ml-dtypes<=0.5.4 for its client. It is installed without its dependencies, like meshserve.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 import meshserve
 from meshserve.core.errors import ManifestError
@@ -27,6 +37,10 @@ def adapter_requirements() -> list[str]:
     path = Path(python_adapter.__file__).parent / "adapter-requirements.txt"
     lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
     return [line for line in lines if line]
+
+
+# Adapter requirements installed without their dependencies (see the module's docstring).
+WITHOUT_DEPENDENCIES = frozenset({"tritonclient"})
 
 
 def meshserve_source() -> list[str]:
@@ -46,6 +60,33 @@ class EnvironmentSpec:
     adapter: tuple[str, ...]  # what the adapter server needs
     meshserve: tuple[str, ...]  # how meshserve is installed into it
     manifest_path: str
+
+    @property
+    def resolved_adapter(self) -> tuple[str, ...]:
+        """The adapter's requirements resolved together with the model's pins."""
+        return tuple(r for r in self.adapter if _name(r) not in WITHOUT_DEPENDENCIES)
+
+    @property
+    def unresolved_adapter(self) -> tuple[str, ...]:
+        """The adapter's requirements installed as they are, without their dependencies (no extras then)."""
+        return tuple(re.sub(r"\[[^\]]*\]", "", r) for r in self.adapter if _name(r) in WITHOUT_DEPENDENCIES)
+
+    def direct_clashes(self) -> list[tuple[str, str, str]]:
+        """(name, the model's pin, the adapter's range) for each package the two sides pin apart."""
+        adapter = {_name(r): r for r in self.resolved_adapter}
+        clashes = []
+        for line in self.requirements:
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:  # a hand-written line: uv names it when the build reads it
+                continue
+            wanted = adapter.get(canonicalize_name(requirement.name))
+            pinned = next(iter(requirement.specifier), None)
+            if wanted is None or pinned is None or pinned.operator not in ("==", "===") or requirement.marker:
+                continue
+            if not Requirement(wanted).specifier.contains(pinned.version, prereleases=True):
+                clashes.append((canonicalize_name(requirement.name), line, wanted))
+        return clashes
 
     @property
     def digest(self) -> str:
@@ -76,6 +117,10 @@ def spec_for(package: ModelPackage) -> EnvironmentSpec | None:
                            requirements=tuple(sorted(requirements, key=str.lower)),
                            adapter=tuple(adapter_requirements()), meshserve=tuple(meshserve_source()),
                            manifest_path=where)
+
+
+def _name(requirement: str) -> str:
+    return canonicalize_name(Requirement(requirement).name)
 
 
 def check_recorded(package: ModelPackage) -> None:

@@ -90,6 +90,8 @@ class Window:
 def _position(features: tuple, tensor: str, column: str) -> int | None:
     if column in features:
         return features.index(column)
+    if column == tensor and not features:
+        return 0  # a [-1, 1] tensor's one column
     prefix = f"{tensor}_"
     if column.startswith(prefix) and column[len(prefix):].isdigit():
         return int(column[len(prefix):])

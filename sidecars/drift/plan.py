@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from meshserve.core.errors import ManifestError
 from meshserve.sidecars.drift.baseline import read_baseline
-from meshserve.sidecars.drift.columns import columns_of
+from meshserve.sidecars.drift.columns import columns_of, former_names
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ def check_baseline(path: Path, signature: Any) -> None:
     except (ValidationError, ValueError, OSError) as exc:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ManifestError(str(path), "(file)", f"not a readable baseline ({problem})", fix) from exc
-    known = {(spec.name, column) for spec in signature.inputs + signature.outputs for column in columns_of(spec) or []}
+    known = {(spec.name, column) for spec in signature.inputs + signature.outputs
+             for column in (columns_of(spec) or []) + former_names(spec)}
     for feature in baseline.features:
         if (feature.tensor, feature.column) not in known:
             raise ManifestError(str(path), "features", f"column '{feature.column}' of '{feature.tensor}' is not in "

@@ -3,8 +3,9 @@
 Input columns must all be there (named as in columns.py: feature names, tensor names, or
 NAME_0 ... for unnamed columns). An output whose columns are in the file is taken from it (for
 example a label column); any other output is what the model itself answers for those rows,
-computed here by loading the package's runtime, so a baseline of the outputs needs no
-hand-written scoring code in any language.
+computed by the package's runtime where `meshserve up` runs it (here, or in a fresh adapter in the
+package's own Python environment), so a baseline of the outputs needs no hand-written scoring
+code in any language.
 """
 
 from __future__ import annotations
@@ -66,6 +67,44 @@ def _tensor(spec: Any, table: dict[str, list]) -> np.ndarray:
 
 
 def _predicted(package: Any, inputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """What the model answers for the rows: where `meshserve up` would run it, so a model that needs
+    libraries only its own environment holds (model.yaml's `environment.python`) is scored there."""
+    from meshserve.environments.environment_spec import spec_for
+
+    if spec_for(package) is not None:
+        return _predicted_in_own_environment(package, inputs, rows)
+    return _predicted_here(package, inputs, rows)
+
+
+def _predicted_in_own_environment(package: Any, inputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """Scored by a fresh adapter in the package's environment (built first, with its progress shown,
+    when the cache does not hold it), as `meshserve check` loads it."""
+    from meshserve.deploy.fresh_adapter import FreshAdapter, LoadFailed, infer_error
+
+    signature = package.manifest.signature
+    datatypes = {spec.name: spec.datatype for spec in signature.inputs}
+    outputs = [spec.name for spec in signature.outputs]
+    where = str(package.manifest_path)
+    try:
+        with FreshAdapter(package.directory) as adapter:
+            parts = []
+            for start in range(0, rows, PREDICT_ROWS):
+                batch = {name: array[start:start + PREDICT_ROWS] for name, array in inputs.items()}
+                try:
+                    parts.append(adapter.infer(package.name, package.version, batch, datatypes, outputs))
+                except Exception as exc:
+                    raise ManifestError(where, "(model)", f"the model could not score rows {start + 1} to "
+                                        f"{start + len(next(iter(batch.values())))} of the training data in its "
+                                        f"own environment: {infer_error(exc)}",
+                                        "fix the model or the data, or pass --no-score") from None
+    except LoadFailed as exc:
+        raise ManifestError(where, "(model)", f"the model does not load in its own environment to score the training "
+                            f"data: {exc}", "fix the package (`meshserve check DIR` shows the same), or pass "
+                            "--no-score and give the outputs as columns of the data") from None
+    return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in outputs} if parts else {}
+
+
+def _predicted_here(package: Any, inputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
     from meshserve.adapters.runtime import create_runtime
 
     async def score() -> dict[str, np.ndarray]:

@@ -1,9 +1,9 @@
 """Records as a table: one row per (request, row of its batch), one typed column per feature.
 
 Parquet (read as is by pandas, DuckDB, Spark), CSV or JSON lines. A tensor with feature names
-becomes one column per feature; a 1-D tensor one column named after it; other shapes one
-column per position (`probabilities_0`, `probabilities_1`, ...). Inputs marked pii hold their
-HMAC digests; a tensor too large to record is null.
+becomes one column per feature; a 1-D or [-1, 1] tensor one column named after it (the names
+drift baselines use); other shapes one column per position (`probabilities_0`, ...). Inputs
+marked pii hold their HMAC digests; a tensor too large to record is null.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _columns_of(name: str, tensor: dict[str, Any], rows: int) -> Iterator[tuple[
     if len(shape) <= 1:
         yield name, kind, list(values) if values is not None else [None] * rows
     elif len(shape) == 2:
-        labels = features or [f"{name}_{j}" for j in range(width)]
+        labels = features or ([name] if width == 1 else [f"{name}_{j}" for j in range(width)])
         for j, label in enumerate(labels):
             yield label, kind, [row[j] for row in values] if values is not None else [None] * rows
     else:
@@ -86,6 +86,35 @@ def _table(rows: list[dict[str, tuple[pa.DataType, Any]]], schema: pa.Schema | N
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def _pandas_types(schema: pa.Schema) -> pa.Schema:
+    """SCHEMA with pandas metadata naming nullable dtypes for integer and boolean columns: a refused
+    request has no outputs, and pandas reads an integer column with a null in it as float64."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return schema
+    dtypes = {}
+    for f in schema:
+        if pa.types.is_integer(f.type):
+            dtypes[f.name] = f"{'UInt' if pa.types.is_unsigned_integer(f.type) else 'Int'}{f.type.bit_width}"
+        elif pa.types.is_boolean(f.type):
+            dtypes[f.name] = "boolean"
+        else:
+            dtypes[f.name] = object if pa.types.is_string(f.type) else f.type.to_pandas_dtype()
+    empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in dtypes.items()})
+    return schema.with_metadata(pa.Table.from_pandas(empty, schema=schema, preserve_index=False).schema.metadata)
+
+
+def _csv_floats(table: pa.Table) -> pa.Table:
+    """Floating columns as their shortest exact text, always with a decimal point: the CSV writer
+    prints 1.0 as `1`, which every reader then takes for an integer column."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_floating(f.type):
+            text = [None if v is None else repr(float(v)) for v in table.column(i).to_pylist()]
+            table = table.set_column(i, pa.field(f.name, pa.string()), pa.array(text, pa.string()))
+    return table
+
+
 def export(records: Iterable[dict[str, Any]], path: str | Path, fmt: str, progress=None, chunk: int = 5000) -> int:
     """Write RECORDS to PATH in FMT; returns the number of rows written."""
     if fmt not in FORMATS:
@@ -106,11 +135,12 @@ def export(records: Iterable[dict[str, Any]], path: str | Path, fmt: str, progre
         table = _table(pending, schema)
         schema = table.schema
         if fmt == "parquet":
-            writer = writer or pq.ParquetWriter(path, schema)
-            writer.write_table(table)
+            writer = writer or pq.ParquetWriter(path, _pandas_types(schema))
+            writer.write_table(table.replace_schema_metadata(writer.schema.metadata))
         elif fmt == "csv":
-            writer = writer or pacsv.CSVWriter(path, schema)
-            writer.write_table(table)
+            text = _csv_floats(table)
+            writer = writer or pacsv.CSVWriter(path, text.schema)
+            writer.write_table(text)
         else:
             writer = writer or open(path, "w")
             for row in table.to_pylist():

@@ -3,10 +3,11 @@
 For each output that outcomes report: a class output (BYTES, integer or boolean) gets accuracy,
 macro precision and recall and a confusion matrix; with a probability output beside it
 (FP, shape [-1, k]) also AUC (one-vs-rest for k > 2) and calibration (Brier score and a
-reliability table); a numeric output gets MAE and RMSE. Every figure comes with the number of
-outcomes it rests on and how late they arrived. Shadow copies are joined to the outcome of the
-request they copied, so a shadow is scored on exactly its primary's requests. Metrics are
-scikit-learn's.
+reliability table), each true label matched to the probability column named after it (text
+labels, as R classifiers give) or at its position (labels 0..k-1); a numeric output gets MAE
+and RMSE. Every figure comes with the number of outcomes it rests on and how late they
+arrived. Shadow copies are joined to the outcome of the request they copied, so a shadow is
+scored on exactly its primary's requests. Metrics are scikit-learn's.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class _Group:
         self.truth: dict[str, list] = defaultdict(list)
         self.predicted: dict[str, list] = defaultdict(list)
         self.probabilities: dict[str, list] = defaultdict(list)
+        self.classes: dict[str, list[str]] = {}
         self.kinds: dict[str, str] = {}
         self.lateness: list[float] = []
         self.requests = 0
@@ -55,6 +57,8 @@ class _Group:
                                 and len(t.get("shape", [])) == 2 and t["shape"][1] >= 2 and "values" in t), None)
             if self.kinds[name] == "class" and probability is not None:
                 self.probabilities[name] += probability["values"]
+                if probability.get("features"):
+                    self.classes[name] = [str(c) for c in probability["features"]]
             used = True
         if used:
             self.requests += 1
@@ -80,7 +84,8 @@ class _Group:
                                confusion=metrics.confusion_matrix(t, p, labels=labels).tolist())
                 probabilities = self.probabilities.get(name)
                 if probabilities and len(probabilities) == len(truth):
-                    figures.update(_probability_figures(truth, np.asarray(probabilities, dtype=float)))
+                    figures.update(_probability_figures(truth, np.asarray(probabilities, dtype=float),
+                                                        self.classes.get(name)))
             else:
                 t, p = np.asarray(truth, dtype=float), np.asarray(predicted, dtype=float)
                 figures.update(mae=float(metrics.mean_absolute_error(t, p)),
@@ -89,13 +94,23 @@ class _Group:
         return result
 
 
-def _probability_figures(truth: list, probabilities: np.ndarray) -> dict[str, Any]:
-    """AUC and calibration, when the true labels index the probability columns (0..k-1)."""
+def _column_index(truth: list, classes: list[str] | None) -> np.ndarray | None:
+    """The probability column of each true label: the column named after it when the columns
+    carry class names (an R classifier's `setosa`, `versicolor`, ...), else the label as an index."""
+    if classes and all(str(v) in classes for v in truth):
+        return np.asarray([classes.index(str(v)) for v in truth])
+    try:
+        return np.asarray([int(v) for v in truth])
+    except (TypeError, ValueError):
+        return None
+
+
+def _probability_figures(truth: list, probabilities: np.ndarray, classes: list[str] | None = None) -> dict[str, Any]:
+    """AUC and calibration, when each true label names or indexes (0..k-1) a probability column."""
     from sklearn import metrics
 
-    try:
-        index = np.asarray([int(v) for v in truth])
-    except (TypeError, ValueError):
+    index = _column_index(truth, classes)
+    if index is None:
         return {}
     k = probabilities.shape[1]
     if index.min() < 0 or index.max() >= k or len(set(index.tolist())) < 2:

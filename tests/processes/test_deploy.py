@@ -165,7 +165,7 @@ def test_an_environment_that_differs_is_refused_under_strict_and_a_warning_other
     assert relaxed.returncode == 0, relaxed
     assert "warn  environment: 1 difference(s) from the recorded environment (warnings; --strict refuses)" \
         in relaxed.stdout
-    assert "deployed echo:6 as shadow (0.5 of requests)" in relaxed.stdout
+    assert "deployed echo:6 as shadow (50% of requests)" in relaxed.stdout
     assert live_split(staged)[1] == {"6": 0.5}
 
 
@@ -269,3 +269,13 @@ def test_models_lists_each_version_with_its_digest_and_live_role(staged):
     assert f"echo   2        {digest[:16]}" in folder.stdout and bundle.name in folder.stdout
     assert (f"refused: {corrupted}: field '(digest)': the bundle is corrupted: expected sha256 "
             f"{expected}, actual {actual}") in folder.stdout, folder.stdout
+
+
+def test_a_shadow_share_reads_as_a_percentage_or_every_request():
+    from meshserve.cli.commands.deploy import role_share
+
+    assert role_share("shadow", 1.0) == "shadow (every request)"
+    assert role_share("shadow", 0.5) == "shadow (50% of requests)"
+    assert role_share("shadow", 0.001) == "shadow (0.1% of requests)"
+    assert role_share("canary", 10.0) == "canary (10%)"
+    assert role_share("primary", 0.0) == "primary"

@@ -170,7 +170,7 @@ def test_deploy_waits_for_a_package_just_copied_into_the_folder(mesh):
     deployed = cli("deploy", "breast-cancer", "3", "--shadow", "0.5", "--address", process.address)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert "breast-cancer:3 is not loaded yet" in deployed.stderr
-    assert "deployed breast-cancer:3 as shadow (0.5 of requests)" in deployed.stdout
+    assert "deployed breast-cancer:3 as shadow (50% of requests)" in deployed.stdout
     assert infer(process.address, "breast-cancer", "3")[0] == "3"
     assert mesh["traffic"].failures == []
 

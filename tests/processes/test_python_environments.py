@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 import tritonclient.grpc as triton
 from conftest import ROOT, meshserve_argv, start_mesh
 
@@ -221,11 +222,20 @@ def test_a_conflict_with_the_adapter_names_both_sides_and_leaves_no_half_made_en
     shutil.copytree(trained["models"] / "iris_v1", package)
     requirements = tmp_path / "requirements.txt"
     requirements.write_text(trained["freeze"] + "protobuf==3.20.3\n")
-    assert meshserve("package", str(package), "--requirements", str(requirements)).returncode == 0
+    before = (package / "model.yaml").read_bytes()
+    # Refused when packaged, in one line naming both pins, and model.yaml left as it was.
+    packaged = meshserve("package", str(package), "--requirements", str(requirements))
+    assert packaged.returncode == 2, packaged.stdout + packaged.stderr
+    assert "protobuf==3.20.3" in packaged.stderr and "protobuf>=6.31,<8" in packaged.stderr
+    assert (package / "model.yaml").read_bytes() == before
+    # A package recorded elsewhere with the same pins is refused by `up` the same way, building nothing.
+    manifest = yaml.safe_load(before)
+    manifest["environment"]["python"]["requirements"].append("protobuf==3.20.3")
+    (package / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     envs = tmp_path / "envs"
     result = meshserve("up", str(models), "--listen", "127.0.0.1:0", "--no-envoy",
                        env={"MESHSERVE_ENVS_DIR": str(envs)})
     assert result.returncode == 1, result.stdout + result.stderr
     line = next(line for line in result.stderr.splitlines() if "cannot build the Python environment" in line)
-    assert "the model pins protobuf==3.20.3" in line and "meshserve's adapter needs protobuf>=6.31,<7" in line
+    assert "the model pins protobuf==3.20.3" in line and "meshserve's adapter needs protobuf>=6.31,<8" in line
     assert [p.name for p in envs.iterdir() if not p.name.endswith(".lock")] == []

@@ -112,3 +112,50 @@ def test_drift_settings_in_the_spec_are_checked_and_reach_the_plan():
                                                 "drift": {"psi_treshold": 0.3}}}}, "m.yaml")
     assert caught.value.field == "models.iris-species.drift.psi_treshold"
     assert not plan_for([load_package(EXAMPLES / "iris_species")], {"iris-species": {"enabled": False}})
+
+
+REGIONS_MANIFEST = """\
+name: regions
+version: "1"
+runtime: python
+entrypoint: model:predict
+signature:
+  inputs:
+    - {name: region, datatype: BYTES, shape: [-1, 1], limits: {region: {categories: [north, south]}}}
+    - {name: income, datatype: FP64, shape: [-1, 1], features: [salary], limits: {salary: {range: [0, 1000000]}}}
+  outputs:
+    - {name: score, datatype: FP64, shape: [-1]}
+"""
+
+
+def test_a_single_column_input_is_one_name_in_its_limits_its_baseline_and_live_drift(tmp_path):
+    from meshserve.sidecars.drift.baseline import write_baseline
+    from meshserve.sidecars.drift.live_data import Window
+    from meshserve.sidecars.drift.package_baseline import make_baseline
+
+    (tmp_path / "model.yaml").write_text(REGIONS_MANIFEST)
+    (tmp_path / "model.py").write_text("def predict(region, income):\n    return {'score': income[:, 0]}\n")
+    package = load_package(tmp_path)
+    table = {"region": ["north", "south", "north"], "salary": [30000.0, 52000.0, 41000.0], "score": [0.1, 0.5, 0.2]}
+    baseline, path = make_baseline(package, table, score_outputs=False)
+    for spec in package.manifest.signature.inputs:
+        assert [f.column for f in baseline.features if f.tensor == spec.name] == list(spec.limits)
+    write_baseline(baseline, path)
+    plan_for([load_package(tmp_path)], {})  # the plan takes the baseline's names as the signature's
+
+    window = Window("rows", 10)
+    window.add(1.0, {"inputs": {"region": {"shape": [2, 1], "values": [["south"], ["north"]]},
+                                "income": {"shape": [2, 1], "features": ["salary"], "values": [[1.0], [2.0]]}}},
+               {("input", "region"), ("input", "income")}, None)
+    assert list(window.column("input", "region", "region")) == ["south", "north"]
+    assert list(window.column("input", "income", "salary")) == [1.0, 2.0]
+
+
+def test_a_baseline_made_before_single_columns_were_named_after_their_input_still_loads(tmp_path):
+    from meshserve.sidecars.drift.baseline import compute_baseline, write_baseline
+
+    (tmp_path / "model.yaml").write_text(REGIONS_MANIFEST + "baseline: baseline.json\n")
+    (tmp_path / "model.py").write_text("def predict(region, income):\n    return {'score': income[:, 0]}\n")
+    old = compute_baseline([("input", "region", "region_0", "BYTES", ["north", "south"])])
+    write_baseline(old, tmp_path / "baseline.json")
+    assert plan_for([load_package(tmp_path)], {})[0].baselines["1"].endswith("baseline.json")

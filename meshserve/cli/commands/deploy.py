@@ -117,9 +117,18 @@ def _deploy(args) -> int:
         print(f"meshserve: not deployed: the gate refused {args.model}:{version} ({refused}); nothing live changed "
               f"({split})", file=sys.stderr)
         return 1
-    what = {"shadow": f"shadow ({amount:g} of requests)", "canary": f"canary ({amount:g}%)", "primary": "primary"}[role]
-    print(f"deployed {args.model}:{version} as {what}: {split}")
+    print(f"deployed {args.model}:{version} as {role_share(role, amount)}: {split}")
     return 0
+
+
+def role_share(role: str, amount: float) -> str:
+    """The role with its share of traffic as a person reads it: a shadow's fraction (0.5) as a
+    percentage of the requests it mirrors, a canary's percent as it was given."""
+    if role == "shadow":
+        return "shadow (every request)" if amount >= 1 else f"shadow ({amount * 100:.4g}% of requests)"
+    if role == "canary":
+        return f"canary ({amount:g}%)"
+    return role
 
 
 def _runs(stub, model: str, version: str) -> bool:

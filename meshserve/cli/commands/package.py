@@ -57,7 +57,13 @@ def add_bundle_arguments(parser) -> None:
 
 
 def _package(args) -> int:
+    """In place: everything is done to a staged copy, and DIR's model.yaml (and golden.json) are
+    replaced only once all of it succeeded, so a failed run leaves DIR exactly as it was."""
+    import tempfile
+
+    from meshserve.core.errors import ManifestError
     from meshserve.core.model_package import load_package
+    from meshserve.environments.builder import EnvironmentBuildError
     from meshserve.environments.capture import environment_to_record
 
     package = load_package(args.package)
@@ -66,16 +72,87 @@ def _package(args) -> int:
     environment = environment_to_record(package, args, capture_environment)
     environment["strict"] = bool(args.strict)
     environment["captured_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    write_environment(package.manifest_path, environment)
+    golden_asked = bool(args.golden_from or args.golden_rows)
+    with tempfile.TemporaryDirectory(prefix="meshserve-package-") as temporary:
+        staging = _stage(package.directory, Path(temporary))
+        try:
+            write_environment(staging / "model.yaml", environment)
+            notes = summary(environment) + check_environment(staging)
+            notes += record_provenance(args, package, staging)
+            if golden_asked:
+                notes.append(record_golden(args, staging))
+            load_package(staging)  # never publish a manifest that does not load
+        except (ManifestError, EnvironmentBuildError) as exc:
+            raise _in_place(exc, staging, package.directory) from None
+        _publish(staging, package.directory, ["golden.json"] if golden_asked else [])
     print(f"recorded the environment of {package.name}:{package.version} in {package.manifest_path}"
           f"{' (strict)' if args.strict else ''}")
-    for line in summary(environment):
+    for line in notes:
         print(f"  {line}")
-    for line in record_provenance(args, package, package.directory):
-        print(f"  {line}")
-    if args.golden_from or args.golden_rows:
-        print(f"  {record_golden(args, package.directory)}")
     return 0
+
+
+def _in_place(exc: Exception, staging: Path, directory: Path) -> Exception:
+    """EXC as said of the package itself: the staged copy is gone, and no one should look for it."""
+    from meshserve.environments.requirements import RequirementsError
+
+    message = str(exc)
+    for staged in {str(staging.resolve()), str(staging)}:
+        message = message.replace(staged, str(directory))
+    return RequirementsError(message)
+
+
+def _stage(directory: Path, folder: Path) -> Path:
+    """A copy of the package at DIRECTORY under FOLDER to complete. The files `package` rewrites are
+    copied; the rest are hard links where the file system allows (a model can be large)."""
+    import os
+    import shutil
+
+    from meshserve.core.bundle import packed_files
+
+    staging = folder / directory.name
+    for relative in packed_files(directory):
+        source, target = directory / relative, staging / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if relative.as_posix() in ("model.yaml", "golden.json"):
+            shutil.copy2(source, target)
+            continue
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+    return staging
+
+
+def _publish(staging: Path, directory: Path, names: list[str]) -> None:
+    """Each of NAMES, then model.yaml (which names them), from STAGING into DIRECTORY, each replaced atomically."""
+    import os
+    import shutil
+
+    for name in [*names, "model.yaml"]:
+        temporary = directory / f".{name}.meshserve-tmp"
+        shutil.copyfile(staging / name, temporary)
+        os.replace(temporary, directory / name)
+
+
+def check_environment(staging: Path) -> list[str]:
+    """Refuse, before anything is written, a recorded Python environment whose pins cannot be
+    resolved with what meshserve's adapter needs; a note when that could not be checked here."""
+    import asyncio
+
+    from meshserve.core.model_package import load_package
+    from meshserve.environments.builder import EnvironmentBuildError, check_resolves
+    from meshserve.environments.environment_spec import spec_for
+    from meshserve.environments.requirements import RequirementsError
+
+    spec = spec_for(load_package(staging))
+    if spec is None:
+        return []
+    try:
+        warning = asyncio.run(check_resolves(spec, lambda line: print(line, flush=True)))
+    except EnvironmentBuildError as exc:
+        raise RequirementsError(str(exc)) from None
+    return [warning] if warning else []
 
 
 DEFAULT_GOLDEN_ROWS = 8
@@ -98,7 +175,7 @@ def _bundle(args, package) -> int:
         environment = _bundle_environment(package, args)
         environment["strict"] = bool(args.strict)
         write_environment(staging / "model.yaml", environment)
-        notes = summary(environment) + record_provenance(args, package, staging)
+        notes = summary(environment) + check_environment(staging) + record_provenance(args, package, staging)
         notes.append(record_golden(args, staging))
         load_package(staging)  # never pack a manifest that does not load
         bundle = write_bundle(staging, package.name, package.version, Path(args.output))

@@ -207,6 +207,37 @@ def test_concurrent_requests_from_many_threads_all_get_their_own_answer(weka):
         np.testing.assert_array_equal(got, expected)
 
 
+def weka_package_with(tmp_path: Path, shape: list[int], features: list[str] | None) -> Path:
+    """The Weka example with its input declared another way; the model and its header unchanged."""
+    pkg = tmp_path / "weka"
+    shutil.copytree(WEKA_DIR, pkg, ignore=shutil.ignore_patterns("build", "train", "data"))
+    manifest = yaml.safe_load((pkg / "model.yaml").read_text())
+    measurements = {"name": "measurements", "datatype": "FP64", "shape": shape}
+    manifest["signature"]["inputs"] = [measurements | ({"features": features} if features else {})]
+    manifest.pop("golden", None)
+    (pkg / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return pkg
+
+
+def test_a_weka_model_declared_with_fewer_features_than_its_header_is_refused_at_load(tmp_path):
+    pkg = weka_package_with(tmp_path, [-1, 3], ["sepal_length", "sepal_width", "petal_length"])
+    with pytest.raises(ManifestError) as caught:
+        run(JavaRuntime().load(load_package(pkg)))
+    assert caught.value.field == "signature.inputs[0].shape"
+    assert "'measurements' has 3 values per row but the dataset header 'header' takes 4" in caught.value.problem
+    assert "[-1, 4]" in caught.value.fix
+
+
+def test_rows_shorter_than_the_weka_header_are_refused_when_the_signature_leaves_the_width_open(tmp_path):
+    runtime = JavaRuntime()
+    run(runtime.load(load_package(weka_package_with(tmp_path, [-1, -1], None))))
+    rows = iris_rows()[:5]
+    with pytest.raises(InvalidInput, match=r"input 'measurements': has 3 values per row but the model takes 4"):
+        run(runtime.predict({"measurements": rows[:, :3]}))
+    np.testing.assert_array_equal(run(runtime.predict({"measurements": rows}))["probabilities"], weka_oracle(rows)[0])
+    run(runtime.close())
+
+
 def test_legacy_code_takes_a_flat_array_a_matrix_or_one_row_per_call(tmp_path, test_jar):
     outputs = [{"name": n, "datatype": "FP64", "shape": [-1]} for n in ("flat", "matrix", "per_row", "scaled")]
     outputs.append({"name": "label", "datatype": "BYTES", "shape": [-1]})
