@@ -13,6 +13,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MESHSERVE_")
 
     listen: str = Field("127.0.0.1:8001", description="Address clients connect to (`meshserve up`).")
+    internal_ports: str = Field(
+        "", pattern=r"^(\d{1,5}-\d{1,5})?$", description="FIRST-LAST: the ports `meshserve up` takes for the "
+        "processes behind the front (adapters, their REST listeners, Triton, the router, Envoy's mesh listener and "
+        "admin, metrics), e.g. 20000-20999 where a firewall allows only a fixed range; empty: free ports below "
+        "the kernel's ephemeral range.")
     rest_listen: str = Field(
         "", description="host:port of the router's HTTP/REST listener under `meshserve up --no-envoy` (empty: a "
         "free port, printed at start). Behind Envoy, REST shares the front address with gRPC.",
