@@ -12,6 +12,8 @@ mesh listener, where the same model routes apply."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from meshserve.core.mesh_protocol import (
@@ -60,47 +62,57 @@ def _route_timeouts(deployment: ModelDeployment) -> dict[str, Any]:
     return {"timeout": request, "max_stream_duration": {"grpc_timeout_header_max": request}}
 
 
-def _model_routes(model: str, deployment: ModelDeployment, rollout: Rollout) -> list[dict[str, Any]]:
-    role_of = roles(rollout)
+@dataclass(frozen=True)
+class Binding:
+    """How one binding's inferences reach a variant: how a call to the model (pinned to VERSION, or
+    not) is matched, which cluster serves a version (and takes its mirrored copies), and whether
+    the side tap of a version served straight by Triton sees it (gRPC only)."""
+
+    name: str
+    match: Callable[[str, str | None], dict[str, Any]]  # (model, version or None for the split) -> match
+    cluster: Callable[[str, str], str]
+    mirror: Callable[[str, str], str]
+    tapped: frozenset[tuple[str, str]] = frozenset()
+
+    def tap(self, model: str, version: str) -> dict[str, Any]:
+        return {"typed_per_filter_config": tap_config(model, version) if (model, version) in self.tapped
+                else tap_config()} if self.tapped else {}
+
+
+def _grpc_match(model: str, version: str | None) -> dict[str, Any]:
     model_match = {"name": MODEL_HEADER, "string_match": {"exact": model}}
-    fallback = deployment.fallback
+    # A version nobody serves is not found, never split: the split takes only calls naming none.
+    version_match = ({"name": VERSION_HEADER, "present_match": False} if version is None
+                     else {"name": VERSION_HEADER, "string_match": {"exact": version}})
+    return {"prefix": "/", "grpc": {}, "headers": [model_match, version_match]}
 
-    def target(version: str) -> str:
-        return fallback_cluster(model, version) if fallback and version != fallback else variant_cluster(model, version)
 
-    routes = []
-    # A named version goes to that variant only: no split, no shadow, no fallback.
-    for version in deployment.replicas:
-        routes.append({
-            "name": f"{model}|pinned|{version}",
-            "match": {"prefix": "/", "grpc": {},
-                      "headers": [model_match, {"name": VERSION_HEADER, "string_match": {"exact": version}}]},
-            "request_headers_to_add": [set_header(ROLE_HEADER, role_of.get(version, CANARY))],
-            "response_headers_to_add": [set_header(VARIANT_HEADER, f"{version} {role_of.get(version, CANARY)}")],
-            "route": {"cluster": variant_cluster(model, version), **_route_timeouts(deployment),
-                      "retry_policy": _retry_policy(False)},
-        })
-    split: dict[str, Any] = {
-        "clusters": [
-            {"name": target(version), "weight": weight,
-             "request_headers_to_add": [set_header(ROLE_HEADER, role_of[version])],
-             "response_headers_to_add": [set_header(VARIANT_HEADER, f"{version} {role_of[version]}")]}
-            for version, weight in rollout.weights.items() if weight > 0
-        ],
-    }
-    action: dict[str, Any] = {"weighted_clusters": split, **_route_timeouts(deployment),
-                              "retry_policy": _retry_policy(fallback is not None)}
-    if deployment.routing_key_header:
-        # The hash of the key picks the variant, so one key keeps its variant while weights stay.
-        action["hash_policy"] = [{"header": {"header_name": deployment.routing_key_header}}]
-        split["use_hash_policy"] = True
+def rest_infer_path(model: str, version: str = "") -> str:
+    return f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+
+
+def _rest_match(model: str, version: str | None) -> dict[str, Any]:
+    return {"path": rest_infer_path(model, version or ""), "headers": [{"name": ":method",
+                                                                        "string_match": {"exact": "POST"}}]}
+
+
+def grpc_binding(tapped: set[tuple[str, str]] = frozenset()) -> Binding:
+    return Binding("grpc", _grpc_match, variant_cluster, mirror_cluster, frozenset(tapped))
+
+
+# The REST binding's inferences, by path, straight to the variants' REST listeners (their mirrored
+# copies too); everything else of REST goes to the router.
+REST = Binding("rest", _rest_match, rest_cluster, rest_cluster)
+
+
+def _mirrors(model: str, rollout: Rollout, binding: Binding) -> list[dict[str, Any]]:
     mirrors = []
     for version, fraction in sorted(rollout.shadows.items()):
         if fraction <= 0:
             continue
         mirror: dict[str, Any] = {
-            # Copies have a cluster of their own with small limits (envoy/limits.py).
-            "cluster": mirror_cluster(model, version),
+            # gRPC copies have a cluster of their own with small limits (envoy/limits.py).
+            "cluster": binding.mirror(model, version),
             # The copy is marked so the adapter records it as shadow; Envoy's own marker,
             # a -shadow suffix on :authority, is invisible to a grpcio server.
             "request_headers_mutations": [{"append": set_header(ROLE_HEADER, SHADOW)}],
@@ -111,72 +123,48 @@ def _model_routes(model: str, deployment: ModelDeployment, rollout: Rollout) -> 
                 "runtime_key": f"meshserve.shadow.{model}.{version}",
             }
         mirrors.append(mirror)
-    if mirrors:
-        action["request_mirror_policies"] = mirrors
-    # A version nobody serves is not found, never split: the split takes only calls naming none.
-    unpinned = {"name": VERSION_HEADER, "present_match": False}
-    routes.append({"name": f"{model}|split", "match": {"prefix": "/", "grpc": {}, "headers": [model_match, unpinned]},
-                   "route": action})
-    return routes
+    return mirrors
 
 
-def rest_infer_path(model: str, version: str = "") -> str:
-    return f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
-
-
-def _rest_model_routes(model: str, deployment: ModelDeployment, rollout: Rollout) -> list[dict[str, Any]]:
-    """The REST binding's inferences, by path, straight to the variants' REST listeners: the same
-    split, shadows, pins and sticky keys as gRPC. Everything else of REST goes to the router."""
+def _model_routes(model: str, deployment: ModelDeployment, rollout: Rollout, binding: Binding) -> list[dict[str, Any]]:
+    """A model's routes for one binding: a route per version for calls naming it, then the split."""
     role_of = roles(rollout)
-    post = {"name": ":method", "string_match": {"exact": "POST"}}
+    fallback = deployment.fallback if binding.name == "grpc" else None  # aggregates exist for gRPC only
+
+    def target(version: str) -> str:
+        return fallback_cluster(model, version) if fallback and version != fallback else binding.cluster(model, version)
+
+    prefix = model if binding.name == "grpc" else f"{model}|{binding.name}"
     routes = []
+    # A named version goes to that variant only: no split, no shadow, no fallback.
     for version in deployment.replicas:
+        role = role_of.get(version, CANARY)
         routes.append({
-            "name": f"{model}|rest|pinned|{version}",
-            "match": {"path": rest_infer_path(model, version), "headers": [post]},
-            "request_headers_to_add": [set_header(ROLE_HEADER, role_of.get(version, CANARY))],
-            "response_headers_to_add": [set_header(VARIANT_HEADER, f"{version} {role_of.get(version, CANARY)}")],
-            "route": {"cluster": rest_cluster(model, version), **_route_timeouts(deployment),
+            "name": f"{prefix}|pinned|{version}",
+            "match": binding.match(model, version),
+            "request_headers_to_add": [set_header(ROLE_HEADER, role)],
+            "response_headers_to_add": [set_header(VARIANT_HEADER, f"{version} {role}")],
+            "route": {"cluster": binding.cluster(model, version), **_route_timeouts(deployment),
                       "retry_policy": _retry_policy(False)},
+            **binding.tap(model, version),
         })
     split: dict[str, Any] = {"clusters": [
-        {"name": rest_cluster(model, version), "weight": weight,
+        {"name": target(version), "weight": weight,
          "request_headers_to_add": [set_header(ROLE_HEADER, role_of[version])],
-         "response_headers_to_add": [set_header(VARIANT_HEADER, f"{version} {role_of[version]}")]}
+         "response_headers_to_add": [set_header(VARIANT_HEADER, f"{version} {role_of[version]}")],
+         **binding.tap(model, version)}
         for version, weight in rollout.weights.items() if weight > 0]}
     action: dict[str, Any] = {"weighted_clusters": split, **_route_timeouts(deployment),
-                              "retry_policy": _retry_policy(False)}
+                              "retry_policy": _retry_policy(fallback is not None)}
     if deployment.routing_key_header:
+        # The hash of the key picks the variant, so one key keeps its variant while weights stay.
         action["hash_policy"] = [{"header": {"header_name": deployment.routing_key_header}}]
         split["use_hash_policy"] = True
-    mirrors = [{"cluster": rest_cluster(model, version),
-                "request_headers_mutations": [{"append": set_header(ROLE_HEADER, SHADOW)}],
-                **({"runtime_fraction": {
-                    "default_value": {"numerator": round(fraction * 1_000_000), "denominator": "MILLION"},
-                    "runtime_key": f"meshserve.shadow.{model}.{version}"}} if fraction < 1.0 else {})}
-               for version, fraction in sorted(rollout.shadows.items()) if fraction > 0]
+    mirrors = _mirrors(model, rollout, binding)
     if mirrors:
         action["request_mirror_policies"] = mirrors
-    routes.append({"name": f"{model}|rest|split", "match": {"path": rest_infer_path(model), "headers": [post]},
-                   "route": action})
+    routes.append({"name": f"{prefix}|split", "match": binding.match(model, None), "route": action})
     return routes
-
-
-def _choose_taps(routes: list[dict[str, Any]], tapped: set[tuple[str, str]]) -> None:
-    """Turn the side tap on for routes (and weighted clusters) to tapped variants, off for the rest."""
-    for route in routes:
-        name = route.get("name", "")
-        model, _, rest = name.partition("|")
-        kind, _, version = rest.partition("|")
-        if kind == "pinned" and (model, version) in tapped:
-            route["typed_per_filter_config"] = tap_config(model, version)
-        elif kind == "split" and any(m == model for m, _ in tapped):
-            for entry in route["route"]["weighted_clusters"]["clusters"]:
-                version = entry["name"].rsplit("|", 1)[-1]
-                entry["typed_per_filter_config"] = (tap_config(model, version) if (model, version) in tapped
-                                                    else tap_config())
-        else:
-            route["typed_per_filter_config"] = tap_config()
 
 
 def _activator_route(model: str, deployment: ModelDeployment) -> dict[str, Any]:
@@ -249,20 +237,22 @@ def render_routes(spec: DeploymentSpec, rollouts: dict[str, Rollout], version_in
     (their REST clusters exist), so REST inferences skip the router as gRPC ones do; MESH_SECRET:
     whether every request sent on carries the mesh secret (EnvoyLayout.mesh_secret)."""
     first, last = _router_routes(spec, rest)
+    grpc = grpc_binding(tapped)
     routes: list[dict[str, Any]] = list(first)
     for model, deployment in sorted(spec.models.items()):
         if deployment.cold_versions:
             routes.append(_activator_route(model, deployment))
     for model, deployment in sorted(spec.models.items()):
         rollout = rollouts.get(model) or deployment.initial_rollout()
-        routes.extend(_model_routes(model, deployment, rollout))
+        routes.extend(_model_routes(model, deployment, rollout, grpc))
         routes.append(_no_such_version_route(model, deployment))
         if direct_rest and rest and not deployment.cold_versions:  # a cold model's REST waits in the router
-            routes.extend(_rest_model_routes(model, deployment, rollout))
+            routes.extend(_model_routes(model, deployment, rollout, REST))
     routes.append(_not_served_route(spec))
     routes.extend(last)
-    if tapped:
-        _choose_taps(routes, tapped)
+    if tapped:  # the side tap is on in the chain: every route not to a tapped variant turns it off
+        for route in routes:
+            route.setdefault("typed_per_filter_config", tap_config())
     host = secure_routes({"name": "models", "domains": ["*"], "routes": routes}, spec, mesh_secret)
     return {
         "version_info": version_info,

@@ -5,7 +5,6 @@ record reaches a client's connection, and recording resumes by itself once the d
 The disk is a small tmpfs mounted by the test (skipped, with the reason, where this process
 may not mount)."""
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -18,20 +17,16 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from conftest import EXAMPLES
+from small_disk import fill
+from small_disk import small_disk as mounted_disk
 from meshserve.sidecars.records.recorder import Recorder
 from meshserve.sidecars.records.store import SQLiteStore
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(disk)],
-                          capture_output=True, text=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); needs root or CAP_SYS_ADMIN")
-    yield disk
-    subprocess.run(["umount", "-R", "--lazy", str(disk)], capture_output=True)
+    with mounted_disk(tmp_path, "2m") as disk:
+        yield disk
 
 
 def iris(request_id: str) -> pb.ModelInferRequest:
@@ -39,19 +34,6 @@ def iris(request_id: str) -> pb.ModelInferRequest:
                                    raw_input_contents=[np.ones((1, 4), np.float32).tobytes()])
     request.inputs.add(name="measurements", datatype="FP32", shape=[1, 4])
     return request
-
-
-def fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while os.write(fd, b"\0" * 65536):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 def send(stub, prefix: str, count: int) -> tuple[list[str], list[grpc.StatusCode]]:

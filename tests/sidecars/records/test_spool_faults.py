@@ -5,7 +5,6 @@ and every record it could not write is counted and reaches the store as a loss.
 The disk faults are real: a small tmpfs mounted for the test (skipped, with the reason, where
 this process may not mount)."""
 
-import os
 import shutil
 import socket
 import subprocess
@@ -19,6 +18,8 @@ from meshserve.sidecars.records.observer import RecordObserver
 from meshserve.sidecars.records.recorder import Recorder
 from meshserve.sidecars.records.spool import RETRY_EVERY_S, SpoolFault, SpoolWriter, read_frames, spool_files
 from meshserve.sidecars.records.store import SQLiteStore
+from small_disk import fill
+from small_disk import small_disk as mounted_disk
 
 
 def record(request_id: str, size: int = 100) -> dict:
@@ -34,28 +35,8 @@ def mount(*args: str) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 512 KiB tmpfs, unmounted (with whatever was mounted over its folders) after the test."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    try:
-        mount("-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(disk))
-    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here ({getattr(exc, 'stderr', b'') or exc}); needs root or CAP_SYS_ADMIN")
-    yield disk
-    subprocess.run(["umount", "-R", "--lazy", str(disk)], capture_output=True)
-
-
-def fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return filler
+    with mounted_disk(tmp_path, "512k") as disk:
+        yield disk
 
 
 def written_ids(folder: Path) -> list[str]:
