@@ -55,7 +55,7 @@ from meshserve.core.settings import get_settings
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.process import EnvoyProcess
 from meshserve.envoy.render import render
-from meshserve.router.deployment_spec import deployment_for
+from meshserve.spec.deployment_spec import deployment_for
 
 CONCURRENCIES = (1, 16)
 ECHO, CHAIN, ADAPTER, MESH = "echo server", "echo chain", "adapter alone", "full mesh"

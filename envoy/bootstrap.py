@@ -20,7 +20,7 @@ from meshserve.envoy.security import (
 from meshserve.envoy.tracing import (
     collector_cluster, front_sampling_ratio, health_check_filters, listener_tracing, request_id_extension,
     tracer_runtime, tracing_enabled)
-from meshserve.router.deployment_spec import DeploymentSpec
+from meshserve.spec.deployment_spec import DeploymentSpec
 
 def _path_source(path: Path) -> dict[str, Any]:
     return {"path_config_source": {"path": str(path), "watched_directory": {"path": str(path.parent)}},

@@ -12,7 +12,7 @@ from meshserve.envoy.layout import (
     UpstreamAddresses, fallback_cluster, mirror_cluster, rest_cluster, tap_cluster, variant_cluster)
 from meshserve.envoy.limits import DEFAULT_SLOTS, mirror_breakers, thresholds, variant_breakers
 from meshserve.envoy.security import internal_upstream
-from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment
+from meshserve.spec.deployment_spec import DeploymentSpec, ModelDeployment
 
 def _variant_cluster(model: str, version: str, deployment: ModelDeployment, addresses: list[str],
                      slots: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from meshserve.router.deployment_spec import DeploymentSpec
+from meshserve.spec.deployment_spec import DeploymentSpec
 
 ROUTER_CLUSTER = "router"
 ROUTER_REST_CLUSTER = "router_rest"  # the router's REST listener (HTTP/1.1)

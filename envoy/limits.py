@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshserve.core.mesh_protocol import MODEL_HEADER
-from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment
+from meshserve.spec.deployment_spec import DeploymentSpec, ModelDeployment
 
 from meshserve.core.settings import get_settings
 

@@ -30,7 +30,7 @@ from meshserve.envoy.bootstrap import render_bootstrap
 from meshserve.envoy.clusters import render_clusters
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses, to_yaml, write_watched
 from meshserve.envoy.routes import render_routes
-from meshserve.router.deployment_spec import DeploymentSpec, Rollout
+from meshserve.spec.deployment_spec import DeploymentSpec, Rollout
 
 @dataclass
 class RenderedConfig:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from meshserve.core.errors import ManifestError, ModelNotFound
-from meshserve.router.deployment_spec import DeploymentSpec, Rollout
+from meshserve.spec.deployment_spec import DeploymentSpec, Rollout
 from meshserve.envoy.layout import EnvoyLayout, write_watched
 from meshserve.envoy.routes import render_routes
 

@@ -23,7 +23,7 @@ from meshserve.envoy.layout import (
     MESH_ROUTES, ROUTER_CLUSTER, ROUTER_REST_CLUSTER, fallback_cluster, mirror_cluster, rest_cluster, variant_cluster)
 from meshserve.envoy.security import secure_routes
 from meshserve.envoy.side_tap import tap_config
-from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment, Rollout
+from meshserve.spec.deployment_spec import DeploymentSpec, ModelDeployment, Rollout
 
 # Retry what failed because an adapter is gone before it took the request: a refused
 # connection or stream, or the adapter's own UNAVAILABLE (a runtime restarting). Not `reset`:

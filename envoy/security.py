@@ -1,4 +1,4 @@
-"""The front listener's guards, rendered from the spec's `security:` section (router/security_spec.py).
+"""The front listener's guards, rendered from the spec's `security:` section (meshserve/spec/security_spec.py).
 
 In the order Envoy runs them, all before the request reaches the router:
 - TLS on the listener (ALPN h2 for gRPC), with client certificates when `client_ca` is set;
@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 from meshserve.core.mesh_protocol import MESH_SECRET_HEADER, MODEL_HEADER, PEER_HEADER, PRINCIPAL_HEADER
 from meshserve.core.mesh_secret import MESH_SECRET_ENV, REFUSAL
-from meshserve.router.deployment_spec import DeploymentSpec
-from meshserve.router.security_spec import ALL_MODELS, SecuritySpec, api_keys
+from meshserve.spec.deployment_spec import DeploymentSpec
+from meshserve.spec.security_spec import ALL_MODELS, SecuritySpec, api_keys
 
 API_KEY_HEADER = "x-api-key"
 JWT_PROVIDER = "meshserve"

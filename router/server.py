@@ -31,7 +31,7 @@ from meshserve.router.control_plane.control_service import ControlServicer
 from meshserve.router.data_plane.authorization import ModelAccess
 from meshserve.router.data_plane.forwarding import Forwarder
 from meshserve.router.data_plane.inference_service import RouterInferenceServicer
-from meshserve.router.model_table import ModelTable
+from meshserve.spec.model_table import ModelTable
 from meshserve.router.table_reload import TableReload
 from meshserve.router.data_plane.triton_extensions import served_extensions
 from meshserve.router.rest.http_routes import start_rest

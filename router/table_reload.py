@@ -21,8 +21,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from meshserve.router.deployment_spec import DeploymentSpec
-from meshserve.router.model_table import ModelTable, acknowledge
+from meshserve.spec.deployment_spec import DeploymentSpec
+from meshserve.spec.model_table import ModelTable, acknowledge
 
 # How often the router looks at the table file: a stat, cheap enough to do often, so a package
 # the launcher loaded is reachable moments after its adapter is healthy.

@@ -7,7 +7,7 @@ written in basis points (weights adding up to 10,000) so small percentages stay 
 
 from __future__ import annotations
 
-from meshserve.router.deployment_spec import Rollout
+from meshserve.spec.deployment_spec import Rollout
 
 ROLES = ("shadow", "canary", "primary")
 BASIS = 10_000

@@ -26,7 +26,7 @@ from meshserve.envoy.render import RenderedConfig, render
 from meshserve.kubernetes.naming import (
     ENVOY_ADMIN, FRONT_PORT, GRPC_PORT, MESH_PORT, REST_PORT, ROUTER_NAME, service_host, variant_name)
 from meshserve.kubernetes.options import ClusterOptions
-from meshserve.router.deployment_spec import DeploymentSpec
+from meshserve.spec.deployment_spec import DeploymentSpec
 
 # Where the Envoy container finds its files (mounted by envoy_objects in parts.py).
 CONFIG_ROOT = Path("/etc/meshserve/envoy")

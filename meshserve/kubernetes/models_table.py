@@ -1,4 +1,4 @@
-"""The models table the router reads (`router/model_table.py`), for the router pods.
+"""The models table the router reads (`meshserve/spec/model_table.py`), for the router pods.
 
 The same JSON `meshserve up` writes, with paths inside the image and every call sent to the
 Envoy mesh Service. No `envoy` control section: on a cluster the router does not own Envoy's
@@ -16,8 +16,8 @@ from meshserve.kubernetes.naming import GRPC_PORT, MESH_PORT, MESH_SERVICE, serv
 from meshserve.kubernetes.options import ClusterOptions
 from meshserve.kubernetes.packages import PackageRef
 from meshserve.kubernetes.records import router_store_url
-from meshserve.router.deployment_spec import DeploymentSpec
-from meshserve.router.model_table import ModelTable
+from meshserve.spec.deployment_spec import DeploymentSpec
+from meshserve.spec.model_table import ModelTable
 
 TABLE_DIR = "/etc/meshserve/router"
 TABLE_KEY = "models.json"

@@ -17,7 +17,7 @@ from meshserve.kubernetes.options import IMAGE_ENVOY, ClusterOptions
 from meshserve.kubernetes.packages import PackageRef
 from meshserve.kubernetes.workloads import (
     CONTAINER_SECURITY, config_map, cpu_autoscaler, deployment, disruption_budget, drain_delay, grpc_probes, service)
-from meshserve.router.deployment_spec import DeploymentSpec, Replicas
+from meshserve.spec.deployment_spec import DeploymentSpec, Replicas
 
 # Seconds a server may take to load before liveness counts: a JVM, R or Triton loading a model.
 STARTUP_S = {"python": 60, "r": 120, "java": 120, "triton": 300}

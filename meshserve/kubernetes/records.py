@@ -15,7 +15,7 @@ from typing import Any
 from meshserve.kubernetes.naming import RECORDS_SECRET
 from meshserve.kubernetes.options import ClusterOptions
 from meshserve.kubernetes.resources import RECORDER
-from meshserve.router.deployment_spec import RecordsSpec
+from meshserve.spec.deployment_spec import RecordsSpec
 
 RECORDS_DIR = "/var/lib/meshserve/records"
 SPOOL_VOLUME = "records-spool"

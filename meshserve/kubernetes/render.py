@@ -20,7 +20,7 @@ from meshserve.kubernetes.naming import PART_OF, variant_name
 from meshserve.kubernetes.options import ClusterOptions
 from meshserve.kubernetes.packages import PackageRef
 from meshserve.kubernetes.parts import envoy_objects, network_policies, router_objects, variant_objects
-from meshserve.router.deployment_spec import DeploymentSpec
+from meshserve.spec.deployment_spec import DeploymentSpec
 
 HEADER = "# Rendered by `meshserve k8s render`"
 _CLUSTER_SCOPED = {"Namespace"}

@@ -27,7 +27,7 @@ from meshserve.envoy.admin import EnvoyAdmin
 from meshserve.envoy.clusters import render_clusters
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses, mirror_cluster, variant_cluster, write_watched
 from meshserve.launcher.scaling import ScalingPolicy, ScalingState, decide
-from meshserve.router.deployment_spec import DeploymentSpec
+from meshserve.spec.deployment_spec import DeploymentSpec
 
 Key = tuple[str, str]  # (model, version)
 # How long a replica taken out of Envoy's cluster keeps running before it is asked to stop:

@@ -28,10 +28,10 @@ from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage
 from meshserve.core.ports import free_port
 from meshserve.core.replica_slots import replica_slots
-from meshserve.router.control_plane.deployment_log import FILE_NAME as DEPLOYMENT_LOG, DeploymentLog
-from meshserve.router.deployment_spec import (
+from meshserve.spec.deployment_log import FILE_NAME as DEPLOYMENT_LOG, DeploymentLog
+from meshserve.spec.deployment_spec import (
     DeploymentSpec, ModelDeployment, Replicas, Variant, load_spec, spec_path_for)
-from meshserve.router.model_table import UnavailableModel, loaded_generation, newest
+from meshserve.spec.model_table import UnavailableModel, loaded_generation, newest
 
 Key = tuple[str, str]  # (model, version)
 # Longest wait for the router to serve a rewritten table (its routes included).

@@ -34,14 +34,14 @@ from meshserve.launcher.live_loading import LiveLoading, write_deployment
 from meshserve.launcher.package_watcher import PackageWatcher
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
 from meshserve.observability.mesh_metrics import METRICS_ENV, MeshMetrics
-from meshserve.router.deployment_spec import (
+from meshserve.spec.deployment_spec import (
     SPEC_NAME, DeploymentSpec, RecordsSpec, deployment_for, load_spec, spec_path_for)
-from meshserve.router.security_spec import internal_tls_environment, refuse_without_front
+from meshserve.spec.security_spec import internal_tls_environment, refuse_without_front
 from meshserve.sidecars.drift.plan import plan_for, write_plan
 from meshserve.sidecars.records.observer import check_pii_key
 from meshserve.sidecars.records.recorder import READY_LINE as RECORDER_READY
 from meshserve.sidecars.records.store import default_store_url, redacted
-from meshserve.router.model_table import ModelTable, UnavailableModel, newest
+from meshserve.spec.model_table import ModelTable, UnavailableModel, newest
 
 
 def resolve_listen(listen: str, what: str = "--listen") -> str:

@@ -9,7 +9,7 @@ MESHSERVE_WATCH_INTERVAL_S seconds, and what changed in it is served without a r
   `meshserve deploy` gives it a role.
 * A model new to the mesh is served with its only (or newest) version as primary.
 
-A location is acted on once its fingerprint (router/models_folder.py) stayed the same for one
+A location is acted on once its fingerprint (meshserve/spec/models_folder.py) stayed the same for one
 interval, so a package still being copied is not read half-written. The loading itself is
 live_loading.py's. Nothing is unloaded when a package disappears, and a version that is
 served already keeps the package its adapters loaded: a changed package needs a new version.
@@ -24,8 +24,8 @@ from pathlib import Path
 from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import BrokenPackage, ModelPackage
 from meshserve.core.bundle import SUFFIX
-from meshserve.router.model_table import UnavailableModel
-from meshserve.router.models_folder import Fingerprint, load_location, named_in, package_locations
+from meshserve.spec.model_table import UnavailableModel
+from meshserve.spec.models_folder import Fingerprint, load_location, named_in, package_locations
 
 Key = tuple[str, str]
 

@@ -11,15 +11,15 @@ from pathlib import Path
 import grpc
 
 from meshserve.core.errors import ManifestError, MeshError, abort, quoted
-from meshserve.router.deployment_spec import DeploymentSpec, Rollout
+from meshserve.spec.deployment_spec import DeploymentSpec, Rollout
 from meshserve.envoy.admin import EnvoyAdmin, EnvoyError
 from meshserve.envoy.layout import EnvoyLayout
 from meshserve.envoy.rollouts import LiveRollouts
 from meshserve.core.mesh_secret import mesh_secret
 from meshserve.core.settings import get_settings
-from meshserve.router.control_plane.deployment_log import FILE_NAME as DEPLOYMENT_LOG, DeploymentLog, caller_of
+from meshserve.spec.deployment_log import FILE_NAME as DEPLOYMENT_LOG, DeploymentLog, caller_of
 from meshserve.router.data_plane.authorization import ModelAccess, principal_of
-from meshserve.router.model_table import ModelEntry, ModelTable
+from meshserve.spec.model_table import ModelEntry, ModelTable
 from meshserve.router.control_plane.progressive import RolloutController
 from meshserve.sidecars.compare.comparison import compare
 from meshserve.sidecars.drift.drift_tables import open_alert_messages

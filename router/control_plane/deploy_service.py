@@ -16,9 +16,9 @@ import time
 
 import grpc
 from meshserve.envoy.admin import EnvoyError
-from meshserve.router.control_plane.deployment_log import caller_of
-from meshserve.router.deployment_spec import SPEC_NAME
-from meshserve.router.models_folder import find_in_folder
+from meshserve.spec.deployment_log import caller_of
+from meshserve.spec.deployment_spec import SPEC_NAME
+from meshserve.spec.models_folder import find_in_folder
 from meshserve.core.settings import get_settings
 
 from meshserve.core.errors import MeshError, abort, quoted

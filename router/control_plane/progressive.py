@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from meshserve.router.control_plane.deployment_log import DeploymentLog
-from meshserve.router.deployment_spec import ModelDeployment, RolloutPlan
+from meshserve.spec.deployment_log import DeploymentLog
+from meshserve.spec.deployment_spec import ModelDeployment, RolloutPlan
 
 log = logging.getLogger("meshserve.rollout")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from meshserve.core.errors import PermissionDenied, quoted
 from meshserve.core.mesh_protocol import PRINCIPAL_HEADER, Metadata
-from meshserve.router.security_spec import SecuritySpec
+from meshserve.spec.security_spec import SecuritySpec
 
 
 def principal_of(metadata: Metadata) -> str | None:

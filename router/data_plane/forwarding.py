@@ -25,7 +25,7 @@ from meshserve.core.request_parameters import check_shared_memory, request_timeo
 from meshserve.core.settings import get_settings
 from meshserve.core.signature_check import check_request
 from meshserve.router.data_plane.upstreams import Upstreams, upstream_error
-from meshserve.router.model_table import ModelTable, VersionEntry
+from meshserve.spec.model_table import ModelTable, VersionEntry
 
 READY_TIMEOUT_S = 2.0
 # How often a request held for a variant's cold start asks Envoy again whether a replica is up.

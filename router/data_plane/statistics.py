@@ -16,7 +16,7 @@ import grpc
 from tritonclient.grpc import service_pb2 as pb
 
 from meshserve.router.data_plane.upstreams import Upstreams
-from meshserve.router.model_table import ModelTable
+from meshserve.spec.model_table import ModelTable
 
 log = logging.getLogger("meshserve.router")
 ASK_TIMEOUT_S = 2.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from meshserve.router.deployment_spec import Rollout
+from meshserve.spec.deployment_spec import Rollout
 
 from meshserve.core.model_package import Signature
 from meshserve.deploy.gate import signature_changes

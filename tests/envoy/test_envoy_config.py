@@ -15,7 +15,7 @@ from conftest import meshserve_argv
 from models.variant_packages import write_spec, write_variant_packages
 
 from meshserve.core.errors import ManifestError
-from meshserve.router.deployment_spec import ModelDeployment, Rollout, Variant, load_spec, parse_spec, resolve_spec
+from meshserve.spec.deployment_spec import ModelDeployment, Rollout, Variant, load_spec, parse_spec, resolve_spec
 from meshserve.envoy.admin import EnvoyError
 from meshserve.envoy.layout import (
     EnvoyLayout, UpstreamAddresses, fallback_cluster, mirror_cluster, variant_cluster, write_watched)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses, fallback_cluster, mirror_cluster, variant_cluster
 from meshserve.envoy.render import render
-from meshserve.router.deployment_spec import parse_spec
+from meshserve.spec.deployment_spec import parse_spec
 
 
 def rendered(raw: dict, slots: dict | None = None):

@@ -10,7 +10,7 @@ import pytest
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.process import validate_config
 from meshserve.envoy.render import render
-from meshserve.router.deployment_spec import parse_spec
+from meshserve.spec.deployment_spec import parse_spec
 
 SPEC = {"models": {"iris": {"variants": [{"version": "1", "weight": 90}, {"version": "2", "weight": 10}],
                             "shadows": [{"version": "3", "fraction": 0.5}]}}}

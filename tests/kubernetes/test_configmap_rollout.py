@@ -21,7 +21,7 @@ from meshserve.envoy.process import EnvoyProcess
 from meshserve.kubernetes.envoy_config import (
     BOOTSTRAP_KEY, CLUSTERS_KEY, CONFIG_ROOT, ROUTES_KEY, config_data, render_for_cluster)
 from meshserve.kubernetes.options import ClusterOptions
-from meshserve.router.deployment_spec import parse_spec
+from meshserve.spec.deployment_spec import parse_spec
 
 
 def spec(weights: dict[str, int]):

@@ -24,7 +24,7 @@ from meshserve.kubernetes.naming import ENVOY_CONFIG, FRONT_SERVICE, ROUTER_NAME
 from meshserve.kubernetes.options import ClusterOptions
 from meshserve.kubernetes.packages import read_packages
 from meshserve.kubernetes.render import ClusterManifests, render_cluster
-from meshserve.router.deployment_spec import load_spec, parse_spec, resolve_spec
+from meshserve.spec.deployment_spec import load_spec, parse_spec, resolve_spec
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

@@ -29,7 +29,7 @@ from meshserve.kubernetes.options import ClusterOptions
 from meshserve.kubernetes.packages import read_packages
 from meshserve.kubernetes.records import RECORDS_DIR
 from meshserve.kubernetes.render import render_cluster
-from meshserve.router.deployment_spec import parse_spec, resolve_spec
+from meshserve.spec.deployment_spec import parse_spec, resolve_spec
 from meshserve.sidecars.records.recorder import READY_LINE as RECORDER_READY
 from meshserve.sidecars.records.store import open_store
 

@@ -14,8 +14,8 @@ from models.variant_packages import write_variant_packages
 
 from meshserve.core.model_package import BrokenPackage, discover_packages, load_package
 from meshserve.launcher.package_watcher import PackageWatcher
-from meshserve.router.model_table import UnavailableModel
-from meshserve.router.models_folder import find_in_folder, package_locations
+from meshserve.spec.model_table import UnavailableModel
+from meshserve.spec.models_folder import find_in_folder, package_locations
 
 
 class FakeLoading:

@@ -20,7 +20,7 @@ from models.variant_traffic import TrafficClient, versions_of, within_binomial_i
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from meshserve.router.deployment_spec import parse_spec
+from meshserve.spec.deployment_spec import parse_spec
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.render import render
 from meshserve.envoy.process import EnvoyProcess

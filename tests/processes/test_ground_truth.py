@@ -172,7 +172,7 @@ def test_a_quality_threshold_in_the_spec_raises_an_alert_and_a_metric(served):
     from prometheus_client import REGISTRY
 
     from meshserve.observability.judging_metrics import QualityAlerts
-    from meshserve.router.deployment_spec import QualitySpec
+    from meshserve.spec.deployment_spec import QualitySpec
     from meshserve.sidecars.records.quality import quality
     from meshserve.sidecars.records.store import open_store
 

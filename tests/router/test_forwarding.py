@@ -12,7 +12,7 @@ from meshserve.core.mesh_protocol import CallInfo, forwarded_headers
 from meshserve.core.model_package import load_package
 from meshserve.core.observers import Observers
 from meshserve.router.data_plane.forwarding import Forwarder
-from meshserve.router.model_table import ModelTable
+from meshserve.spec.model_table import ModelTable
 
 
 class Collector:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from models.variant_packages import write_variant_packages
 
 from meshserve.core.model_package import load_package
-from meshserve.router.model_table import ModelTable, UnavailableModel, acknowledge, loaded_generation
+from meshserve.spec.model_table import ModelTable, UnavailableModel, acknowledge, loaded_generation
 
 
 def test_a_rewritten_table_adds_what_is_new_and_keeps_what_is_served(tmp_path):

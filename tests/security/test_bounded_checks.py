@@ -107,7 +107,7 @@ def test_every_status_message_is_capped_as_a_last_guard():
 
 
 def test_an_unknown_60_kb_model_name_is_not_echoed_whole():
-    from meshserve.router.model_table import ModelTable
+    from meshserve.spec.model_table import ModelTable
 
     with pytest.raises(ModelNotFound) as caught:
         ModelTable(models={}).model("m" * 60_000)

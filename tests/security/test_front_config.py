@@ -9,7 +9,7 @@ from meshserve.envoy.bootstrap import render_bootstrap
 from meshserve.envoy.render import render
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
 from meshserve.envoy.process import validate_config
-from meshserve.router.deployment_spec import load_spec
+from meshserve.spec.deployment_spec import load_spec
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def mesh(tmp_path_factory):
 def test_answers_never_count_as_a_replica_failure_only_its_connections_do():
     from meshserve.envoy.clusters import render_clusters
     from meshserve.envoy.layout import UpstreamAddresses
-    from meshserve.router.deployment_spec import DeploymentSpec, ModelDeployment, Variant
+    from meshserve.spec.deployment_spec import DeploymentSpec, ModelDeployment, Variant
 
     spec = DeploymentSpec(models={"m": ModelDeployment(variants=[Variant(version="1", weight=1)])})
     outlier = render_clusters(spec, UpstreamAddresses(router=[], variants={("m", "1"): ["127.0.0.1:1"]}))[

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import EXAMPLES, meshserve_argv
-from meshserve.router.deployment_spec import parse_spec
+from meshserve.spec.deployment_spec import parse_spec
 from meshserve.sidecars.drift.baseline import read_baseline
 from meshserve.sidecars.drift.plan import plan_for
 from sklearn.datasets import load_iris

@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 def _check(args) -> int:
     from meshserve.core.model_package import discover_packages
-    from meshserve.router.deployment_spec import deployment_for, spec_path_for
+    from meshserve.spec.deployment_spec import deployment_for, spec_path_for
     from meshserve.sidecars.drift.plan import plan_for
 
     packages = discover_packages(args.models)

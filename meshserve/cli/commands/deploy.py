@@ -163,7 +163,7 @@ def _import_into_mesh(stub, address: str, model_uri: str, tracking_uri: str | No
     from meshserve.importing.mlflow_package import build_package
     from meshserve.importing.mlflow_registry import resolve, tracking_uri_from
     from meshserve.importing.model_uri import ImportFailure, parse_model_uri
-    from meshserve.router.models_folder import named_in
+    from meshserve.spec.models_folder import named_in
     from meshserve.v1 import control_pb2 as cpb
 
     folder = stub.ListModels(cpb.ListModelsRequest(), timeout=30).models_dir

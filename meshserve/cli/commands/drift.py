@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 def _plan(models_dir: Path, model: str):
     from meshserve.core.errors import ManifestError
     from meshserve.core.model_package import discover_packages
-    from meshserve.router.deployment_spec import load_spec, spec_path_for
+    from meshserve.spec.deployment_spec import load_spec, spec_path_for
     from meshserve.sidecars.drift.plan import plan_for
 
     packages = discover_packages(models_dir)

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 def _render(args) -> int:
     from meshserve.core.model_package import discover_packages
-    from meshserve.router.deployment_spec import SPEC_NAME, deployment_for
+    from meshserve.spec.deployment_spec import SPEC_NAME, deployment_for
     from meshserve.envoy.admin import EnvoyError
     from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
     from meshserve.envoy.process import validate_config

@@ -61,7 +61,7 @@ def _render(args) -> int:
     from meshserve.kubernetes.options import IMAGE_MODELS, ClusterOptions
     from meshserve.kubernetes.packages import read_packages
     from meshserve.kubernetes.render import render_cluster
-    from meshserve.router.deployment_spec import SPEC_NAME, load_spec, resolve_spec, spec_path_for
+    from meshserve.spec.deployment_spec import SPEC_NAME, load_spec, resolve_spec, spec_path_for
 
     spec_arg = Path(args.spec)
     models_dir = spec_arg if spec_arg.is_dir() else spec_arg.parent

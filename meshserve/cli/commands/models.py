@@ -21,7 +21,7 @@ def register(subparsers) -> None:
 
 def roles(weights: dict[str, int], shadows: dict[str, float]) -> dict[str, str]:
     """Version -> its role in a split: primary (the heaviest), canary, shadow, or staged (weight 0)."""
-    from meshserve.router.model_table import newest
+    from meshserve.spec.model_table import newest
 
     total = sum(weights.values())
     heaviest = [v for v, w in weights.items() if total and w == max(weights.values())]
@@ -75,7 +75,7 @@ def _from_mesh(args) -> int:
 def _from_folder(args) -> int:
     from meshserve.core.errors import ManifestError
     from meshserve.core.model_package import discover_packages
-    from meshserve.router.deployment_spec import deployment_for, spec_path_for
+    from meshserve.spec.deployment_spec import deployment_for, spec_path_for
 
     broken: list = []
     packages = discover_packages(args.folder, broken)

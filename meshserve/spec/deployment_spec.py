@@ -38,8 +38,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from meshserve.core.errors import ManifestError
 from meshserve.core.mesh_protocol import INTERNAL_HEADER_PREFIX
 from meshserve.core.strict_model import StrictModel, manifest_error, repeated, version_as_text
-from meshserve.router.model_table import newest
-from meshserve.router.security_spec import SecuritySpec, check_principal_models, resolve_security, security_fix
+from meshserve.spec.model_table import newest
+from meshserve.spec.security_spec import SecuritySpec, check_principal_models, resolve_security, security_fix
 
 SPEC_NAME = "meshserve.yaml"
 
@@ -327,7 +327,7 @@ class DeploymentSpec(StrictModel):
     models: dict[str, ModelDeployment] = Field(default_factory=dict)
     limits: MeshLimits = MeshLimits()
     records: RecordsSpec = RecordsSpec()
-    security: SecuritySpec = SecuritySpec()  # TLS, authentication, who may do what (router/security_spec.py)
+    security: SecuritySpec = SecuritySpec()  # TLS, authentication, who may do what (meshserve/spec/security_spec.py)
 
     @model_validator(mode="after")
     def _plans_need_records(self) -> "DeploymentSpec":
