@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from meshserve.adapters.runtime import request_deadline
+from meshserve.core.datatypes import Tensors
 from meshserve.core.observers import InferenceEvent
 
-Tensors = dict[str, np.ndarray]
 Predict = Callable[[Tensors], Awaitable[Tensors]]
 
 

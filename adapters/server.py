@@ -31,7 +31,7 @@ from meshserve.core.grpc_server import (
 from meshserve.core.message_guard import add_guarded
 from meshserve.core.mesh_protocol import (
     REQUEST_ID_HEADER, CallInfo, adapter_ready_line, model_config, usable_request_id)
-from meshserve.core.request_parameters import stream_answer, stream_error
+from meshserve.core.inference_stream import answer_stream
 from meshserve.core.unserved_methods import UNSERVED, UnservedMethods
 from meshserve.core.model_package import load_package
 from meshserve.core.observers import Observer, Observers
@@ -107,14 +107,14 @@ class AdapterInferenceServicer(UnservedMethods, pb_grpc.GRPCInferenceServiceServ
             await abort(context, exc)
 
     async def ModelStreamInfer(self, request_iterator, context):
-        async for request in request_iterator:
-            call = call_of(context, request, streamed=True)
-            try:
-                if not self.service.serves(request.model_name, request.model_version):
-                    raise self._not_found(request.model_name, request.model_version)
-                yield stream_answer(request, await self.service.infer(request, call))
-            except MeshError as exc:
-                yield stream_error(request, call.request_id, exc)
+        async def answer(request, call):
+            if not self.service.serves(request.model_name, request.model_version):
+                raise self._not_found(request.model_name, request.model_version)
+            return await self.service.infer(request, call)
+
+        async for message in answer_stream(request_iterator, lambda request: call_of(context, request, streamed=True),
+                                           answer):
+            yield message
 
     def _not_found(self, name: str, version: str) -> ModelNotFound:
         package = self.service.package
@@ -189,7 +189,7 @@ async def _start_tap(service: ModelService, listen: str, observers: Observers, t
 
 
 def main(argv: list[str] | None = None) -> int:
-    from meshserve.cli.commands.adapter import add_arguments
+    from meshserve.adapters.arguments import add_arguments
 
     parser = argparse.ArgumentParser(prog="meshserve adapter", description="Serve one model package over gRPC.")
     add_arguments(parser)  # the same as `meshserve adapter`'s

@@ -14,16 +14,8 @@ import numpy as np
 
 from meshserve.core.datatypes import NUMPY_DTYPES
 from meshserve.core.errors import InvalidInput, quoted
-
-# Which typed field carries each datatype. The specification gives FP16 no typed field;
-# we accept and emit it in fp32_contents so clients without raw support can still use it.
-CONTENTS_FIELD: dict[str, str] = {
-    "BOOL": "bool_contents",
-    "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents", "INT64": "int64_contents",
-    "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
-    "FP16": "fp32_contents", "FP32": "fp32_contents", "FP64": "fp64_contents",
-    "BYTES": "bytes_contents",
-}
+# The signature check's table of typed fields and its element count, so check and decoder never disagree.
+from meshserve.core.signature_check import TYPED_FIELD, element_count
 
 # The numpy type that holds each typed field's values exactly, before narrowing.
 _WIRE_DTYPES = {"bool_contents": np.bool_, "int_contents": np.int64, "int64_contents": np.int64,
@@ -39,13 +31,6 @@ def datatype_of(array: np.ndarray) -> str:
         if name != "BYTES" and dtype == array.dtype.newbyteorder("<"):
             return name
     raise TypeError(f"no V2 datatype for numpy dtype {array.dtype}")
-
-
-def element_count(shape) -> int:
-    count = 1
-    for dim in shape:
-        count *= int(dim)
-    return count
 
 
 def serialize_bytes(array: np.ndarray) -> bytes:
@@ -100,15 +85,15 @@ def decode_tensor(name: str, datatype: str, shape, contents, raw: bytes | None) 
                     name, f"raw contents hold {len(raw)} bytes but shape {list(shape)} of {datatype} needs {expected}")
             flat = np.frombuffer(raw, dtype=dtype)
     else:
-        values = getattr(contents, CONTENTS_FIELD[datatype]) if contents is not None else []
+        values = getattr(contents, TYPED_FIELD[datatype]) if contents is not None else []
         if len(values) != count:
             raise InvalidInput(
-                name, f"{CONTENTS_FIELD[datatype]} holds {len(values)} values but shape {list(shape)} needs {count}")
+                name, f"{TYPED_FIELD[datatype]} holds {len(values)} values but shape {list(shape)} needs {count}")
         if datatype == "BYTES":
             flat = np.empty(count, dtype=object)
             flat[:] = list(values)
         else:
-            source = np.array(values, dtype=_WIRE_DTYPES[CONTENTS_FIELD[datatype]])
+            source = np.array(values, dtype=_WIRE_DTYPES[TYPED_FIELD[datatype]])
             flat = source.astype(dtype)
             if dtype.kind in "iu" and count and not np.array_equal(flat, source):
                 raise InvalidInput(name, f"values do not fit in {datatype}")
@@ -141,7 +126,7 @@ def encode_tensor(array: np.ndarray, datatype: str, tensor, raw: bool) -> bytes 
         if datatype == "BYTES":
             return serialize_bytes(array)
         return np.ascontiguousarray(array, dtype=NUMPY_DTYPES[datatype]).tobytes()
-    field = getattr(tensor.contents, CONTENTS_FIELD[datatype])
+    field = getattr(tensor.contents, TYPED_FIELD[datatype])
     flat = array.reshape(-1)
     if datatype == "BYTES":
         field.extend(x.encode("utf-8") if isinstance(x, str) else bytes(x) for x in flat)

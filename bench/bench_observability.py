@@ -1,5 +1,5 @@
 """What seeing every request costs: breast-cancer through the whole mesh (client -> Envoy ->
-router -> Envoy -> adapter) at concurrency 16, with tracing at 100% sampling plus every metric
+adapter, one hop) at concurrency 16, with tracing at 100% sampling plus every metric
 and the per-feature statistics on, against the same mesh with all of it off, in one run.
 Ratios are against the mesh with everything off. Goal: at most 10% lower throughput and at
 most 10% higher p99.

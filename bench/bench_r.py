@@ -7,7 +7,8 @@ Targets, all on this machine in the same run, all single-row requests:
   adapter, 2 workers            two forked R workers (r.workers: 2), batching off
   adapter, 2 workers, batching  both
   meshserve up, batching        the whole mesh: one hop, Envoy -> adapter, batching on
-Latency (median, p99) at concurrency 1, throughput at 8 and 32; ratios against plumber. All
+  meshserve up, 2 workers, batching   the same with two forked R workers, one batch on each
+Latency (median, p99) at concurrency 1, throughput at 8, 16 and 32; ratios against plumber. All
 targets run at once and are measured in short slices whose order rotates each round, so load
 from elsewhere on a shared machine lands on every target alike.
 
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 IRIS = ROOT / "examples" / "r_iris_randomforest"
 ROW = [5.9, 3.0, 5.1, 1.8]
 FEATURES = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width"]
-CONCURRENCY = (1, 8, 32)
+CONCURRENCY = (1, 8, 16, 32)
 BASELINE = "plumber HTTP"
 
 
@@ -78,6 +79,8 @@ def package_copy(folder: Path, name: str, max_batch_size: int, workers: int) -> 
     shutil.copytree(IRIS, target)
     manifest = yaml.safe_load((target / "model.yaml").read_text())
     manifest["batching"] = {"max_batch_size": max_batch_size, "max_wait_us": 500}
+    if workers > 1 and max_batch_size > 1:  # one batch on each R worker, as the two-worker example does
+        manifest["batching"]["concurrency"] = workers
     manifest["r"]["workers"] = workers
     (target / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     return target
@@ -141,7 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per point, over all rounds")
     parser.add_argument("--rounds", type=int, default=3, help="slices each point is measured in")
-    parser.add_argument("--only", default="plumber,adapter,batching,workers,workers+batching,mesh",
+    parser.add_argument("--only", default="plumber,adapter,batching,workers,workers+batching,mesh,mesh+workers",
                         help="targets to run (comma-separated)")
     args = parser.parse_args()
     if not (IRIS / "model.rds").exists():
@@ -163,6 +166,10 @@ def main() -> None:
             ("workers+batching", "adapter, 2 workers, batching", adapter("both", 64, 2), "meshserve adapter ready"),
             ("mesh", "meshserve up, batching",
              lambda port: [*py, "up", str(package_copy(folder / "mesh", "iris", 64, 0).parent), "--listen",
+                           f"127.0.0.1:{port}"],
+             "clients connect to"),
+            ("mesh+workers", "meshserve up, 2 workers, batching",
+             lambda port: [*py, "up", str(package_copy(folder / "mesh-workers", "iris", 64, 2).parent), "--listen",
                            f"127.0.0.1:{port}"],
              "clients connect to"),
         ]

@@ -27,6 +27,8 @@ MESH_ROUTES = "mesh"
 BOOTSTRAP_FILE = "bootstrap.yaml"
 ROUTES_DIR, ROUTES_FILE = "routes", "routes.yaml"
 CLUSTERS_DIR, CLUSTERS_FILE = "clusters", "clusters.yaml"
+# What the Envoy process writes beside its configuration (envoy/process.py).
+LOG_FILE, STDERR_FILE, BASE_ID_FILE = "envoy.log", "envoy.stderr", "envoy.base-id"
 
 def variant_cluster(model: str, version: str) -> str:
     """Envoy cluster of one variant; `|` keeps model and version apart in stats names."""
@@ -82,6 +84,10 @@ class EnvoyLayout:
     @property
     def clusters_path(self) -> Path:
         return self.run_dir / CLUSTERS_DIR / CLUSTERS_FILE
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / LOG_FILE
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 from meshserve.core.parent_death import die_with_parent
 from meshserve.core.mesh_protocol import ENVOY_READY
 from meshserve.envoy.admin import EnvoyAdmin, EnvoyError
-from meshserve.envoy.layout import BOOTSTRAP_FILE, EnvoyLayout, to_yaml
+from meshserve.envoy.layout import BASE_ID_FILE, BOOTSTRAP_FILE, LOG_FILE, STDERR_FILE, EnvoyLayout, to_yaml
 
 # Two worker threads, one per core of the 2-core target machine. Every request crosses Envoy
 # twice (front listener, then mesh listener); with one worker both hops, in both directions,
@@ -81,7 +81,7 @@ class EnvoyProcess:
 
     @property
     def log_path(self) -> Path:
-        return self.run_dir / "envoy.log"
+        return self.run_dir / LOG_FILE
 
     def command(self) -> list[str]:
         return [
@@ -90,7 +90,7 @@ class EnvoyProcess:
             "--concurrency", str(self.concurrency),
             # Each Envoy on the machine needs its own base id (its shared-memory name); letting
             # Envoy pick a free one avoids clashes with other meshes and test runs.
-            "--use-dynamic-base-id", "--base-id-path", str(self.run_dir / "envoy.base-id"),
+            "--use-dynamic-base-id", "--base-id-path", str(self.run_dir / BASE_ID_FILE),
             # A typo in a watched file is refused, not silently ignored.
             "--reject-unknown-dynamic-fields",
             # The front's log of refusals becomes records: within a fraction of a second, not Envoy's 10 s.
@@ -100,7 +100,7 @@ class EnvoyProcess:
 
     def start(self, timeout: float = 20.0) -> "EnvoyProcess":
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._stderr = open(self.run_dir / "envoy.stderr", "wb")
+        self._stderr = open(self.run_dir / STDERR_FILE, "wb")
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self._stderr,
                                      start_new_session=True, preexec_fn=die_with_parent)
@@ -119,7 +119,7 @@ class EnvoyProcess:
 
     def log_tail(self) -> str:
         text = ""
-        for path in (self.run_dir / "envoy.stderr", self.log_path):
+        for path in (self.run_dir / STDERR_FILE, self.log_path):
             if path.exists():
                 text += path.read_text(errors="replace")
         return text[-2000:] or "(no log output)"

@@ -18,6 +18,9 @@ when Envoy starts. The variant clusters and the mesh routes are files that Envoy
 (`path_config_source` with `watched_directory`): a rollout writes a new file beside the old
 one and renames it into place, which Envoy applies without a restart and without touching
 requests already in flight. Writing in place would go unnoticed, hence the rename.
+
+This module, routing.py (live changes) and process.py (running Envoy) are envoy/'s published
+interface: other parts import nothing else of it (tests/test_import_rules.py checks).
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ from meshserve.envoy.clusters import render_clusters
 from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses, to_yaml, write_watched
 from meshserve.envoy.routes import render_routes
 from meshserve.spec.deployment_spec import DeploymentSpec, Rollout
+
+# The render entry point, with the types it takes: what a launcher needs to write Envoy's first
+# configuration (live changes after that go through routing.py).
+__all__ = ["EnvoyLayout", "RenderedConfig", "UpstreamAddresses", "render", "to_yaml"]
 
 @dataclass
 class RenderedConfig:

@@ -222,6 +222,9 @@ def _router_routes(spec: DeploymentSpec, rest: bool) -> tuple[list[dict[str, Any
         {"name": "deploy", "match": {"path": "/meshserve.v1.Control/Deploy"},
          "route": {"cluster": ROUTER_CLUSTER, "timeout": "0s"}},
     ]
+    if rest:  # the operator's console (meshserve/console/), served by the router's REST listener
+        first.append({"name": "console", "match": {"prefix": "/console"},
+                      "route": {"cluster": ROUTER_REST_CLUSTER, "timeout": "60s"}})
     last = [{"name": "router", "match": {"prefix": "/", **({"grpc": {}} if rest else {})},
              "route": {"cluster": ROUTER_CLUSTER, **calls}}]
     if rest:

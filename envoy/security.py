@@ -9,7 +9,7 @@ In the order Envoy runs them, all before the request reaches the router:
   which a gRPC client reads as UNAUTHENTICATED;
 - the body-routing filter (body_routing.py), which puts a ModelInfer's model into a header;
 - `rbac`: health (gRPC's health service and REST's /v2/health/) for anyone, the control API for `control_from` peers and admin principals,
-  GetRecords for records readers, inference for principals with models, each ModelInfer only
+  the records reads (GetRecords, GetComparison, ...) for records readers, inference for principals with models, each ModelInfer only
   to the models its principal may call (on the model header); anything else is 403,
   PERMISSION_DENIED. REST requests pass the same filters as gRPC ones: the rules match paths and headers, which
   both bindings have, and the router's REST listener is reached only through this listener.
@@ -37,7 +37,11 @@ JWKS_CLUSTER = "jwks"
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 REST_HEALTH_PREFIX = "/v2/health/"  # the REST binding's liveness and readiness, for HTTP probes
 CONTROL_PREFIX = "/meshserve.v1.Control/"
-RECORDS_PATH = CONTROL_PREFIX + "GetRecords"
+CONSOLE_PREFIX = "/console/"  # the operator's console, served by the router (meshserve/console/)
+# The control API's reads of prediction records, for principals with `records: true` (Explain
+# also scores the record's model, which the router checks against the principal's models).
+RECORDS_PATHS = tuple(CONTROL_PREFIX + method for method in (
+    "GetRecords", "GetComparison", "GetDrift", "GetQuality", "ExportRecords", "Explain"))
 # What Envoy sends as the mesh secret: read from its environment when it sends, so neither the
 # watched files nor the admin interface's config dump hold the secret itself.
 MESH_SECRET_VALUE = f"%ENVIRONMENT({MESH_SECRET_ENV})%"
@@ -210,8 +214,11 @@ def _rbac(security: SecuritySpec) -> dict[str, Any]:
     if admins:
         policies["admins"] = {"permissions": [{"any": True}], "principals": [_principal(p) for p in admins]}
     if readers:
-        policies["records-readers"] = {"permissions": [{"url_path": {"path": {"exact": RECORDS_PATH}}}],
+        policies["records-readers"] = {"permissions": [{"url_path": {"path": {"exact": p}}} for p in RECORDS_PATHS],
                                        "principals": [_principal(p) for p in readers]}
+    if security.authenticates:  # the console: any principal reaches it; the router shows each what its rules allow
+        policies["console"] = {"permissions": [{"url_path": {"path": {"prefix": CONSOLE_PREFIX}}}],
+                               "principals": [{"header": {"name": PRINCIPAL_HEADER, "present_match": True}}]}
     if not security.authenticates:
         inference_principals = [{"any": True}]
     elif not rules:

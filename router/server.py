@@ -19,6 +19,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 import grpc
 
+from meshserve.console.routes import add_console
 from meshserve.core.grpc_server import (
     add_health_and_reflection, create_server, run_server, serve_until_stopped, start_serving)
 from meshserve.core.internal_tls import server_ssl_context
@@ -62,7 +63,8 @@ async def serve(table_path: str, listen: str, observers: list[Observer] | None =
     health = add_health_and_reflection(server, [INFERENCE_SERVICE, CONTROL_SERVICE], {INFERENCE_SERVICE: UNSERVED})
     await start_serving(server, listen, "router", health, [INFERENCE_SERVICE, CONTROL_SERVICE])
     try:
-        rest = await start_rest(inference, interceptors, rest_listen, server_ssl_context()) if rest_listen else None
+        rest = await start_rest(inference, interceptors, rest_listen, server_ssl_context(),
+                                extend=lambda app: add_console(app, control)) if rest_listen else None
     except SystemExit:
         await server.stop(None)  # a gRPC server left running is torn down after the loop closes, with a traceback
         raise
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from meshserve.cli.commands.router import add_arguments
+    from meshserve.router.arguments import add_arguments
 
     parser = argparse.ArgumentParser(prog="meshserve router", description="Run the front gRPC router.")
     add_arguments(parser)  # the same as `meshserve router`'s

@@ -1,6 +1,6 @@
 """The router picks up a models table the launcher rewrote while the mesh runs.
 
-`meshserve up` rewrites models.json (and deployment.json beside it) by renaming a new file
+`meshserve up` rewrites the models table (and the deployment beside it) by renaming a new file
 over the old one after it loaded a package from the models folder (meshserve/launcher/
 live_loading.py). A background task here notices the new file, reads it off the event loop,
 and then, in this order:
@@ -10,7 +10,7 @@ and then, in this order:
 2. swaps the new entries into the table the data and control planes share. Each swap replaces
    one dict, so a request in flight keeps the entry it resolved, and no request can resolve
    a version before its route exists;
-3. acknowledges the generation (`models.json.loaded`), which the launcher waits for.
+3. acknowledges the generation (RunFolder.table_acknowledgement), which the launcher waits for.
 
 Nothing here runs on the request path.
 """
@@ -63,13 +63,11 @@ class TableReload:
         newer = await asyncio.to_thread(ModelTable.read, self.path)
         if newer.generation <= self.table.generation:
             return
-        rollouts = self.control.rollouts
-        if rollouts is not None and newer.control.get("deployment"):
-            spec = DeploymentSpec.model_validate_json(
-                await asyncio.to_thread(Path(newer.control["deployment"]).read_text))
-            version = await asyncio.to_thread(rollouts.take_in, spec)
-            await asyncio.to_thread(self.control.envoy_admin.wait_for_routes, version)
-        self.forwarder.cold_variants = {tuple(pair) for pair in newer.control.get("cold_variants", [])}
+        routing = self.control.rollouts
+        if routing is not None and newer.control.deployment is not None:
+            spec = DeploymentSpec.model_validate_json(await asyncio.to_thread(newer.control.deployment.read_text))
+            await asyncio.to_thread(routing.take_in, spec)
+        self.forwarder.cold_variants = set(newer.control.cold_variants)
         added = self.table.take_in(newer)
         await asyncio.to_thread(acknowledge, self.path, newer.generation)
         if added:

@@ -13,7 +13,7 @@ import zipfile
 
 from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage
-from meshserve.adapters.java.options import JavaOptions, jar_path
+from meshserve.adapters.java.options import JavaOptions
 
 _JDK_PACKAGES = ("java.", "javax.", "jdk.", "sun.", "io.meshserve.")  # found through the parent loader, not a jar
 
@@ -23,7 +23,7 @@ def jar_classes(package: ModelPackage, options: JavaOptions) -> list[str]:
     names: list[str] = []
     for jar in options.classpath:
         try:
-            with zipfile.ZipFile(jar_path(package, jar)) as archive:
+            with zipfile.ZipFile(jar.file(package)) as archive:
                 names += [n[:-len(".class")].replace("/", ".") for n in archive.namelist()
                           if n.endswith(".class") and not n.startswith("META-INF/")]
         except (OSError, zipfile.BadZipFile):
@@ -36,7 +36,7 @@ def missing_class(package: ModelPackage, options: JavaOptions, name: str, field:
     classes = jar_classes(package, options)
     written = [c.replace("$", ".") for c in classes]
     close = difflib.get_close_matches(name.replace("$", "."), written, n=3, cutoff=0.75)
-    jars = ", ".join(str(jar_path(package, jar)) for jar in options.classpath) or "no jar"
+    jars = ", ".join(str(jar.file(package)) for jar in options.classpath) or "no jar"
     java_package = name.rpartition(".")[0]
     if not close and java_package and not name.startswith(_JDK_PACKAGES) and \
             not any(c.startswith(java_package + ".") for c in classes):

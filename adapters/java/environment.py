@@ -8,11 +8,13 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage, sha256_of
-from meshserve.adapters.java.options import JavaOptions, jar_path
+
+if TYPE_CHECKING:  # the options import this module to capture the environment
+    from meshserve.adapters.java.options import JavaOptions
 
 log = logging.getLogger("meshserve.adapters.java")
 
@@ -48,7 +50,7 @@ def capture_environment(package: ModelPackage) -> dict[str, Any]:
         "version": props.get("java.runtime.version", props.get("java.version", "unknown")),
         "vendor": props.get("java.vendor", "unknown"),
         "vm": props.get("java.vm.name", "unknown"),
-        "jars": {jar.path: sha256_of(jar_path(package, jar)) for jar in options.classpath},
+        "jars": {jar.path: sha256_of(jar.file(package)) for jar in options.classpath},
     }}
 
 
@@ -73,11 +75,11 @@ def verify_jars(package: ModelPackage) -> None:
     for i, jar in enumerate(options.classpath):
         if jar.path not in expected:
             continue
-        actual = sha256_of(jar_path(package, jar))
+        actual = sha256_of(jar.file(package))
         if actual != expected[jar.path]:
             raise ManifestError(
                 str(package.manifest_path), f"java.classpath[{i}].sha256",
-                f"jar {jar_path(package, jar)} changed since the model was packaged: "
+                f"jar {jar.file(package)} changed since the model was packaged: "
                 f"model.yaml records sha256 {expected[jar.path]}, the file has sha256 {actual}",
                 "restore the jar the model was packaged with, or re-run `meshserve package` if the change is intended",
             )

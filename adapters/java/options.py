@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from meshserve.adapters.runtime import RuntimeOptions
+from meshserve.adapters.runtime import ReplicaResources, RuntimeOptions
 from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage
 from meshserve.core.strict_model import StrictModel
@@ -37,6 +37,10 @@ class JarSpec(_Strict):
         default=None, pattern=r"^[0-9a-f]{64}$",
         description="Digest the jar must have at load; `meshserve package` records it when absent.",
     )
+
+    def file(self, package: ModelPackage) -> Path:
+        """Where the jar is: an absolute path as written, else inside the package."""
+        return Path(self.path) if os.path.isabs(self.path) else package.path(self.path)
 
 
 # A value in `legacy:` (constructor and method arguments, objects). Written as YAML, one of:
@@ -128,6 +132,7 @@ class JavaOptions(RuntimeOptions):
     """The `java:` section of model.yaml."""
 
     model_config = ConfigDict(populate_by_name=True)
+    resources: ClassVar[ReplicaResources] = ReplicaResources(memory="1Gi")  # the JVM's heap and metaspace
 
     classpath: list[JarSpec] = Field(default_factory=list, description="The model's jars, in lookup order.")
     heap: str | None = Field(default=None, pattern=r"^[0-9]+[kKmMgG]?$", description="Largest heap, as -Xmx (512m, 2g).")
@@ -161,10 +166,23 @@ class JavaOptions(RuntimeOptions):
             raise ValueError("give either `class` (implements io.meshserve.Model) or `legacy` (objects and calls)")
         return self
 
+    def working_slots(self) -> int:
+        return self.threads
+
+    def capture_environment(self, package: ModelPackage) -> dict[str, Any]:
+        """The Java version and every jar's digest (environment.py)."""
+        from meshserve.adapters.java.environment import capture_environment
+
+        return capture_environment(package)
+
+    @classmethod
+    def describe_environment(cls, recorded: dict[str, Any]) -> str:
+        return f"Java {recorded.get('version')} ({recorded.get('vm')}) with {len(recorded.get('jars', {}))} jar digests"
+
     def check_package(self, package: ModelPackage) -> None:
         """File checks at manifest load: every jar and file argument exists; outputs are known."""
         for i, jar in enumerate(self.classpath):
-            path = jar_path(package, jar)
+            path = jar.file(package)
             if not path.is_file():
                 raise ManifestError(str(package.manifest_path), f"java.classpath[{i}].path",
                                     f"jar {path} does not exist",
@@ -209,5 +227,3 @@ def _file_refs(spec: Any) -> list[str]:
     return [str(v["file"]) for v in _walk(spec) if "file" in v]
 
 
-def jar_path(package: ModelPackage, jar: JarSpec) -> Path:
-    return Path(jar.path) if os.path.isabs(jar.path) else package.path(jar.path)

@@ -31,12 +31,12 @@ from typing import Any
 from meshserve.core.errors import InvalidInput, ModelFailed, ModelUnavailable
 from meshserve.core.model_package import ModelPackage
 from meshserve.adapters.runtime import Runtime, Tensors
-from meshserve.adapters.java.environment import capture_environment, check_java_version, verify_jars
+from meshserve.adapters.java.environment import check_java_version, verify_jars
 from meshserve.adapters.java.interface import InterfaceModel
 from meshserve.adapters.java.legacy import LegacyModel
-from meshserve.adapters.java.options import JavaOptions, jar_path
+from meshserve.adapters.java.options import JavaOptions
 
-__all__ = ["JavaOptions", "JavaRuntime", "capture_environment"]
+__all__ = ["JavaOptions", "JavaRuntime"]
 
 log = logging.getLogger("meshserve.adapters.java")
 
@@ -101,10 +101,6 @@ def jvm_arguments(options: JavaOptions) -> list[str]:
 class JavaRuntime(Runtime):
     """Serve a Java model package (path (a) or (b)) from this process's JVM."""
 
-    @classmethod
-    def capture_environment(cls, package: ModelPackage) -> dict[str, Any]:
-        return capture_environment(package)
-
     def __init__(self) -> None:
         self._model: InterfaceModel | LegacyModel | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -146,7 +142,7 @@ class JavaRuntime(Runtime):
         import jpype
 
         url = jpype.JClass("java.net.URL")
-        urls = jpype.JArray(url)([jpype.JClass("java.io.File")(str(jar_path(package, jar))).toURI().toURL()
+        urls = jpype.JArray(url)([jpype.JClass("java.io.File")(str(jar.file(package))).toURI().toURL()
                                   for jar in options.classpath])
         parent = jpype.JClass("java.lang.ClassLoader").getSystemClassLoader()
         return jpype.JClass("java.net.URLClassLoader")(urls, parent)

@@ -22,7 +22,7 @@ import contextlib
 import importlib
 import logging
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -31,7 +31,7 @@ from meshserve.adapters.python.categories import Column, estimator_columns, lear
 from meshserve.adapters.python.frames import FramePlan
 from meshserve.adapters.python.load_errors import load_estimator, missing_dependency, missing_method
 from meshserve.adapters.python.workers import PredictWorkers
-from meshserve.adapters.runtime import Runtime, RuntimeOptions, Tensors, request_deadline
+from meshserve.adapters.runtime import ReplicaResources, Runtime, RuntimeOptions, Tensors, request_deadline
 from meshserve.core.category_check import CategoryCheck, KnownCategories, declared_categories, merged
 from meshserve.core.errors import InvalidInput, ManifestError
 from meshserve.core.model_package import ModelPackage
@@ -44,6 +44,9 @@ ONNX_SUFFIX = ".onnx"
 
 
 class PythonOptions(RuntimeOptions):
+    """The `python:` section of model.yaml."""
+
+    resources: ClassVar[ReplicaResources] = ReplicaResources(startup_s=60)
 
     methods: dict[str, str] | None = Field(
         default=None, description="Estimator only: output name -> estimator method that computes it."
@@ -55,6 +58,17 @@ class PythonOptions(RuntimeOptions):
         default=None, description="A .skops entrypoint only: types beyond skops' defaults it may load "
         "(MLflow's skops_trusted_types)."
     )
+
+    def working_slots(self) -> int:
+        return get_settings().python_threads if self.threads is None else self.threads
+
+    @classmethod
+    def describe_environment(cls, recorded: dict[str, Any]) -> str:
+        if "requirements" in recorded:
+            return (f"Python {recorded.get('version')} with {len(recorded['requirements'])} pinned requirements "
+                    f"(from {recorded.get('source', 'the training environment')}; `meshserve up` builds its own "
+                    "environment)")
+        return f"Python {recorded.get('version')} with {len(recorded.get('packages', []))} packages"
 
     def check_package(self, package: ModelPackage) -> None:
         from meshserve.environments.environment_spec import check_recorded

@@ -1,6 +1,6 @@
 """V2 input tensors -> the columns of R's data.frame, checked against the declared R types.
 
-`ColumnPlan.build` resolves, once at load, where each R column's values come from (an input
+`RColumn` is one column as model.yaml declares it (an entry of `r.columns`). `ColumnPlan.build` resolves, once at load, where each R column's values come from (an input
 and a column index inside it). `ColumnPlan.pack` checks a request against the declared types
 and packs it into at most four numpy matrices, one per R storage type (double, integer,
 logical, character); R assembles the data.frame from them (r_model.py). Few large conversions
@@ -12,15 +12,55 @@ Every rejection is an `InvalidInput` naming the input and the R column.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from meshserve.core.errors import InvalidInput, ManifestError, quoted
 from meshserve.core.model_package import ModelPackage, TensorSpec
+from meshserve.core.strict_model import StrictModel
 
-if TYPE_CHECKING:
-    from .runtime import RColumn, ROptions
+if TYPE_CHECKING:  # the options build their plan from this module
+    from .options import ROptions
+
+RColumnType = Literal["numeric", "integer", "factor", "ordered", "character", "logical"]
+NanPolicy = Literal["reject", "na"]
+
+
+class RColumn(StrictModel):
+    """One column of the data.frame handed to R, and where its values come from."""
+
+    name: str = Field(min_length=1, description="Column name in R (what the model was trained with).")
+    type: RColumnType = Field(description="R type the column must have.")
+    input: str | None = Field(
+        default=None,
+        description="V2 input holding the values. Default: the input listing `feature` among its "
+        "features, else the input named like the column.",
+    )
+    feature: str | None = Field(
+        default=None, description="Feature name inside that input, when it differs from `name`."
+    )
+    levels: list[str] | None = Field(
+        default=None,
+        description="Levels in the order used at training (factor and ordered columns only); checked at load "
+        "against the levels the model stored.",
+    )
+    nan: NanPolicy | None = Field(
+        default=None, description="Missing values (NaN) in this column: reject, or pass to R as NA."
+    )
+
+    @model_validator(mode="after")
+    def _levels_only_for_factors(self) -> "RColumn":
+        if self.type in ("factor", "ordered") and not self.levels:
+            raise ValueError(f"{self.type} column '{self.name}' needs its levels (the order used at training; "
+                             "`levels(training_data$" + self.name + ")` in R prints them)")
+        if self.type not in ("factor", "ordered") and self.levels is not None:
+            raise ValueError(f"column '{self.name}' is {self.type}; only factor and ordered columns take levels")
+        if self.levels is not None and len(set(self.levels)) != len(self.levels):
+            raise ValueError(f"{self.type} column '{self.name}' repeats a level")
+        return self
+
 
 # R storage matrices a column lands in; factors travel as integer codes.
 STORAGE = {"numeric": "num", "integer": "int", "factor": "int", "ordered": "int", "logical": "lgl", "character": "chr"}
@@ -88,8 +128,6 @@ class ColumnPlan:
 
     @classmethod
     def build(cls, options: "ROptions", package: ModelPackage) -> "ColumnPlan":
-        from .runtime import RColumn
-
         signature = package.manifest.signature
         path = str(package.manifest_path)
         columns = list(options.columns) or [

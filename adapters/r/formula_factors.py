@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING
 
 from meshserve.core.errors import ManifestError
 
+from .level_check import GUIDE, StoredColumn, checked_levels, yaml_list
+
 if TYPE_CHECKING:
     from .columns import ColumnSource
-    from .levels import StoredColumn
 
 # A call that turns one column into a factor whose labels are the column's values, and nothing else:
 # factor(cyl), as.factor(cyl), ordered(`my col`). With labels= or cut() the labels are not the values.
@@ -54,16 +55,15 @@ def formula_factor_terms(names, needed) -> tuple[dict[str, str], tuple[str, ...]
     return terms, tuple(other)
 
 
-def check_term_column(source: "ColumnSource", term: str, known: "StoredColumn", path: str, field: str,
+def check_term_column(source: "ColumnSource", term: str, known: StoredColumn, path: str, field: str,
                       model: str) -> "ColumnSource":
     """SOURCE checked against the levels of TERM, which the model makes from it; ManifestError on a mismatch."""
     from .columns import FACTOR_TYPES
-    from .levels import GUIDE, _checked_levels, _yaml_list
 
     stored = known.levels or ()
     if source.r_type in FACTOR_TYPES:
         # model.frame() matches the term's levels by label: only the set must agree.
-        return replace(source, r_levels=_checked_levels(source, replace(known, by_label=True), path, field, model,
+        return replace(source, r_levels=checked_levels(source, replace(known, by_label=True), path, field, model,
                                                         term=term))
     if source.r_type == "character":
         return replace(source, r_levels=stored)
@@ -71,15 +71,15 @@ def check_term_column(source: "ColumnSource", term: str, known: "StoredColumn", 
         if not all(_is_number(level) for level in stored):
             raise ManifestError(path, f"{field}.type",
                                 f"column '{source.name}' is declared {source.r_type}, but the model turns it into "
-                                f"{term} with levels [{_yaml_list(stored)}] ({known.source}), which are not numbers",
-                                f"declare it as {{name: {source.name}, type: factor, levels: [{_yaml_list(stored)}]}} "
+                                f"{term} with levels [{yaml_list(stored)}] ({known.source}), which are not numbers",
+                                f"declare it as {{name: {source.name}, type: factor, levels: [{yaml_list(stored)}]}} "
                                 f"(see {GUIDE})")
         return replace(source, term=term, term_levels=stored)
     if not set(stored) <= {"FALSE", "TRUE"}:  # logical: factor(TRUE) is labelled "TRUE"
         raise ManifestError(path, f"{field}.type",
                             f"column '{source.name}' is declared logical, but the model turns it into {term} with "
-                            f"levels [{_yaml_list(stored)}] ({known.source})",
-                            f"declare it as {{name: {source.name}, type: factor, levels: [{_yaml_list(stored)}]}} "
+                            f"levels [{yaml_list(stored)}] ({known.source})",
+                            f"declare it as {{name: {source.name}, type: factor, levels: [{yaml_list(stored)}]}} "
                             f"(see {GUIDE})")
     return source
 

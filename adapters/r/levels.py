@@ -35,10 +35,10 @@ from meshserve.core.errors import ManifestError
 
 from .columns import FACTOR_TYPES, ColumnPlan
 from .formula_factors import check_term_column, formula_factor_terms
+from .level_check import GUIDE, StoredColumn, checked_levels, yaml_list
 
 log = logging.getLogger("meshserve.adapters.r")
 
-GUIDE = "docs/r-guide.md, section 'Factor and ordered columns'"
 
 # function(holder) -> list(needed, names, kinds, sources, by_label, levels): the variables the
 # model reads, then one entry per variable the model describes. kind: R's data class ("factor", "ordered", "numeric", ...) or "" when unknown;
@@ -91,16 +91,6 @@ function(holder) {
        levels = lapply(found, function(e) e$levels))
 }
 """
-
-
-@dataclass(frozen=True)
-class StoredColumn:
-    """What a model says about one of its variables."""
-
-    kind: str  # R's data class, "" when the model does not say
-    levels: tuple[str, ...] | None
-    source: str  # where the levels were found
-    by_label: bool  # the model matches levels by label: their order does not matter
 
 
 @dataclass(frozen=True)
@@ -174,12 +164,12 @@ def check_against_model(plan: ColumnPlan, model_info: StoredModel, path: str, mo
             log.debug("model %s: no stored levels for factor column '%s'; using the declared levels as given",
                       model, source.name)
             unchecked.append(f"field '{field}.levels': the model keeps no levels for column '{source.name}', so "
-                             f"the declared [{_yaml_list(source.levels)}] (in this order) could not be compared "
+                             f"the declared [{yaml_list(source.levels)}] (in this order) could not be compared "
                              "with the model's")
         if known is not None and (known.kind or known.levels is not None):
             source = _checked_column(source, known, path, field, model)
         sources.append(source)
-    unchecked += [f"the model makes the factor {term} from its input, with levels [{_yaml_list(stored[term].levels)}]"
+    unchecked += [f"the model makes the factor {term} from its input, with levels [{yaml_list(stored[term].levels)}]"
                   "; meshserve cannot tell which input values give which level, so requests are not checked "
                   "against them" for term in model_info.other_terms]
     return ColumnPlan(sources, unchecked_levels=tuple(unchecked))
@@ -190,7 +180,7 @@ def _checked_column(source, known: StoredColumn, path: str, field: str, model: s
     if source.r_type == "character" and known.levels is not None:
         return replace(source, r_levels=known.levels)  # the values R will accept (predict refuses others)
     if source.r_type in FACTOR_TYPES and known.levels is not None:
-        return replace(source, r_levels=_checked_levels(source, known, path, field, model))
+        return replace(source, r_levels=checked_levels(source, known, path, field, model))
     return source
 
 
@@ -203,7 +193,7 @@ def _check_kind(source, known: StoredColumn, path: str, field: str) -> None:
     if kind in _AGREEING_KINDS[source.r_type]:
         return
     if kind in ("factor", "ordered"):
-        levels = f", levels: [{_yaml_list(known.levels)}]" if known.levels is not None else ", levels: [...]"
+        levels = f", levels: [{yaml_list(known.levels)}]" if known.levels is not None else ", levels: [...]"
         fix = f"declare it as {{name: {source.name}, type: {kind}{levels}}}"
     else:
         fix = f"declare it as {{name: {source.name}, type: {kind}}}"
@@ -212,49 +202,13 @@ def _check_kind(source, known: StoredColumn, path: str, field: str) -> None:
                         f"as {_kind_words(kind)}", f"{fix} (see {GUIDE})")
 
 
-def _checked_levels(source, known: StoredColumn, path: str, field: str, model: str,
-                    term: str | None = None) -> tuple[str, ...]:
-    stored = known.levels or ()
-    declared = source.levels or ()
-    missing = [level for level in stored if level not in declared]
-    unseen = [level for level in declared if level not in stored]
-    in_order = [level for level in declared if level in stored] == list(stored)
-    if missing or not (in_order or known.by_label):
-        made = f", which the model turns into {term}," if term else ""
-        problem = (f"column '{source.name}'{made} declares levels [{_yaml_list(declared)}] but the model stored "
-                   f"[{_yaml_list(stored)}] ({known.source}{f' {term!r}' if term else ''})")
-        if missing:
-            problem += f"; the model also knows {', '.join(repr(m) for m in missing)}"
-            fix = (f"add the missing level{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)}, "
-                   f"or declare the column's levels as the model's: levels: [{_yaml_list(stored)}] (see {GUIDE})")
-        else:
-            problem += ("; the order must be the training order (randomForest, for one, reads levels by "
-                        "position and would answer wrongly)")
-            fix = f"copy the stored levels in that order: levels: [{_yaml_list(stored)}] (see {GUIDE})"
-        raise ManifestError(path, f"{field}.levels", problem, fix)
-    if unseen:
-        log.warning("model %s: column '%s' declares level(s) %s that the model never saw; requests using them "
-                    "are refused", model, source.name, ", ".join(repr(u) for u in unseen))
-    return tuple(stored)
-
-
 def _column_for(name: str, known: StoredColumn | None) -> str:
     if known is not None and known.levels is not None:
         kind = known.kind if known.kind in ("factor", "ordered") else "factor"
-        return f"{{name: {name}, type: {kind}, levels: [{_yaml_list(known.levels)}]}}"
+        return f"{{name: {name}, type: {kind}, levels: [{yaml_list(known.levels)}]}}"
     kind = {"numeric": "numeric", "logical": "logical", "character": "character"}.get(known.kind if known else "",
                                                                                      "numeric")
     return f"{{name: {name}, type: {kind}}}"
-
-
-def _yaml_list(levels) -> str:
-    return ", ".join(_yaml_scalar(level) for level in levels or ())
-
-
-def _yaml_scalar(text: str) -> str:
-    import yaml
-
-    return yaml.safe_dump(text, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
 
 def _kind_words(kind: str) -> str:

@@ -30,12 +30,12 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 from pydantic import Field, model_validator
 
-from meshserve.adapters.runtime import Runtime, RuntimeOptions, Tensors, request_deadline
+from meshserve.adapters.runtime import ReplicaResources, Runtime, RuntimeOptions, Tensors, request_deadline
 from meshserve.adapters.triton.environment import capture_environment, check_environment
 from meshserve.adapters.triton.staging import StagedRepository, TritonName, plan
 from meshserve.core.errors import DeadlineExceeded, InvalidInput, ManifestError, MeshError, ModelFailed, ModelUnavailable
@@ -45,12 +45,18 @@ from meshserve.observability.call_context import trace_headers
 
 log = logging.getLogger("meshserve.triton")
 
-# `meshserve package` calls this module's capture_environment (adapters/triton/environment.py).
-__all__ = ["TritonOptions", "TritonRuntime", "capture_environment"]
+# Requests a Triton server takes from one adapter at once when nothing says otherwise: Triton
+# queues and batches them itself (its dynamic batcher wants many in flight to fill a batch).
+TRITON_SLOTS = 32
 
 
 class TritonOptions(RuntimeOptions):
     """The `triton:` section of model.yaml."""
+
+    # The adapter and the tritonserver it supervises, on one NVIDIA GPU; a large model takes a while to load.
+    resources: ClassVar[ReplicaResources] = ReplicaResources(cpu="1", memory="4Gi", memory_limit="8Gi", gpus=1,
+                                                             startup_s=300)
+    config_from_server: ClassVar[bool] = True  # Triton's own config.pbtxt, fetched by the adapter
 
     model_name: str = Field(min_length=1, description="The model's name in Triton (its folder in the repository).")
     model_version: str = Field(
@@ -68,6 +74,9 @@ class TritonOptions(RuntimeOptions):
         "tap (no Python on the answer's path; a record the tap misses is counted, not written). false keeps the "
         "adapter on the path, so every record is on disk before its answer leaves.")
 
+    def served_straight(self) -> bool:
+        return self.direct
+
     @model_validator(mode="after")
     def _one_source(self) -> "TritonOptions":
         if (self.model_repository is None) == (self.server is None):
@@ -78,6 +87,22 @@ class TritonOptions(RuntimeOptions):
         if self.model_version and not self.model_version.isdigit():
             raise ValueError("`model_version` is a Triton version folder number such as \"1\"")
         return self
+
+    def working_slots(self) -> int:
+        return TRITON_SLOTS
+
+    def capture_environment(self, package: ModelPackage) -> dict[str, Any]:
+        """The tritonserver wheel and the model's file digests, or the external server (environment.py)."""
+        return capture_environment(package)
+
+    @classmethod
+    def describe_environment(cls, recorded: dict[str, Any]) -> str:
+        if recorded.get("source") == "server":
+            return (f"Triton {recorded.get('version')} at {recorded.get('server')}: model {recorded.get('model_name')} "
+                    f"version {recorded.get('model_version')}")
+        wheel = recorded.get("wheel") or {}
+        return (f"Triton from {wheel.get('name')} {wheel.get('version')}: model {recorded.get('model_name')} "
+                f"with {len(recorded.get('files') or {})} file digests")
 
     def check_package(self, package: ModelPackage) -> None:
         """For (a): the repository entry exists and its config.pbtxt parses, before any process starts."""
@@ -186,10 +211,6 @@ def signature_problems(signature: Signature, metadata: dict[str, Any],
 
 class TritonRuntime(Runtime):
     """Serve a model through Triton (meshserve's own tritonserver, or one you run)."""
-
-    @classmethod
-    def capture_environment(cls, package: ModelPackage) -> dict[str, Any]:
-        return capture_environment(package)
 
     def __init__(self) -> None:
         self.server = None  # TritonServer for (a); None for an external Triton

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -24,21 +23,18 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.feather as feather
-import pyarrow.parquet as pq
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from meshserve.batch.columns import InputPlan, output_columns, plan_inputs
+from meshserve.core import tabular_files
 from meshserve.core.datatypes import NUMPY_DTYPES
 from meshserve.core.grpc_server import channel_options
 from meshserve.core.settings import get_settings
+from meshserve.core.tabular_files import TableFormat, TableWriter
 from meshserve.v1 import control_pb2 as cpb
 from meshserve.v1 import control_pb2_grpc as cpb_grpc
-
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
-
 
 # A chunk's input tensors are kept whole in its prediction record only up to
 # records_max_tensor_bytes (1 MiB by default); automatic chunks stay under it, with a margin.
@@ -92,53 +88,26 @@ class BatchJob:
     def parts_dir(self) -> Path:
         return self.output_path.with_name(self.output_path.name + ".parts")
 
-    def format_of(self, path: Path) -> str:
-        fmt = FORMATS.get(path.suffix.lower())
-        if fmt is None:
-            raise BatchError(f"{path}: unknown file type '{path.suffix}'; use .csv, .parquet or .jsonl")
-        return fmt
+    def format_of(self, path: Path) -> TableFormat:
+        try:
+            return tabular_files.format_of(path)
+        except tabular_files.TabularFileError as exc:
+            raise BatchError(f"{path}: {exc.problem}; {exc.fix}") from None
 
     # ---- input ------------------------------------------------------------------------------
 
     def count_rows(self) -> int | None:
-        fmt = self.format_of(self.input_path)
-        if fmt == "parquet":
-            return pq.ParquetFile(self.input_path).metadata.num_rows
-        with open(self.input_path, "rb") as handle:  # newlines, less a CSV's header line
-            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-        return max(lines - (1 if fmt == "csv" else 0), 0)
+        self.format_of(self.input_path)
+        return tabular_files.count_rows(self.input_path)
 
     def chunks(self) -> Iterator[pa.Table]:
-        fmt = self.format_of(self.input_path)
-        if fmt == "parquet":
-            for batch in pq.ParquetFile(self.input_path).iter_batches(batch_size=self.chunk_rows):
-                yield pa.Table.from_batches([batch])
-            return
-        if fmt == "jsonl":
-            rows: list[dict] = []
-            with open(self.input_path) as handle:
-                for line in handle:
-                    if line.strip():
-                        rows.append(json.loads(line))
-                        if len(rows) == self.chunk_rows:
-                            yield pa.Table.from_pylist(rows)
-                            rows = []
-            if rows:
-                yield pa.Table.from_pylist(rows)
-            return
-        reader = pacsv.open_csv(self.input_path, read_options=pacsv.ReadOptions(block_size=1 << 22))
-        pending: list[pa.RecordBatch] = []
-        count = 0
-        for batch in reader:
-            pending.append(batch)
-            count += batch.num_rows
-            while count >= self.chunk_rows:
-                table = pa.Table.from_batches(pending)
-                yield table.slice(0, self.chunk_rows)
-                rest = table.slice(self.chunk_rows)
-                pending, count = rest.to_batches(), rest.num_rows
-        if count:
-            yield pa.Table.from_batches(pending)
+        """The input in tables of chunk_rows rows: the same file always splits at the same rows,
+        which is what lets a job started again skip the chunks already answered."""
+        self.format_of(self.input_path)
+        try:
+            yield from tabular_files.iter_tables(self.input_path, self.chunk_rows)
+        except tabular_files.TabularFileError as exc:
+            raise BatchError(f"{self.input_path}: {exc.problem}; {exc.fix}") from None
 
     # ---- scoring ----------------------------------------------------------------------------
 
@@ -264,16 +233,8 @@ class BatchJob:
                 table = feather.read_table(part, memory_map=True)
                 rows += table.num_rows
                 schema = schema or table.schema  # the first chunk's types hold for every chunk
-                if fmt == "parquet":
-                    writer = writer or pq.ParquetWriter(temporary, schema)
-                    writer.write_table(table.cast(schema))
-                elif fmt == "csv":
-                    writer = writer or pacsv.CSVWriter(temporary, schema)
-                    writer.write_table(table.cast(schema))
-                else:
-                    writer = writer or open(temporary, "w")
-                    for row in table.to_pylist():
-                        writer.write(json.dumps(row) + "\n")
+                writer = writer or TableWriter(temporary, schema, fmt)
+                writer.write(table.cast(schema))
         finally:
             if writer is not None:
                 writer.close()

@@ -10,8 +10,10 @@ import pkgutil
 import sys
 
 import meshserve.cli.commands
-from meshserve.cli.store_access import StoreAccessError
 from meshserve.cli.mesh_options import MeshOptionError
+from meshserve.cli.records_source import RecordsSourceError
+from meshserve.cli.shared_options import OptionError
+from meshserve.cli.store_access import StoreAccessError
 from meshserve.core.errors import ManifestError
 from meshserve.core.settings import get_settings
 
@@ -32,9 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         get_settings.cache_clear()
     try:
         return int(args.func(args) or 0)
-    except (ManifestError, MeshOptionError, StoreAccessError) as exc:
+    except (ManifestError, MeshOptionError, OptionError, StoreAccessError) as exc:
         print(f"meshserve: {exc}", file=sys.stderr)
         return 2
+    except RecordsSourceError as exc:
+        print(f"meshserve: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

@@ -124,8 +124,9 @@ def _fix(code: grpc.StatusCode, details: str, client: MeshClient) -> str:
                 "is not expired and is signed for this mesh, or that the key is one of its api_keys_file")
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return ("use the credentials of a principal allowed this call (security.principals in the mesh's "
-                "meshserve.yaml): rollout, models, deploy and batch need one with `admin: true`, audit one with "
-                "`records: true`; or run the command from a peer in security.control_from")
+                "meshserve.yaml): rollout, models, deploy, batch and outcomes need one with `admin: true`; audit, "
+                "compare, drift, quality and records export one with `records: true` (or admin), and explain one that "
+                "may also call the model; or run the command from a peer in security.control_from")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return "the mesh did not answer in time; check that it is not starting or overloaded, and try again"
     return ""

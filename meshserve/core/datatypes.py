@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Named tensors, as runtimes take and give them and observers see them: input or output name -> array.
+Tensors = dict[str, np.ndarray]
+
 # Little-endian, as the protocol's raw contents are. BYTES elements are Python bytes objects.
 NUMPY_DTYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),

@@ -197,6 +197,7 @@ def model_config(package: ModelPackage) -> pb.ModelConfigResponse:
 ADAPTER_READY = "meshserve adapter ready"
 ROUTER_READY = "meshserve router ready"
 ENVOY_READY = "meshserve envoy ready"
+RECORDER_READY = "meshserve recorder ready"
 
 
 def adapter_ready_line(model: str, version: str, listen: str) -> str:

@@ -17,10 +17,10 @@ import secrets
 import grpc
 
 from meshserve.core.mesh_protocol import MESH_SECRET_HEADER
-from meshserve.core.settings import get_settings
+from meshserve.core.settings import get_settings, variable_for
 
 REFUSAL = "this port is internal to the mesh; call the mesh's front address"
-MESH_SECRET_ENV = "MESHSERVE_MESH_SECRET"  # Settings.mesh_secret, as `meshserve up` hands it to its children
+MESH_SECRET_ENV = variable_for("mesh_secret")  # as `meshserve up` hands it to its children (and Envoy reads it)
 
 
 def new_mesh_secret() -> str:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from meshserve.core.errors import ManifestError
 from meshserve.core.feature_limits import FeatureLimit, check_limits
 from meshserve.core.input_policy import InputPolicy
+from meshserve.core.runtimes import BUILT_IN, ENTRY_POINT_GROUP, runtime_entry, runtime_names
 from meshserve.core.strict_model import StrictModel, manifest_error, repeated, version_as_text
 
 MANIFEST_NAME = "model.yaml"
@@ -130,7 +131,8 @@ class Provenance(StrictModel):
 class Manifest(StrictModel):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-    runtime: str = Field(description="The model's world: a name in adapters/runtimes.py (python, r, java, triton).")
+    runtime: str = Field(description="The model's world: a name in the table of runtimes, meshserve/core/runtimes.py "
+                         "(python, r, java, triton, or one an installed package adds).")
     entrypoint: str | None = Field(
         default=None, description="What the runtime loads: a file in the package or module:function."
     )
@@ -159,12 +161,10 @@ class Manifest(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _gather_runtime_sections(cls, raw: Any) -> Any:
-        from meshserve.adapters.runtimes import RUNTIMES
-
         if not isinstance(raw, dict):
             return raw
         raw = dict(raw)
-        sections = {name: raw.pop(name) for name in RUNTIMES if name in raw}
+        sections = {name: raw.pop(name) for name in runtime_names() if name in raw}
         for name, section in sections.items():
             if section is not None and not isinstance(section, dict):
                 raise ValueError(f"the '{name}' section must be a mapping of options")
@@ -174,10 +174,9 @@ class Manifest(StrictModel):
     @field_validator("runtime")
     @classmethod
     def _known_runtime(cls, runtime: str) -> str:
-        from meshserve.adapters.runtimes import RUNTIMES
-
-        if runtime not in RUNTIMES:
-            raise ValueError(f"unknown runtime '{runtime}'; meshserve runs " + ", ".join(f"'{r}'" for r in RUNTIMES))
+        names = runtime_names()
+        if runtime not in names:
+            raise ValueError(f"unknown runtime '{runtime}'; meshserve runs " + ", ".join(f"'{r}'" for r in names))
         return runtime
 
     def runtime_section(self) -> dict[str, Any]:
@@ -236,7 +235,8 @@ def _fixes(path: Path):
         if err["type"] == "extra_forbidden":
             return "remove the field or check its spelling (allowed fields are listed in docs/model-package.md)"
         if "unknown runtime" in err["msg"]:
-            return "set runtime to one of the names listed"
+            return ("set runtime to one of the names listed, or install the package that adds the runtime "
+                    f"(an entry point in the group {ENTRY_POINT_GROUP}; docs/architecture.md, 'Runtimes')")
         return getattr(err.get("ctx", {}).get("error"), "fix", None)  # errors that carry their fix
     return fix
 
@@ -244,6 +244,12 @@ def _fixes(path: Path):
 def _manifest_error(path: Path, exc: ValidationError, prefix: str = "") -> ManifestError:
     return manifest_error(str(path), exc, _fixes(path), prefix=prefix,
                           default_fix="correct the value as described (see docs/model-package.md)")
+
+
+def _install_fix(runtime: str) -> str:
+    if runtime in BUILT_IN:
+        return f"install meshserve with the '{BUILT_IN[runtime].extra or runtime}' extra"
+    return f"reinstall the package that adds runtime '{runtime}' (its entry point in the group {ENTRY_POINT_GROUP})"
 
 
 def package_digest(directory: Path) -> str:
@@ -276,16 +282,14 @@ def load_package(directory: str | Path) -> ModelPackage:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
         raise _manifest_error(path, exc) from exc
-    from meshserve.adapters.runtimes import runtime_entry
-
-    entry = runtime_entry(manifest.runtime)
     try:
+        entry = runtime_entry(manifest.runtime)
         options = entry.options_class().model_validate(manifest.runtime_section())
     except ValidationError as exc:
         raise _manifest_error(path, exc, prefix=f"{manifest.runtime}.") from exc
     except (ImportError, AttributeError) as exc:
         raise ManifestError(str(path), "runtime", f"runtime '{manifest.runtime}' is not installed here ({exc})",
-                            f"install meshserve with the '{entry.extra or manifest.runtime}' extra") from exc
+                            _install_fix(manifest.runtime)) from exc
     package = ModelPackage(directory, manifest, options)
     if manifest.golden is not None and not package.path(manifest.golden).is_file():
         raise ManifestError(str(path), "golden", f"'{manifest.golden}' is not a file in the package",

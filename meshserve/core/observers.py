@@ -21,14 +21,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import grpc
-import numpy as np
 
+from meshserve.core.datatypes import Tensors
 from meshserve.core.errors import MeshError
 from meshserve.core.mesh_protocol import CallInfo
 
 log = logging.getLogger("meshserve.observers")
-
-Tensors = dict[str, np.ndarray]
 
 
 @dataclass

@@ -1,5 +1,10 @@
 """Every tunable of meshserve in one typed place. Each field can be set by an environment
-variable with the prefix MESHSERVE_ (for example MESHSERVE_MAX_MESSAGE_BYTES=134217728)."""
+variable with the prefix MESHSERVE_ (for example MESHSERVE_MAX_MESSAGE_BYTES=134217728).
+
+This is also the only module that spells those variables: a process hands settings to the
+processes it starts through `Settings.child_environment`, and a message naming a variable asks
+`variable_for`, so a renamed setting cannot leave a stale name behind.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ from functools import lru_cache
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ENV_PREFIX = "MESHSERVE_"
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MESHSERVE_")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
     listen: str = Field("127.0.0.1:8001", description="Address clients connect to (`meshserve up`).")
     internal_ports: str = Field(
@@ -194,6 +201,34 @@ class Settings(BaseSettings):
     gate_load_timeout_s: float = Field(
         120.0, gt=0, description="How long the validation gate and `meshserve check --load` wait for a fresh "
         "adapter to load a model and score its golden examples.")
+    java_api_jar: str | None = Field(
+        None, description="The jar of meshserve's Java API that Java adapters load models with (default: the one "
+        "scripts/setup.d/40-java.sh builds from adapters/java/src).")
+
+    @classmethod
+    def child_environment(cls, **values: object) -> dict[str, str]:
+        """The environment variables that give a child process these settings (by field name, e.g.
+        `records_dir="/x"`), added to what it inherits. A value of None or "" is passed as "", which
+        also keeps a value from the parent's own environment away from the child."""
+        return {variable_for(name): _as_text(value) for name, value in values.items()}
+
+
+def variable_for(field: str) -> str:
+    """The environment variable that sets FIELD of Settings (`records_dir` -> MESHSERVE_RECORDS_DIR)."""
+    if field not in Settings.model_fields:
+        raise KeyError(f"Settings has no field '{field}'; the fields are listed in meshserve/core/settings.py")
+    return ENV_PREFIX + field.upper()
+
+
+def _as_text(value: object) -> str:
+    """A setting's value as pydantic-settings reads it back from the environment."""
+    if value is None:
+        return ""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 @lru_cache(maxsize=1)

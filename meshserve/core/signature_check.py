@@ -17,7 +17,9 @@ from meshserve.core.errors import InvalidInput, quoted
 from meshserve.core.model_package import Signature
 from meshserve.core.strict_model import repeated
 
-# Which typed field carries each datatype (FP16 travels in fp32_contents, see tensor_codec.py).
+# Which typed field carries each datatype, for the check and for adapters/tensor_codec.py. The
+# specification gives FP16 no typed field; meshserve accepts and emits it in fp32_contents, so
+# clients without raw support can still use it.
 TYPED_FIELD = {
     "BOOL": "bool_contents",
     "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents", "INT64": "int64_contents",
@@ -29,6 +31,7 @@ BYTES_PREFIX = 4  # each raw BYTES element starts with its 4-byte little-endian 
 
 
 def element_count(shape) -> int:
+    """Elements in a tensor of SHAPE (1 for a scalar's empty shape); the one count of the mesh."""
     count = 1
     for dim in shape:
         count *= int(dim)

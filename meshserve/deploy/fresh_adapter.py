@@ -21,10 +21,11 @@ import numpy as np
 from meshserve.core.mesh_protocol import ADAPTER_READY
 from meshserve.core.mesh_secret import mesh_secret_metadata
 from meshserve.core.ports import free_port
-from meshserve.core.settings import get_settings
+from meshserve.core.settings import get_settings, variable_for
 
 # Settings a fresh adapter must not inherit from the process that starts it.
-_NOT_INHERITED = ("MESHSERVE_RECORDS_DIR", "MESHSERVE_METRICS_LISTEN")
+_NOT_INHERITED = (variable_for("records_dir"), variable_for("metrics_listen"))
+_INTERNAL_TLS = variable_for("internal_tls_ca").removesuffix("CA")
 
 
 _START = """
@@ -79,7 +80,7 @@ class FreshAdapter:
     def __enter__(self) -> FreshAdapter:
         # Plain gRPC on loopback, even inside a mesh whose processes speak mutual TLS.
         env = {k: v for k, v in os.environ.items()
-               if k not in _NOT_INHERITED and not k.startswith("MESHSERVE_INTERNAL_TLS")}
+               if k not in _NOT_INHERITED and not k.startswith(_INTERNAL_TLS)}
         env["PYTHONUNBUFFERED"] = "1"
         # No preexec_fn: forking (rather than spawning) from a process that runs gRPC servers runs
         # gRPC's fork handlers, which can kill the child before it starts. The child asks to die

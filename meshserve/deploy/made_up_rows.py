@@ -96,13 +96,13 @@ def _model_categories(package: ModelPackage) -> list[KnownCategories]:
     entry = package.manifest.entrypoint or ""
     try:
         if entry.endswith(".onnx"):
-            from meshserve.adapters.python.categories import onnx_categories
+            from meshserve.adapters.python.inspection import onnx_categories
 
             return onnx_categories(package)
         if entry.endswith((".joblib", ".pkl", ".pickle", ".skops")) and not _own_environment(package):
-            from meshserve.adapters.python.categories import estimator_columns, learnt_categories
-            from meshserve.adapters.python.frames import FramePlan
-            from meshserve.adapters.python.load_errors import load_estimator
+            from meshserve.adapters.python.inspection import estimator_columns, learnt_categories
+            from meshserve.adapters.python.inspection import FramePlan
+            from meshserve.adapters.python.inspection import load_estimator
 
             estimator = load_estimator(package)
             columns = estimator_columns(package, FramePlan.for_estimator(estimator, package))

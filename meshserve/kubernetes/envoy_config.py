@@ -21,7 +21,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses, to_yaml
+from meshserve.envoy.render import EnvoyLayout, UpstreamAddresses, to_yaml
 from meshserve.envoy.render import RenderedConfig, render
 from meshserve.kubernetes.naming import (
     ENVOY_ADMIN, FRONT_PORT, GRPC_PORT, MESH_PORT, REST_PORT, ROUTER_NAME, service_host, variant_name)

@@ -18,9 +18,12 @@ from meshserve.kubernetes.packages import PackageRef
 from meshserve.kubernetes.records import router_store_url
 from meshserve.spec.deployment_spec import DeploymentSpec
 from meshserve.spec.model_table import ModelTable
+from meshserve.spec.run_folder import RunFolder
+from meshserve.spec.table_control import TableControl
 
 TABLE_DIR = "/etc/meshserve/router"
-TABLE_KEY = "models.json"
+# The router pod's folder stands in for a run folder: the table has the name `meshserve up` gives it.
+TABLE_KEY = RunFolder(Path(TABLE_DIR)).models_table.name
 
 
 def models_table(spec: DeploymentSpec, packages: list[PackageRef], options: ClusterOptions) -> str:
@@ -33,5 +36,5 @@ def models_table(spec: DeploymentSpec, packages: list[PackageRef], options: Clus
     store = router_store_url(spec.records)
     with tempfile.TemporaryDirectory(prefix="meshserve-k8s-") as folder:
         path = Path(folder) / TABLE_KEY
-        ModelTable.write(path, deployed, mesh_address=mesh, control={"records_store": store} if store else {})
+        ModelTable.write(path, deployed, mesh_address=mesh, control=TableControl(records_store=store or None))
         return json.dumps(json.loads(path.read_text()), indent=2) + "\n"

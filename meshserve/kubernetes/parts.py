@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from meshserve.core.settings import variable_for
 from meshserve.envoy.render import RenderedConfig
 from meshserve.kubernetes import records, resources
 from meshserve.kubernetes.envoy_config import (
@@ -18,10 +19,6 @@ from meshserve.kubernetes.packages import PackageRef
 from meshserve.kubernetes.workloads import (
     CONTAINER_SECURITY, config_map, cpu_autoscaler, deployment, disruption_budget, drain_delay, grpc_probes, service)
 from meshserve.spec.deployment_spec import DeploymentSpec, Replicas
-
-# Seconds a server may take to load before liveness counts: a JVM, R or Triton loading a model.
-STARTUP_S = {"python": 60, "r": 120, "java": 120, "triton": 300}
-
 
 def _server_pod(container: dict[str, Any], spec: DeploymentSpec, options: ClusterOptions,
                 volumes: list[dict[str, Any]] = ()) -> dict[str, Any]:
@@ -46,7 +43,7 @@ def _server_container(name: str, args: list[str], options: ClusterOptions, resou
     container = {
         "name": name, "image": options.image, "args": args,
         "ports": [{"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"}],
-        "env": [{"name": "MESHSERVE_SHUTDOWN_GRACE_S", "value": str(options.grace_s)}]
+        "env": [{"name": variable_for("shutdown_grace_s"), "value": str(options.grace_s)}]
                + [{"name": key, "value": value} for key, value in options.extra_env],
         "resources": resources_, "securityContext": CONTAINER_SECURITY,
         "lifecycle": drain_delay(), **grpc_probes(GRPC_PORT, startup_s),
@@ -64,7 +61,7 @@ def variant_objects(model: str, version: str, replicas: Replicas, package: Packa
     container = _server_container(
         "adapter", ["python", "-m", "meshserve.adapters.server", str(package.directory),
                     "--listen", f"0.0.0.0:{GRPC_PORT}"],
-        options, resources.adapter_resources(package.runtime), STARTUP_S.get(package.runtime, 120))
+        options, resources.adapter_resources(package.runtime), resources.adapter_startup_s(package.runtime))
     pod = _server_pod(container, spec, options)
     if resources.needs_gpu(package.runtime):
         pod["tolerations"] = resources.gpu_tolerations()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshserve.core.settings import variable_for
 from meshserve.kubernetes.naming import RECORDS_SECRET
 from meshserve.kubernetes.options import ClusterOptions
 from meshserve.kubernetes.resources import RECORDER
@@ -43,9 +44,9 @@ def server_env(records: RecordsSpec, options: ClusterOptions) -> list[dict[str, 
     if not records.enabled:
         return []
     return [
-        {"name": "MESHSERVE_RECORDS_DIR", "value": RECORDS_DIR},
-        {"name": "MESHSERVE_RECORDS_ON_FAILURE", "value": records.on_failure},
-        {"name": "MESHSERVE_RECORDS_PII_KEY", "valueFrom": {"secretKeyRef": {
+        {"name": variable_for("records_dir"), "value": RECORDS_DIR},
+        {"name": variable_for("records_on_failure"), "value": records.on_failure},
+        {"name": variable_for("records_pii_key"), "valueFrom": {"secretKeyRef": {
             "name": secret_name(options), "key": PII_KEY, "optional": True}}},
     ]
 
@@ -67,7 +68,7 @@ def recorder_sidecar(records: RecordsSpec, options: ClusterOptions, security: di
     if not records.enabled:
         return []
     args = ["python", "-m", "meshserve.sidecars.records.recorder",
-            "--spool", f"{RECORDS_DIR}/spool", "--store", "$(MESHSERVE_RECORDS_STORE)",
+            "--spool", f"{RECORDS_DIR}/spool", "--store", f"$({variable_for('records_store')})",
             # Every pod's spool files have the same names (same labels, same small pids): the
             # pod's own name keeps their offsets apart in the shared store.
             "--source", "$(POD_NAMESPACE)/$(POD_NAME)"]
@@ -80,7 +81,7 @@ def recorder_sidecar(records: RecordsSpec, options: ClusterOptions, security: di
         "image": options.image,
         "restartPolicy": "Always",
         "args": args,
-        "env": [{"name": "MESHSERVE_RECORDS_STORE",
+        "env": [{"name": variable_for("records_store"),
                  "valueFrom": {"secretKeyRef": {"name": secret_name(options), "key": STORE_KEY}}},
                 {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                 {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],

@@ -20,8 +20,8 @@ CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop"
 def grpc_probes(port: int, startup_s: int) -> dict[str, Any]:
     """Probes on the standard grpc.health.v1 service every meshserve server answers.
 
-    The startup probe gives a slow load (a JVM, R, Triton loading its model) STARTUP_S before
-    liveness counts; readiness keeps a pod out of its Service until its model answers.
+    The startup probe gives a slow load (a JVM, R, Triton loading its model) its runtime's
+    `resources.startup_s` before liveness counts; readiness keeps a pod out of its Service until its model answers.
     """
     return {
         "startupProbe": {"grpc": {"port": port}, "periodSeconds": 2, "failureThreshold": max(1, startup_s // 2)},

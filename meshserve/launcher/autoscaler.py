@@ -23,9 +23,8 @@ from collections.abc import Awaitable, Callable
 
 from meshserve.core.ports import free_port
 from meshserve.core.settings import get_settings
-from meshserve.envoy.admin import EnvoyAdmin
-from meshserve.envoy.clusters import render_clusters
-from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses, mirror_cluster, variant_cluster, write_watched
+from meshserve.envoy.render import EnvoyLayout, UpstreamAddresses
+from meshserve.envoy.routing import VariantClusters
 from meshserve.launcher.scaling import ScalingPolicy, ScalingState, decide
 from meshserve.spec.deployment_spec import DeploymentSpec
 
@@ -60,7 +59,7 @@ class VariantReplicas:
         self.labels = labels  # per variant, the supervisor label of each replica, in upstreams' order
         self._start, self._stop, self._log = start, stop, log
         self._numbers = {key: len(found) for key, found in labels.items()}
-        self.admin = EnvoyAdmin(layout.admin)
+        self.clusters = VariantClusters(spec, layout, upstreams)
 
     def count(self, key: Key) -> int:
         return len(self.upstreams.variants[key])
@@ -118,22 +117,21 @@ class VariantReplicas:
         """Forget a variant whose load failed (the spec no longer names it); rewrite the cluster file."""
         self.labels.pop(key, None)
         self.upstreams.variants.pop(key, None)
-        write_watched(self.layout.clusters_path, render_clusters(self.spec, self.upstreams, self.layout.mesh_secret))
+        self.clusters.write()
 
     async def _apply(self, key: Key, served: Callable[[dict[str, str]], bool]) -> bool:
         """Rename the new cluster file in and wait until Envoy's hosts for KEY satisfy SERVED."""
-        write_watched(self.layout.clusters_path, render_clusters(self.spec, self.upstreams, self.layout.mesh_secret))
-        cluster = variant_cluster(*key)
+        self.clusters.write()
         deadline = time.monotonic() + APPLY_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
-                if served(await asyncio.to_thread(self.admin.hosts, cluster)):
+                if served(await asyncio.to_thread(self.clusters.hosts, key)):
                     return True
             except (urllib.error.URLError, OSError):
                 pass
             await asyncio.sleep(0.1)
         self._log(f"meshserve: Envoy did not apply the new replicas of {key[0]}:{key[1]} within "
-                  f"{APPLY_TIMEOUT_S:.0f} s; see {self.layout.run_dir / 'envoy.log'}")
+                  f"{APPLY_TIMEOUT_S:.0f} s; see {self.clusters.log_path}")
         return False
 
 
@@ -150,16 +148,13 @@ class Autoscaler:
     async def in_flight(self) -> dict[Key, int]:
         """Requests in flight per variant; for a variant at zero replicas, the requests that
         found none since the last sample (the router holds them while a replica starts)."""
-        stats = await asyncio.to_thread(self.replicas.admin.stats, "cluster.")
+        # The variant's own requests and the copies mirrored to it reach the same replicas.
+        found = await asyncio.to_thread(self.replicas.clusters.loads, self.policies)
         loads = {}
-        for key in self.policies:
-            # The variant's own requests and the copies mirrored to it reach the same replicas.
-            names = [f"cluster.{variant_cluster(*key)}", f"cluster.{mirror_cluster(*key)}"]
-            refused = sum(stats.get(f"{name}.upstream_cx_none_healthy", 0) for name in names)
-            waiting = refused - self._refused.get(key, refused)
-            self._refused[key] = refused
-            active = sum(stats.get(f"{name}.upstream_rq_active", 0) for name in names)
-            loads[key] = waiting if self.replicas.count(key) == 0 else active
+        for key, load in found.items():
+            waiting = load.none_healthy - self._refused.get(key, load.none_healthy)
+            self._refused[key] = load.none_healthy
+            loads[key] = waiting if self.replicas.count(key) == 0 else load.active
         return loads
 
     async def step(self) -> None:

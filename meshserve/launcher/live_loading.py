@@ -9,10 +9,10 @@ the parts `meshserve up` started, in an order where no request meets a half-star
    model with its meshserve.yaml entry, or its newest version as primary), and the cluster file
    naming its replicas is renamed into Envoy's watched folder (`VariantReplicas.add_variants`,
    as the autoscaler adds replicas). Envoy warms the cluster through its health checks;
-3. deployment.json and models.json are renamed into place with a higher generation; the router
-   reloads them (router/table_reload.py), renders the routes (the new variant reachable by
-   requests naming its version, none of the unpinned traffic), waits until Envoy serves them,
-   and acknowledges the generation, which is awaited here;
+3. the deployment and the models table (RunFolder.deployment, .models_table) are renamed into
+   place with a higher generation; the router reloads them (router/table_reload.py), renders the
+   routes (the new variant reachable by requests naming its version, none of the unpinned
+   traffic), waits until Envoy serves them, and acknowledges the generation, which is awaited here;
 4. each load goes into the deployment log: by the package watcher, the model, version, digest.
 """
 
@@ -28,7 +28,7 @@ from meshserve.core.errors import ManifestError
 from meshserve.core.model_package import ModelPackage
 from meshserve.core.ports import free_port
 from meshserve.core.replica_slots import replica_slots
-from meshserve.spec.deployment_log import FILE_NAME as DEPLOYMENT_LOG, DeploymentLog
+from meshserve.spec.deployment_log import DeploymentLog
 from meshserve.spec.deployment_spec import (
     DeploymentSpec, ModelDeployment, Replicas, Variant, load_spec, spec_path_for)
 from meshserve.spec.model_table import UnavailableModel, loaded_generation, newest
@@ -40,7 +40,7 @@ WATCHER = "package watcher"
 
 
 def write_deployment(path: Path, spec: DeploymentSpec) -> None:
-    """deployment.json, renamed into place: the router may read it at any moment."""
+    """The deployment the mesh runs, renamed into place: the router may read it at any moment."""
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(spec.model_dump_json(indent=2))
     os.replace(temporary, path)
@@ -168,7 +168,7 @@ class LiveLoading:
             upstreams.slots[key] = replica_slots(self._packages[key].manifest)
         healthy = set(await self.mesh.variant_replicas.add_variants(started)) if started else set()
         for key in [k for k in started if k not in healthy]:
-            failed[key] = "Envoy did not report its replicas healthy in time (see envoy.log in the run folder)"
+            failed[key] = (f"Envoy did not report its replicas healthy in time (see {self.mesh.variant_replicas.clusters.log_path})")
             await asyncio.gather(*(self.mesh._retire_adapter(label) for label, _ in started.pop(key)))
             model = spec.models[key[0]]
             remaining = {v for v in model.replicas if v != key[1]}
@@ -177,7 +177,7 @@ class LiveLoading:
             else:
                 del spec.models[key[0]]
             self.mesh.variant_replicas.drop_variant(key)
-        write_deployment(Path(self.mesh.table_control["deployment"]), spec)
+        write_deployment(self.mesh.run.deployment, spec)
         return started
 
     async def _rewrite_table(self) -> None:
@@ -209,7 +209,7 @@ class LiveLoading:
             role = "primary" if weights.get(package.version, 0) > 0 else "weight 0"
             what = f"loaded as {role} of a new model"
             line = f"meshserve: now serving {package.name}:{package.version} ({role} of a new model)"
-        DeploymentLog(self.mesh.run_dir / DEPLOYMENT_LOG).change(
+        DeploymentLog(self.mesh.run.deployment_log).change(
             package.name, what, f"its package appeared or changed in {self.mesh.models_dir}", WATCHER,
             version=package.version, digest=package.digest, package=str(package.directory),
             weight=weights.get(package.version, 0))

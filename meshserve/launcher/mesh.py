@@ -20,28 +20,28 @@ import sys
 import tempfile
 from pathlib import Path
 
-from meshserve.core.mesh_protocol import ADAPTER_READY, ENVOY_READY, ROUTER_READY
-from meshserve.core.mesh_secret import MESH_SECRET_ENV, new_mesh_secret
+from meshserve.core.mesh_protocol import ADAPTER_READY, ENVOY_READY, RECORDER_READY, ROUTER_READY
+from meshserve.core.mesh_secret import new_mesh_secret
 from meshserve.core.model_package import BrokenPackage, ModelPackage, discover_packages
 from meshserve.core.ports import free_port
 from meshserve.core.replica_slots import replica_slots
-from meshserve.core.settings import get_settings
+from meshserve.core.settings import Settings, get_settings, variable_for
 from meshserve.environments.builder import EnvironmentBuildError, package_interpreter
-from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
-from meshserve.envoy.render import render
+from meshserve.envoy.render import EnvoyLayout, UpstreamAddresses, render
 from meshserve.launcher.autoscaler import Autoscaler, VariantReplicas, scaling_policies
 from meshserve.launcher.live_loading import LiveLoading, write_deployment
 from meshserve.launcher.package_watcher import PackageWatcher
 from meshserve.launcher.supervisor import ChildFailed, ChildSpec, Supervisor, python_argv
-from meshserve.observability.mesh_metrics import METRICS_ENV, MeshMetrics
+from meshserve.observability.mesh_metrics import MeshMetrics
 from meshserve.spec.deployment_spec import (
     SPEC_NAME, DeploymentSpec, RecordsSpec, deployment_for, load_spec, spec_path_for)
 from meshserve.spec.security_spec import internal_tls_environment, refuse_without_front
-from meshserve.sidecars.drift.plan import plan_for, write_plan
+from meshserve.sidecars.drift.api import plan_for, write_plan
+from meshserve.sidecars.records.api import default_store_url, redacted
 from meshserve.sidecars.records.observer import check_pii_key
-from meshserve.sidecars.records.recorder import READY_LINE as RECORDER_READY
-from meshserve.sidecars.records.store import default_store_url, redacted
 from meshserve.spec.model_table import ModelTable, UnavailableModel, newest
+from meshserve.spec.run_folder import RecordsFolder, RunFolder
+from meshserve.spec.table_control import EnvoyControl, TableControl
 
 
 def resolve_listen(listen: str, what: str = "--listen") -> str:
@@ -82,10 +82,11 @@ class Mesh:
         self.broken: list[BrokenPackage] = []
         self.listen = resolve_listen(listen)
         rest = get_settings().rest_listen
-        self.rest_listen = resolve_listen(rest, "MESHSERVE_REST_LISTEN") if rest and not envoy else ""  # --no-envoy: REST's own port
+        self.rest_listen = resolve_listen(rest, variable_for("rest_listen")) if rest and not envoy else ""  # --no-envoy: REST's own port
         self._own_run_dir = run_dir is None
         self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="meshserve-run-"))
-        self.metrics = MeshMetrics(self.run_dir) if get_settings().metrics else None
+        self.run = RunFolder(self.run_dir)
+        self.metrics = MeshMetrics(self.run.scrape_targets) if get_settings().metrics else None
         self.supervisor = Supervisor(log=log, on_restart=self.metrics.restarted if self.metrics else None)
         self.packages: list[ModelPackage] = []
         self.child_env: dict[str, str] = {}  # settings every adapter and the router get
@@ -94,12 +95,12 @@ class Mesh:
         self._autoscaler: asyncio.Task | None = None
         self._watcher: asyncio.Task | None = None
         # What the models table says, kept so it can be rewritten while the mesh runs (live_loading.py).
-        self.table_path = self.run_dir / "models.json"
+        self.table_path = self.run.models_table
         self.served: dict[tuple[str, str], ModelPackage] = {}  # (model, version) -> the package its adapters run
         self.direct_addresses: dict[tuple[str, str], str] = {}  # without Envoy: each version's adapter
         self.unavailable: list[UnavailableModel] = []  # broken packages, as the package watcher last saw them
         self.not_deployed: list[UnavailableModel] = []
-        self.table_control: dict = {}
+        self.table_control = TableControl()  # what write_table adds the rest of the control section to
         self.default_versions: dict[str, str] = {}
         self.generation = 0
         self.deployment: DeploymentSpec | None = None
@@ -145,7 +146,6 @@ class Mesh:
                                    for p, address in zip(self.packages, addresses)))
             self.served = {(p.name, p.version): p for p in self.packages}
             self.direct_addresses = {(p.name, p.version): a for p, a in zip(self.packages, addresses)}
-            self.table_control = {"records_store": self.records_store}
             self.write_table()
             # Without Envoy nothing tells gRPC from REST on one port: REST gets its own.
             rest = self.rest_listen or f"127.0.0.1:{free_port()}"
@@ -159,13 +159,14 @@ class Mesh:
     async def _start_recorder(self, records: RecordsSpec, spec: DeploymentSpec) -> None:
         """The spools' folder for every process, and the recorder that empties them into the store."""
         settings = get_settings()
-        records_dir = Path(settings.records_dir or self.models_dir / ".meshserve" / "records").resolve()
+        records_dir = Path(settings.records_dir or RecordsFolder.default_for(self.models_dir).root).resolve()
+        folder = RecordsFolder(records_dir)
         check_pii_key(self.packages, settings.model_copy(update={"records_dir": str(records_dir)}))
         store = records.store or settings.records_store or default_store_url(records_dir)
-        self.child_env = {"MESHSERVE_RECORDS_DIR": str(records_dir), "MESHSERVE_RECORDS_ON_FAILURE": records.on_failure}
-        argv = ["-m", "meshserve.sidecars.records.recorder", "--spool", str(records_dir / "spool"), "--store", store]
+        self.child_env = Settings.child_environment(records_dir=records_dir, records_on_failure=records.on_failure)
+        argv = ["-m", "meshserve.sidecars.records.recorder", "--spool", str(folder.spool), "--store", store]
         if self.envoy:  # what Envoy's front answers itself is recorded too
-            self.front_log = str(records_dir / "front-refusals.log")
+            self.front_log = str(folder.front_refusals)
             argv += ["--front-log", self.front_log, "--envoy-admin", self.envoy_admin]
         if records.retention.days is not None:
             argv += ["--retention-days", str(records.retention.days)]
@@ -174,14 +175,14 @@ class Mesh:
         drift = plan_for(self.packages, {m: d.drift.model_dump() for m, d in spec.models.items()})
         env: dict[str, str] = {}
         if drift:  # the recorder also checks drift of every model whose package has a baseline
-            write_plan(drift, self.run_dir / "drift.json")
-            argv += ["--drift", str(self.run_dir / "drift.json")]
+            write_plan(drift, self.run.drift_plan)
+            argv += ["--drift", str(self.run.drift_plan)]
             if self.metrics:  # and serves the drift scores (sidecars/drift/drift_metrics.py)
-                env[METRICS_ENV] = self.metrics.targets.new_endpoint("meshserve-recorder")
+                env = Settings.child_environment(metrics_listen=self.metrics.targets.new_endpoint("meshserve-recorder"))
         await self.supervisor.start(ChildSpec("recorder", python_argv(*argv), ready_marker=RECORDER_READY, env=env),
                                     timeout=60)
         self.records_store = store
-        log(f"meshserve: recording every inference to {redacted(store)} (spools in {records_dir / 'spool'}; "
+        log(f"meshserve: recording every inference to {redacted(store)} (spools in {folder.spool}; "
             f"on failure: {records.on_failure})")
 
     async def _start_adapter(self, label: str, package: ModelPackage, address: str) -> None:
@@ -203,12 +204,12 @@ class Mesh:
         """For a Triton package behind Envoy (unless model.yaml says `triton.direct: false`): fixed
         ports for its Triton and its side tap, and the file where the adapter says where Triton
         listens. Returns that file, or None when the adapter stays on the path."""
-        if not self.envoy or package.manifest.runtime != "triton" or not getattr(package.options, "direct", False):
+        if not self.envoy or package.options is None or not package.options.served_straight():
             return None
         ports = self.triton_ports.setdefault(address, (free_port(), free_port()))
-        endpoint = self.run_dir / "triton" / f"{label.replace(':', '-').replace('#', '-')}.json"
+        endpoint = self.run.triton_endpoint(label)
         endpoint.unlink(missing_ok=True)
-        env.update({"MESHSERVE_TRITON_GRPC_PORT": str(ports[0]), "MESHSERVE_TRITON_ENDPOINT_FILE": str(endpoint)})
+        env.update(Settings.child_environment(triton_grpc_port=ports[0], triton_endpoint_file=endpoint))
         argv += ["--tap-listen", f"127.0.0.1:{ports[1]}"]
         return endpoint
 
@@ -247,7 +248,7 @@ class Mesh:
         # Or the mesh's own secret, made anew for each mesh and never written beside the spec; "" also
         # keeps a value from the caller's environment away from the children.
         mesh_secret = new_mesh_secret() if deployment.security.needs_mesh_secret else ""
-        self.child_env[MESH_SECRET_ENV] = mesh_secret
+        self.child_env.update(Settings.child_environment(mesh_secret=mesh_secret))
         by_key = {(p.name, p.version): p for p in self.packages}
         replicas = {(model, version): [f"127.0.0.1:{free_port()}" for _ in range(count)]
                     for model, spec in sorted(deployment.models.items())
@@ -261,35 +262,33 @@ class Mesh:
             self._start_adapter(label, by_key[key], address)
             for key, addresses in replicas.items() for label, address in zip(labels[key], addresses)))
         router_address, router_rest = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-        layout = EnvoyLayout(self.run_dir / "envoy", front=self.listen, mesh=f"127.0.0.1:{free_port()}",
+        layout = EnvoyLayout(self.run.envoy_dir, front=self.listen, mesh=f"127.0.0.1:{free_port()}",
                              admin=self.envoy_admin, refusal_log=self.front_log, mesh_secret=mesh_secret)
-        rollout_state = self.run_dir / "rollouts.json"
-        rollout_state.unlink(missing_ok=True)  # a new mesh starts from the spec's split
-        (self.run_dir / "progressive.json").unlink(missing_ok=True)  # and its rollout plans from their start
+        self.run.rollout_state.unlink(missing_ok=True)  # a new mesh starts from the spec's split
+        self.run.progressive_state.unlink(missing_ok=True)  # and its rollout plans from their start
         slots = {key: replica_slots(by_key[key].manifest) for key in replicas}
         upstreams = UpstreamAddresses(router=[router_address], variants=replicas, slots=slots,
                                       router_rest=[router_rest], rest_of=self.rest_of, direct_of=self.direct_of,
                                       tap_of=self.tap_of)
         render(layout, deployment, upstreams).write(layout)
-        deployment_path = self.run_dir / "deployment.json"
-        write_deployment(deployment_path, deployment)
+        write_deployment(self.run.deployment, deployment)
         if self.metrics:
             self.metrics.add_envoy(layout.admin)
         await self.supervisor.start(
             ChildSpec("envoy", python_argv("-m", "meshserve.envoy.process", str(layout.run_dir),
                                            "--admin", layout.admin, "--concurrency", str(settings.envoy_concurrency)),
-                      ready_marker=ENVOY_READY, env={MESH_SECRET_ENV: mesh_secret}),  # what its routes send on
+                      ready_marker=ENVOY_READY,
+                      env=Settings.child_environment(mesh_secret=mesh_secret)),  # what its routes send on
             timeout=30)
         self.not_deployed = [UnavailableModel(name, version, f"not deployed in {SPEC_NAME}; add it to the model's variants")
                              for name, version in sorted(set(by_key) - set(replicas))]
         self.deployment, self.layout, self.upstreams = deployment, layout, upstreams
         self.served = {key: by_key[key] for key in replicas}
-        self.table_control = {"deployment": str(deployment_path), "rollout_state": str(rollout_state),
-                              "deployment_log": str(self.run_dir / "deployment-log.jsonl"),
-                              "envoy": {"run_dir": str(layout.run_dir), "front": layout.front,
-                                        "mesh": layout.mesh, "admin": layout.admin, "rest": True,
-                                        "direct_rest": bool(upstreams.rest_of),
-                                        "tapped": sorted(list(key) for key in upstreams.tapped())}}
+        self.table_control = TableControl(
+            deployment=self.run.deployment, rollout_state=self.run.rollout_state,
+            deployment_log=self.run.deployment_log, progressive_state=self.run.progressive_state,
+            envoy=EnvoyControl(run_dir=layout.run_dir, front=layout.front, mesh=layout.mesh, admin=layout.admin,
+                               rest=True, direct_rest=bool(upstreams.rest_of), tapped=sorted(upstreams.tapped())))
         self.write_table()
         await self._start_router(self.table_path, router_address, router_rest)
         self.rest_url = f"{'https' if deployment.security.tls else 'http'}://{layout.front}"
@@ -306,14 +305,15 @@ class Mesh:
 
     def write_table(self) -> int:
         """(Re)write the router's models table from what runs now; returns its generation."""
-        control = {**self.table_control, "records_store": self.records_store,
-                   "models_dir": str(self.models_dir.resolve()), "watch_interval_s": get_settings().watch_interval_s}
+        control = self.table_control.model_copy(update={
+            "records_store": self.records_store, "models_dir": str(self.models_dir.resolve()),
+            "watch_interval_s": get_settings().watch_interval_s})
         if self.layout is not None:
             # Behind Envoy the router sends every inference to the mesh listener; a variant scaled to
             # zero has no replica of its own yet (and the replicas, asked for statistics, are the first ones).
             entries = [(p, self.upstreams.variants[key] or [self.layout.mesh]) for key, p in self.served.items()]
-            control["cold_variants"] = sorted([m, v] for m, d in self.deployment.models.items()
-                                              for v in d.cold_versions)
+            control = control.model_copy(update={"cold_variants": sorted(
+                (m, v) for m, d in self.deployment.models.items() for v in d.cold_versions)})
         else:
             entries = [(p, self.direct_addresses[key]) for key, p in self.served.items()]
         # What a request naming no version is checked against stays put while versions are added.
@@ -329,7 +329,7 @@ class Mesh:
         """Servers an adapter starts itself (Triton) log into the run folder, which goes with the mesh."""
         if get_settings().triton_log_dir:
             return {}
-        return {"MESHSERVE_TRITON_LOG_DIR": str(self.run_dir / "logs")}
+        return Settings.child_environment(triton_log_dir=self.run.logs_dir)
 
     def _unavailable(self) -> list[UnavailableModel]:
         """The broken packages, for the router's repository index."""
@@ -364,11 +364,12 @@ class Mesh:
                 "`--strict` refuses to start with any)")
         elif self.broken:
             log(f"meshserve: NOT serving {len(self.broken)} broken package(s) (see above); fix them and restart "
-                "the mesh, or leave MESHSERVE_WATCH_INTERVAL_S above 0 to have them loaded once fixed "
+                f"the mesh, or leave {variable_for('watch_interval_s')} above 0 to have them loaded once fixed "
                 "(`--strict` refuses to start with any)")
         shared = " (same address as gRPC)" if self.envoy else ""
         log(f"meshserve: Open Inference Protocol over HTTP/REST at {self.rest_url}/v2{shared}, "
             f"for example: curl {self.rest_url}/v2/health/ready")
+        log(f"meshserve: console at {self.rest_url}/console/ (docs/observability.md, \"Console\")")
         # Last: scripts and tests wait for this line, so everything above is printed when they see it.
         log(f"meshserve: clients connect to {self.listen} (Open Inference Protocol over gRPC; "
             "control API meshserve.v1.Control); Ctrl-C stops the mesh")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from meshserve.core.parent_death import die_with_parent
 from meshserve.core.restart_policy import RestartPolicy
-from meshserve.core.settings import get_settings
+from meshserve.core.settings import get_settings, variable_for
 
 # The longest wait before restarting a child that keeps crashing.
 MAX_RESTART_DELAY_S = 10.0
@@ -87,7 +87,7 @@ class Supervisor:
         if child.process.returncode is None:
             child.process.kill()
             raise ChildFailed(f"{child.spec.label} did not become ready within {timeout:.0f} s "
-                              "(raise MESHSERVE_ADAPTER_START_TIMEOUT_S if the model is slow to load)")
+                              f"(raise {variable_for('adapter_start_timeout_s')} if the model is slow to load)")
         await asyncio.sleep(0.1)  # let the last output lines arrive
         raise ChildFailed(f"{child.spec.label} exited with code {child.process.returncode} before it was ready; "
                           "its output is above")

@@ -67,7 +67,7 @@ class QualityAlerts:
         spec = self.thresholds.get(model)
         if spec is None or (spec.min_accuracy is None and spec.max_mae is None):
             return []
-        from meshserve.sidecars.records.quality_report import alerts_for
+        from meshserve.sidecars.records.api import alerts_for
 
         raised = []
         for group in report.get("groups", []):
@@ -87,8 +87,8 @@ class QualityAlerts:
 
 
 def _judges():
-    from meshserve.sidecars.compare.comparison import compare
-    from meshserve.sidecars.records.quality import quality
+    from meshserve.sidecars.compare.api import compare
+    from meshserve.sidecars.records.api import quality
     return compare, quality
 
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from meshserve.core.ports import free_port
+from meshserve.core.settings import Settings
 from meshserve.observability.metrics import RESTARTS, serve_metrics
 from meshserve.observability.scrape_targets import ScrapeTargets
-
-METRICS_ENV = "MESHSERVE_METRICS_LISTEN"
 
 
 class MeshMetrics:
@@ -21,10 +20,10 @@ class MeshMetrics:
 
     def adapter_env(self, label: str, model: str, version: str) -> dict[str, str]:
         replica = label.partition("#")[2]
-        self._children[label] = ("adapter", model, version)
+        self._child(label, "adapter", model, version)
         self._endpoints[label] = self.targets.new_endpoint("meshserve-adapter", model=model, version=version,
                                                            replica=replica)
-        return {METRICS_ENV: self._endpoints[label]}
+        return Settings.child_environment(metrics_listen=self._endpoints[label])
 
     def replicas_changed(self, removed: list[str] = ()) -> None:
         """Replicas were added (their endpoints are known already) or REMOVED (labels): rewrite the targets."""
@@ -34,12 +33,18 @@ class MeshMetrics:
             self.targets.write()
 
     def router_env(self) -> dict[str, str]:
-        self._children["router"] = ("router", "", "")
-        return {METRICS_ENV: self.targets.new_endpoint("meshserve-router")}
+        self._child("router", "router")
+        return Settings.child_environment(metrics_listen=self.targets.new_endpoint("meshserve-router"))
 
     def add_envoy(self, admin: str) -> None:
-        self._children["envoy"] = ("envoy", "", "")
+        self._child("envoy", "envoy")
         self.targets.add(admin, "meshserve-envoy", metrics_path="/stats/prometheus")
+
+    def _child(self, label: str, process: str, model: str = "", version: str = "") -> None:
+        self._children[label] = (process, model, version)
+        # Counted from 0 while the process runs: a counter that first appears at 1 hides its
+        # first restart from increase(), and the restart-loop alert counts every one.
+        RESTARTS.labels(process, model, version)
 
     def restarted(self, child) -> None:
         process, model, version = self._children.get(child.spec.label, (child.spec.label, "", ""))

@@ -2,7 +2,7 @@
 
 `meshserve up` gives every process it starts a metrics port of its own (passed as
 MESHSERVE_METRICS_LISTEN), adds Envoy's admin `/stats/prometheus` and its own endpoint (the
-supervisor's restart counts), and writes RUN_DIR/prometheus-targets.json, which a
+supervisor's restart counts), and writes RunFolder.scrape_targets (a `file_sd` file), which a
 Prometheus `file_sd_configs` entry reads (see compose/prometheus.yml):
 
     [{"targets": ["127.0.0.1:40111"], "labels": {"job": "meshserve-adapter", "model": "iris", ...}}]
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshserve.core.ports import free_port
+from meshserve.spec.run_folder import RunFolder
 
-TARGETS_FILE = "prometheus-targets.json"
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Target:
 
 class ScrapeTargets:
     def __init__(self, run_dir: Path, host: str = "127.0.0.1"):
-        self.path = run_dir / TARGETS_FILE
+        self.path = RunFolder(run_dir).scrape_targets
         self.host = host
         self.targets: list[Target] = []
 

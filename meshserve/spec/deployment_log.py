@@ -1,7 +1,7 @@
 """The deployment log: every live change to what serves traffic, and every change the control API
 was asked to make (applied or refused), with when, what, why and by whom.
 
-It is append-only and lives in the mesh's run directory (`RUN_DIR/deployment-log.jsonl`, mode
+It is append-only and lives in the mesh's run directory (`RunFolder.deployment_log`, mode
 600), so "who moved traffic to version 2, and when, and why" has an answer. Each line is written
 with one `write` on a file opened for appending, so lines from concurrent writers never
 interleave, and it is on disk before the change is reported done.
@@ -18,15 +18,19 @@ from typing import Any
 from meshserve.core.errors import quoted
 from meshserve.core.mesh_protocol import PEER_HEADER, PRINCIPAL_HEADER, Metadata
 
-FILE_NAME = "deployment-log.jsonl"
+
+REASON_HEADER = "x-meshserve-reason"  # why the caller makes a change, in its own words (the console asks)
 
 
 def caller_of(metadata: Metadata, peer: str) -> dict[str, str]:
     """Who is calling: the principal and the address Envoy's front listener stamped, else the
-    direct peer (a caller on the router's own loopback port)."""
-    found = {key: value for key, value in metadata or () if key in (PRINCIPAL_HEADER, PEER_HEADER)}
-    return {"principal": quoted(found.get(PRINCIPAL_HEADER, "local"), 256),
-            "peer": quoted(found.get(PEER_HEADER, peer), 256)}
+    direct peer (a caller on the router's own loopback port), and why when the caller said so."""
+    found = {key: value for key, value in metadata or () if key in (PRINCIPAL_HEADER, PEER_HEADER, REASON_HEADER)}
+    caller = {"principal": quoted(found.get(PRINCIPAL_HEADER, "local"), 256),
+              "peer": quoted(found.get(PEER_HEADER, peer), 256)}
+    if isinstance(found.get(REASON_HEADER), str) and found[REASON_HEADER].strip():
+        caller["why"] = quoted(found[REASON_HEADER].strip(), 500)
+    return caller
 
 
 class DeploymentLog:

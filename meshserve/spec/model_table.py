@@ -21,6 +21,7 @@ from pathlib import Path
 
 from meshserve.core.errors import ModelNotFound, quoted
 from meshserve.core.model_package import ModelPackage, load_package
+from meshserve.spec.table_control import TableControl
 
 
 @dataclass
@@ -61,7 +62,7 @@ class ModelEntry:
 class ModelTable:
     models: dict[str, ModelEntry]
     mesh_address: str | None = None
-    control: dict = field(default_factory=dict)
+    control: TableControl = field(default_factory=TableControl)
     unavailable: list[UnavailableModel] = field(default_factory=list)
     generation: int = 0  # raised by each rewrite of a running mesh's table
 
@@ -89,7 +90,8 @@ class ModelTable:
             models[model["name"]] = ModelEntry(model["name"], versions,
                                                model.get("default_version") or newest(list(versions)))
         unavailable = [UnavailableModel(**u) for u in raw.get("unavailable", [])]
-        return cls(models, raw.get("mesh_address"), raw.get("control", {}), unavailable, int(raw.get("generation", 0)))
+        control = TableControl.model_validate(raw.get("control") or {})
+        return cls(models, raw.get("mesh_address"), control, unavailable, int(raw.get("generation", 0)))
 
     def take_in(self, newer: "ModelTable") -> list[tuple[str, str]]:
         """Serve what NEWER adds (models, versions) and its list of unavailable packages; returns the
@@ -114,7 +116,7 @@ class ModelTable:
 
     @staticmethod
     def write(path: str | Path, packages_with_addresses: list[tuple[ModelPackage, str | list[str]]],
-              mesh_address: str | None = None, control: dict | None = None,
+              mesh_address: str | None = None, control: TableControl | None = None,
               unavailable: list[UnavailableModel] | None = None, generation: int = 0,
               default_versions: dict[str, str] | None = None) -> None:
         """Each package with its adapter's address, or every replica's (the first is the address).
@@ -133,7 +135,7 @@ class ModelTable:
                        for name, versions in sorted(by_name.items())],
             **({"generation": generation} if generation else {}),  # a table never rewritten has none
             "mesh_address": mesh_address,
-            "control": control or {},
+            "control": (control or TableControl()).as_json(),
             "unavailable": [vars(u) for u in unavailable or ()],
         }
         tmp = Path(f"{path}.tmp")

@@ -35,6 +35,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from meshserve.core.errors import ManifestError
+from meshserve.core.settings import Settings
 from meshserve.core.strict_model import StrictModel
 
 ALL_MODELS = "*"
@@ -210,5 +211,5 @@ def internal_tls_environment(security: SecuritySpec) -> dict[str, str]:
     tls = security.internal_tls
     if tls is None:
         return {}
-    return {"MESHSERVE_INTERNAL_TLS_CERTIFICATE": tls.certificate, "MESHSERVE_INTERNAL_TLS_PRIVATE_KEY": tls.private_key,
-            "MESHSERVE_INTERNAL_TLS_CA": tls.ca}
+    return Settings.child_environment(internal_tls_certificate=tls.certificate,
+                                      internal_tls_private_key=tls.private_key, internal_tls_ca=tls.ca)

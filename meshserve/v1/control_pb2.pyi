@@ -109,7 +109,7 @@ class GetRecordsRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ...) -> None: ...
 
 class PredictionRecord(_message.Message):
-    __slots__ = ("request_id", "slot", "role", "side", "model", "version", "digest", "training_data_sha256", "code_revision", "trace_id", "time", "latency_s", "code", "error", "inputs_json", "outputs_json", "package_json", "explanation_json")
+    __slots__ = ("request_id", "slot", "role", "side", "model", "version", "digest", "training_data_sha256", "code_revision", "trace_id", "time", "latency_s", "code", "error", "inputs_json", "outputs_json", "package_json", "explanation_json", "batch_size", "timings_json")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SLOT_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,8 @@ class PredictionRecord(_message.Message):
     OUTPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
     PACKAGE_JSON_FIELD_NUMBER: _ClassVar[int]
     EXPLANATION_JSON_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_JSON_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     slot: str
     role: str
@@ -146,7 +148,9 @@ class PredictionRecord(_message.Message):
     outputs_json: str
     package_json: str
     explanation_json: str
-    def __init__(self, request_id: _Optional[str] = ..., slot: _Optional[str] = ..., role: _Optional[str] = ..., side: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., digest: _Optional[str] = ..., training_data_sha256: _Optional[str] = ..., code_revision: _Optional[str] = ..., trace_id: _Optional[str] = ..., time: _Optional[float] = ..., latency_s: _Optional[float] = ..., code: _Optional[str] = ..., error: _Optional[str] = ..., inputs_json: _Optional[str] = ..., outputs_json: _Optional[str] = ..., package_json: _Optional[str] = ..., explanation_json: _Optional[str] = ...) -> None: ...
+    batch_size: int
+    timings_json: str
+    def __init__(self, request_id: _Optional[str] = ..., slot: _Optional[str] = ..., role: _Optional[str] = ..., side: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., digest: _Optional[str] = ..., training_data_sha256: _Optional[str] = ..., code_revision: _Optional[str] = ..., trace_id: _Optional[str] = ..., time: _Optional[float] = ..., latency_s: _Optional[float] = ..., code: _Optional[str] = ..., error: _Optional[str] = ..., inputs_json: _Optional[str] = ..., outputs_json: _Optional[str] = ..., package_json: _Optional[str] = ..., explanation_json: _Optional[str] = ..., batch_size: _Optional[int] = ..., timings_json: _Optional[str] = ...) -> None: ...
 
 class GetRecordsResponse(_message.Message):
     __slots__ = ("records",)
@@ -218,12 +222,32 @@ class RolloutActionRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
 
 class GetComparisonRequest(_message.Message):
-    __slots__ = ("model", "window_s")
+    __slots__ = ("model", "window_s", "since", "until", "thresholds")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     WINDOW_S_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     model: str
     window_s: float
-    def __init__(self, model: _Optional[str] = ..., window_s: _Optional[float] = ...) -> None: ...
+    since: float
+    until: float
+    thresholds: ComparisonThresholds
+    def __init__(self, model: _Optional[str] = ..., window_s: _Optional[float] = ..., since: _Optional[float] = ..., until: _Optional[float] = ..., thresholds: _Optional[_Union[ComparisonThresholds, _Mapping]] = ...) -> None: ...
+
+class ComparisonThresholds(_message.Message):
+    __slots__ = ("min_requests", "alpha", "min_agreement", "max_distance", "max_error_rate_increase")
+    MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    MIN_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ERROR_RATE_INCREASE_FIELD_NUMBER: _ClassVar[int]
+    min_requests: int
+    alpha: float
+    min_agreement: float
+    max_distance: float
+    max_error_rate_increase: float
+    def __init__(self, min_requests: _Optional[int] = ..., alpha: _Optional[float] = ..., min_agreement: _Optional[float] = ..., max_distance: _Optional[float] = ..., max_error_rate_increase: _Optional[float] = ...) -> None: ...
 
 class Comparison(_message.Message):
     __slots__ = ("model", "comparison_json")
@@ -234,12 +258,18 @@ class Comparison(_message.Message):
     def __init__(self, model: _Optional[str] = ..., comparison_json: _Optional[str] = ...) -> None: ...
 
 class GetDriftRequest(_message.Message):
-    __slots__ = ("model", "alerts_only")
+    __slots__ = ("model", "alerts_only", "check_now", "version", "alerts_since")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ALERTS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CHECK_NOW_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_SINCE_FIELD_NUMBER: _ClassVar[int]
     model: str
     alerts_only: bool
-    def __init__(self, model: _Optional[str] = ..., alerts_only: _Optional[bool] = ...) -> None: ...
+    check_now: bool
+    version: str
+    alerts_since: float
+    def __init__(self, model: _Optional[str] = ..., alerts_only: _Optional[bool] = ..., check_now: _Optional[bool] = ..., version: _Optional[str] = ..., alerts_since: _Optional[float] = ...) -> None: ...
 
 class DriftReport(_message.Message):
     __slots__ = ("model", "drift_json")
@@ -248,6 +278,98 @@ class DriftReport(_message.Message):
     model: str
     drift_json: str
     def __init__(self, model: _Optional[str] = ..., drift_json: _Optional[str] = ...) -> None: ...
+
+class GetQualityRequest(_message.Message):
+    __slots__ = ("model", "since", "until", "window_s")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_S_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    since: float
+    until: float
+    window_s: float
+    def __init__(self, model: _Optional[str] = ..., since: _Optional[float] = ..., until: _Optional[float] = ..., window_s: _Optional[float] = ...) -> None: ...
+
+class QualityReport(_message.Message):
+    __slots__ = ("model", "quality_json")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_JSON_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    quality_json: str
+    def __init__(self, model: _Optional[str] = ..., quality_json: _Optional[str] = ...) -> None: ...
+
+class OutcomeRow(_message.Message):
+    __slots__ = ("request_id", "time", "values_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    VALUES_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    time: float
+    values_json: str
+    def __init__(self, request_id: _Optional[str] = ..., time: _Optional[float] = ..., values_json: _Optional[str] = ...) -> None: ...
+
+class ImportOutcomesRequest(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[OutcomeRow]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[OutcomeRow, _Mapping]]] = ...) -> None: ...
+
+class ImportOutcomesResponse(_message.Message):
+    __slots__ = ("reported_before", "recorded")
+    REPORTED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    reported_before: _containers.RepeatedScalarFieldContainer[str]
+    recorded: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, reported_before: _Optional[_Iterable[str]] = ..., recorded: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExplainRequest(_message.Message):
+    __slots__ = ("request_id", "background", "output", "row")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    background: int
+    output: str
+    row: int
+    def __init__(self, request_id: _Optional[str] = ..., background: _Optional[int] = ..., output: _Optional[str] = ..., row: _Optional[int] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("request_id", "explanation_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    explanation_json: str
+    def __init__(self, request_id: _Optional[str] = ..., explanation_json: _Optional[str] = ...) -> None: ...
+
+class ExportRecordsRequest(_message.Message):
+    __slots__ = ("model", "version", "role", "since", "until", "limit", "newest_first", "page_size")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_FIRST_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    role: str
+    since: float
+    until: float
+    limit: int
+    newest_first: bool
+    page_size: int
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., since: _Optional[float] = ..., until: _Optional[float] = ..., limit: _Optional[int] = ..., newest_first: _Optional[bool] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class RecordPage(_message.Message):
+    __slots__ = ("records", "total")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[PredictionRecord]
+    total: int
+    def __init__(self, records: _Optional[_Iterable[_Union[PredictionRecord, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class DeployRequest(_message.Message):
     __slots__ = ("model", "version", "role", "amount", "allow_signature_change", "strict", "bundle_digest")

@@ -89,6 +89,26 @@ class ControlStub:
                 request_serializer=meshserve_dot_v1_dot_control__pb2.DeployRequest.SerializeToString,
                 response_deserializer=meshserve_dot_v1_dot_control__pb2.DeployResponse.FromString,
                 _registered_method=True)
+        self.GetQuality = channel.unary_unary(
+                '/meshserve.v1.Control/GetQuality',
+                request_serializer=meshserve_dot_v1_dot_control__pb2.GetQualityRequest.SerializeToString,
+                response_deserializer=meshserve_dot_v1_dot_control__pb2.QualityReport.FromString,
+                _registered_method=True)
+        self.ImportOutcomes = channel.unary_unary(
+                '/meshserve.v1.Control/ImportOutcomes',
+                request_serializer=meshserve_dot_v1_dot_control__pb2.ImportOutcomesRequest.SerializeToString,
+                response_deserializer=meshserve_dot_v1_dot_control__pb2.ImportOutcomesResponse.FromString,
+                _registered_method=True)
+        self.Explain = channel.unary_unary(
+                '/meshserve.v1.Control/Explain',
+                request_serializer=meshserve_dot_v1_dot_control__pb2.ExplainRequest.SerializeToString,
+                response_deserializer=meshserve_dot_v1_dot_control__pb2.Explanation.FromString,
+                _registered_method=True)
+        self.ExportRecords = channel.unary_stream(
+                '/meshserve.v1.Control/ExportRecords',
+                request_serializer=meshserve_dot_v1_dot_control__pb2.ExportRecordsRequest.SerializeToString,
+                response_deserializer=meshserve_dot_v1_dot_control__pb2.RecordPage.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -173,6 +193,37 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetQuality(self, request, context):
+        """Live quality of a model per version and role, from recorded predictions and their reported
+        outcomes (what `meshserve quality` reports).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportOutcomes(self, request, context):
+        """Store a batch of outcomes as a file gave them (`meshserve outcomes FILE`); answers which of
+        their requests were reported before and which have a recorded answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Explain(self, request, context):
+        """Per-feature attributions of a recorded prediction, scored by the version that made it
+        through the mesh; stored with the record (shown by GetRecords).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportRecords(self, request, context):
+        """A model's records in time order (or newest first), in pages, without holding the store.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -230,6 +281,26 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Deploy,
                     request_deserializer=meshserve_dot_v1_dot_control__pb2.DeployRequest.FromString,
                     response_serializer=meshserve_dot_v1_dot_control__pb2.DeployResponse.SerializeToString,
+            ),
+            'GetQuality': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQuality,
+                    request_deserializer=meshserve_dot_v1_dot_control__pb2.GetQualityRequest.FromString,
+                    response_serializer=meshserve_dot_v1_dot_control__pb2.QualityReport.SerializeToString,
+            ),
+            'ImportOutcomes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportOutcomes,
+                    request_deserializer=meshserve_dot_v1_dot_control__pb2.ImportOutcomesRequest.FromString,
+                    response_serializer=meshserve_dot_v1_dot_control__pb2.ImportOutcomesResponse.SerializeToString,
+            ),
+            'Explain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Explain,
+                    request_deserializer=meshserve_dot_v1_dot_control__pb2.ExplainRequest.FromString,
+                    response_serializer=meshserve_dot_v1_dot_control__pb2.Explanation.SerializeToString,
+            ),
+            'ExportRecords': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportRecords,
+                    request_deserializer=meshserve_dot_v1_dot_control__pb2.ExportRecordsRequest.FromString,
+                    response_serializer=meshserve_dot_v1_dot_control__pb2.RecordPage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -529,6 +600,114 @@ class Control:
             '/meshserve.v1.Control/Deploy',
             meshserve_dot_v1_dot_control__pb2.DeployRequest.SerializeToString,
             meshserve_dot_v1_dot_control__pb2.DeployResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQuality(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshserve.v1.Control/GetQuality',
+            meshserve_dot_v1_dot_control__pb2.GetQualityRequest.SerializeToString,
+            meshserve_dot_v1_dot_control__pb2.QualityReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportOutcomes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshserve.v1.Control/ImportOutcomes',
+            meshserve_dot_v1_dot_control__pb2.ImportOutcomesRequest.SerializeToString,
+            meshserve_dot_v1_dot_control__pb2.ImportOutcomesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Explain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshserve.v1.Control/Explain',
+            meshserve_dot_v1_dot_control__pb2.ExplainRequest.SerializeToString,
+            meshserve_dot_v1_dot_control__pb2.Explanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/meshserve.v1.Control/ExportRecords',
+            meshserve_dot_v1_dot_control__pb2.ExportRecordsRequest.SerializeToString,
+            meshserve_dot_v1_dot_control__pb2.RecordPage.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,27 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
-from pathlib import Path
 
 import grpc
 
 from meshserve.core.errors import ManifestError, MeshError, abort, quoted
-from meshserve.spec.deployment_spec import DeploymentSpec, Rollout
-from meshserve.envoy.admin import EnvoyAdmin, EnvoyError
-from meshserve.envoy.layout import EnvoyLayout
-from meshserve.envoy.rollouts import LiveRollouts
 from meshserve.core.mesh_secret import mesh_secret
 from meshserve.core.settings import get_settings
-from meshserve.spec.deployment_log import FILE_NAME as DEPLOYMENT_LOG, DeploymentLog, caller_of
-from meshserve.router.data_plane.authorization import ModelAccess, principal_of
-from meshserve.spec.model_table import ModelEntry, ModelTable
+from meshserve.envoy.routing import EnvoyError, LiveRouting
+from meshserve.router.control_plane import records_reads
 from meshserve.router.control_plane.progressive import RolloutController
-from meshserve.sidecars.compare.comparison import compare
-from meshserve.sidecars.drift.drift_tables import open_alert_messages
-from meshserve.sidecars.records.audit import audit, to_message
-from meshserve.sidecars.records.outcomes import outcomes_from_messages
-from meshserve.sidecars.records.store import open_store
+from meshserve.router.data_plane.authorization import ModelAccess, principal_of
+from meshserve.sidecars.drift.api import open_alert_messages
+from meshserve.sidecars.records.api import audit, open_store, outcomes_from_messages, to_message
+from meshserve.spec.deployment_log import DeploymentLog, caller_of
+from meshserve.spec.deployment_spec import Rollout
+from meshserve.spec.model_table import ModelEntry, ModelTable
+from meshserve.spec.table_control import TableControl
 from meshserve.v1 import control_pb2 as cpb
 from meshserve.v1 import control_pb2_grpc as cpb_grpc
 
@@ -38,26 +33,20 @@ class ControlServicer(cpb_grpc.ControlServicer):
     def __init__(self, table: ModelTable, ready):
         self.table = table
         self._ready = ready  # coroutine (name, version) -> bool, the inference service's check
-        self.rollouts = live_rollouts(table)  # None when the mesh runs without Envoy
+        self.rollouts = live_routing(table.control)  # None when the mesh runs without Envoy
         self._store = None  # opened on the first GetRecords
         self._store_lock = threading.Lock()
-        self.log = DeploymentLog(deployment_log_path(table))
+        self.log = DeploymentLog(table.control.deployment_log)
         self.security = ModelAccess.from_control(table.control).security
-        control = table.control or {}
-        run_dir = Path(control["rollout_state"]).parent if "rollout_state" in control else None
-        self.controller = self._controller(control, run_dir)
+        self.controller = self._controller(table.control)
 
-    def _controller(self, control: dict, run_dir: Path | None) -> RolloutController | None:
+    def _controller(self, control: TableControl) -> RolloutController | None:
         """The progressive-delivery controller, when some model has a rollout plan."""
-        if self.rollouts is None or run_dir is None or not control.get("records_store"):
+        if self.rollouts is None or control.progressive_state is None or not control.records_store:
             return None
         if not any(d.rollout_plan for d in self.rollouts.spec.models.values()):
             return None
-        url = control["records_store"]
-
-        def apply_and_wait(model: str, weights: dict, shadows: dict) -> None:
-            self.rollouts.apply(model, weights, shadows)
-            self.envoy_admin.wait_for_routes(self.rollouts.version_info)
+        url = control.records_store
 
         def drift_alerts(model: str, version: str) -> list[str]:  # what the recorder's drift monitor holds open
             store = open_store(url)
@@ -67,13 +56,12 @@ class ControlServicer(cpb_grpc.ControlServicer):
                 store.close()
 
         return RolloutController(self.rollouts.spec, self.rollouts, lambda: open_store(url),
-                                 run_dir / "progressive.json", self.log, drift_alerts=drift_alerts,
-                                 apply_and_wait=apply_and_wait)
+                                 control.progressive_state, self.log, drift_alerts=drift_alerts)
 
     async def start_background(self) -> None:
         """Start what runs beside the control service: the rollout controller, if any plan exists,
         and the judging metrics (shadow agreement, live quality) when metrics are on."""
-        url = (self.table.control or {}).get("records_store")
+        url = self.table.control.records_store
         if url and get_settings().metrics_listen:
             from meshserve.observability.judging_metrics import keep_publishing
 
@@ -109,27 +97,13 @@ class ControlServicer(cpb_grpc.ControlServicer):
         return await self.GetRolloutStatus(request, context)
 
     async def GetComparison(self, request, context):
-        url = (self.table.control or {}).get("records_store")
-        if not url:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this mesh keeps no records")
-        since = time.time() - request.window_s if request.window_s > 0 else None
-
-        def compared() -> dict:
-            with self._store_lock:
-                if self._store is None:
-                    self._store = open_store(url)
-                return compare(self._store, request.model, since)
-
-        try:
-            result = await asyncio.to_thread(compared)
-        except Exception as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the records store cannot be read now: {exc}")
-        return cpb.Comparison(model=request.model, comparison_json=json.dumps(result))
+        """Shadows and canaries against their primary (router/control_plane/records_reads.py)."""
+        return await records_reads.get_comparison(self, request, context)
 
     async def ListModels(self, request, context):
         paths = self._shows_paths(context)
         return cpb.ListModelsResponse(models=[await self._model(m, paths) for m in list(self.table.models.values())],
-                                      models_dir=(self.table.control or {}).get("models_dir", "") if paths else "")
+                                      models_dir=self.table.control.models_dir if paths else "")
 
     async def GetModel(self, request, context):
         try:
@@ -159,8 +133,8 @@ class ControlServicer(cpb_grpc.ControlServicer):
         asked = {"model": quoted(wanted.model), "weights": dict(wanted.weights), "shadows": dict(wanted.shadows)}
         try:
             self.table.model(wanted.model)
-            applied = self.rollouts.apply(wanted.model, dict(wanted.weights) or None, dict(wanted.shadows))
-            await asyncio.to_thread(self.envoy_admin.wait_for_routes, self.rollouts.version_info)
+            applied = await asyncio.to_thread(self.rollouts.apply, wanted.model, dict(wanted.weights) or None,
+                                              dict(wanted.shadows))
         except ManifestError as exc:
             self.log.append(caller, "SetRollout", "refused", **asked, reason=exc.problem)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"rollout refused: {exc.problem} ({exc.field}). "
@@ -195,7 +169,7 @@ class ControlServicer(cpb_grpc.ControlServicer):
 
     async def GetRecords(self, request, context):
         """Every record of one request, read from the store the mesh's recorder fills."""
-        url = (self.table.control or {}).get("records_store")
+        url = self.table.control.records_store
         if not url:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 "this mesh keeps no records (records.enabled is false in meshserve.yaml)")
@@ -209,7 +183,7 @@ class ControlServicer(cpb_grpc.ControlServicer):
 
     async def RecordOutcomes(self, request, context):
         """Ground truth for past requests, stored beside their records (sidecars/records/outcomes.py)."""
-        url = (self.table.control or {}).get("records_store")
+        url = self.table.control.records_store
         if not url:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 "this mesh keeps no records (records.enabled is false in meshserve.yaml)")
@@ -219,27 +193,21 @@ class ControlServicer(cpb_grpc.ControlServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"the records store cannot be written now: {exc}")
 
     async def GetDrift(self, request, context):
-        url = (self.table.control or {}).get("records_store")
-        if not url:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this mesh keeps no records, so no drift")
+        """The drift of a model's columns and its alerts (router/control_plane/records_reads.py)."""
+        return await records_reads.get_drift(self, request, context)
 
-        def drift() -> dict:
-            from meshserve.sidecars.drift.drift_tables import DriftTables
+    async def GetQuality(self, request, context):
+        return await records_reads.get_quality(self, request, context)
 
-            with self._store_lock:
-                if self._store is None:
-                    self._store = open_store(url)
-                tables = DriftTables(self._store)
-                columns = tables.status(request.model)
-                if request.alerts_only:
-                    columns = [c for c in columns if c.get("alerting")]
-                return {"columns": columns, "alerts": tables.alerts(request.model)}
+    async def ImportOutcomes(self, request, context):
+        return await records_reads.import_outcomes(self, request, context)
 
-        try:
-            result = await asyncio.to_thread(drift)
-        except Exception as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the records store cannot be read now: {exc}")
-        return cpb.DriftReport(model=request.model, drift_json=json.dumps(result, default=str))
+    async def Explain(self, request, context):
+        return await records_reads.explain(self, request, context)
+
+    async def ExportRecords(self, request, context):
+        async for page in records_reads.export_records(self, request, context):
+            yield page
 
     def _record_outcomes(self, url: str, outcomes: list) -> cpb.RecordOutcomesResponse:
         with self._store_lock:
@@ -261,10 +229,6 @@ class ControlServicer(cpb_grpc.ControlServicer):
         if self.rollouts is not None:
             return _rollout_message(model.name, self.rollouts.current(model.name))
         return cpb.Rollout(model=model.name, weights={model.default_version: 100})
-
-    @property
-    def envoy_admin(self) -> EnvoyAdmin:
-        return EnvoyAdmin(self.rollouts.layout.admin)
 
     def _shows_paths(self, context) -> bool:
         """Package paths on disk are for admins: a caller Envoy let in as a principal sees them only
@@ -292,23 +256,9 @@ def _rollout_message(model: str, rollout: Rollout) -> cpb.Rollout:
     return cpb.Rollout(model=model, weights=rollout.weights, shadows=rollout.shadows)
 
 
-def deployment_log_path(table: ModelTable) -> Path | None:
-    """RUN_DIR/deployment-log.jsonl beside the rollout state `meshserve up` keeps (None without Envoy)."""
-    control = table.control or {}
-    if control.get("deployment_log"):
-        return Path(control["deployment_log"])
-    return Path(control["rollout_state"]).parent / DEPLOYMENT_LOG if control.get("rollout_state") else None
-
-
-def live_rollouts(table: ModelTable) -> LiveRollouts | None:
+def live_routing(control: TableControl) -> LiveRouting | None:
     """The live split, when `meshserve up` runs Envoy and wrote where its files are."""
-    control = table.control or {}
-    if "envoy" not in control:
+    if control.envoy is None or control.deployment is None:
         return None
-    envoy = control["envoy"]
-    layout = EnvoyLayout(Path(envoy["run_dir"]), front=envoy["front"], mesh=envoy["mesh"], admin=envoy["admin"],
-                         mesh_secret=mesh_secret())  # the routes the router rewrites carry it
-    spec = DeploymentSpec.model_validate_json(Path(control["deployment"]).read_text())
-    return LiveRollouts(spec, layout, state_path=Path(control["rollout_state"]), rest=bool(envoy.get("rest")),
-                        direct_rest=bool(envoy.get("direct_rest")),
-                        tapped={tuple(pair) for pair in envoy.get("tapped", [])})
+    # The routes the router rewrites carry the mesh secret on to the mesh's servers.
+    return LiveRouting.for_mesh(control.envoy, control.deployment, control.rollout_state, mesh_secret())

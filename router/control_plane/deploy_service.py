@@ -3,7 +3,7 @@
 The version must be one the mesh runs (listed in meshserve.yaml, usually as a variant with
 weight 0: loaded, taking no traffic), or one whose package is in the models folder: the
 launcher's package watcher loads it at weight 0 (meshserve/launcher/package_watcher.py) and
-Deploy waits for that, up to MESHSERVE_DEPLOY_WAIT_S. The gate (meshserve/deploy/gate.py) loads its package in
+Deploy waits for that, up to the deploy_wait_s setting. The gate (meshserve/deploy/gate.py) loads its package in
 a fresh adapter and checks it against the live version; only then is the split changed,
 through the same live rollouts as SetRollout, so nothing in flight is dropped. Every deploy,
 refused or applied, is in the deployment log with who asked, the digest and the gate's result.
@@ -15,11 +15,11 @@ import asyncio
 import time
 
 import grpc
-from meshserve.envoy.admin import EnvoyError
+from meshserve.envoy.routing import EnvoyError
 from meshserve.spec.deployment_log import caller_of
 from meshserve.spec.deployment_spec import SPEC_NAME
 from meshserve.spec.models_folder import find_in_folder
-from meshserve.core.settings import get_settings
+from meshserve.core.settings import get_settings, variable_for
 
 from meshserve.core.errors import MeshError, abort, quoted
 from meshserve.deploy.gate import GateResult, run_gate
@@ -48,19 +48,20 @@ def _running(servicer, model: str, version: str) -> bool:
 
 async def _wait_for_load(servicer, model: str, version: str, context: grpc.aio.ServicerContext) -> None:
     """Until the package watcher has loaded MODEL:VERSION from the models folder; refuse when no
-    package of it is there, when loading it fails, or when it takes longer than MESHSERVE_DEPLOY_WAIT_S."""
-    control = servicer.table.control or {}
-    folder = control.get("models_dir", "")
+    package of it is there, when loading it fails, or when it takes longer than the deploy_wait_s setting."""
+    control = servicer.table.control
+    folder = control.models_dir
     entry = servicer.table.models.get(model)
     running = sorted(servicer.rollouts.spec.models[model].replicas) if model in servicer.rollouts.spec.models else []
     location = await asyncio.to_thread(find_in_folder, folder, model, version) if folder else None
     if location is None:
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                             not_running(model, version, running if entry is not None else [], folder))
-    if not control.get("watch_interval_s"):
+    if not control.watch_interval_s:
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                             f"version '{quoted(version)}' of '{quoted(model)}' is in {location} but this mesh does not "
-                            "watch its models folder (MESHSERVE_WATCH_INTERVAL_S is 0); start it with the watcher on "
+                            f"watch its models folder ({variable_for('watch_interval_s')} is 0); start it with the "
+                            "watcher on "
                             "to load packages while it runs")
     started, waited = servicer.table.generation, get_settings().deploy_wait_s
     deadline = time.monotonic() + waited
@@ -124,8 +125,7 @@ async def deploy(servicer, request: cpb.DeployRequest, context: grpc.aio.Service
         # From the split live now: another change may have landed while the gate ran.
         weights, shadows = split_for(servicer.rollouts.current(model.name), request.version, request.role,
                                      request.amount)
-        applied = servicer.rollouts.apply(model.name, weights, shadows)
-        await asyncio.to_thread(servicer.envoy_admin.wait_for_routes, servicer.rollouts.version_info)
+        applied = await asyncio.to_thread(servicer.rollouts.apply, model.name, weights, shadows)
     except EnvoyError as exc:
         servicer.log.append(caller, "Deploy", "failed", **asked, gate=result.as_log(), reason=str(exc))
         await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))

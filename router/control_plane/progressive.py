@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,19 +92,95 @@ def measure(records: list[dict], candidate: str, primary: str, pairs: list[tuple
     return figures
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What a stage's figures call for, and the reason the deployment log and the status give."""
+
+    action: str  # roll_back | advance | hold (say why it waits) | wait (keep measuring)
+    why: str = ""
+
+
+def decide(plan: RolloutPlan, stage: str, figures: dict[str, Any], elapsed: float, primary: str,
+           drift_alerted: Callable[[], bool] = lambda: False) -> Decision:
+    """The controller's judgement of a stage (shadow or step) from its FIGURES (`measure`, plus
+    `_accuracy`'s when the plan bounds accuracy) after ELAPSED seconds: a breached bound rolls
+    back at once; enough requests and time with every bound kept advance, unless outcomes are
+    still missing or a drift alert (DRIFT_ALERTED, asked only then) names the candidate; too few
+    requests past max_step_s hold and say so. No I/O: the caller acts on the answer."""
+    bounds = plan.bounds
+    if stage == "shadow":
+        count, enough = figures["pairs"], figures["pairs"] >= plan.min_requests
+        disagreement = figures["disagreement"]
+        if enough and bounds.max_disagreement is not None and disagreement > bounds.max_disagreement:
+            return Decision("roll_back", f"disagreement with version {primary} {disagreement:.3f} above "
+                                         f"{bounds.max_disagreement} on {count} requests in the shadow stage")
+    else:
+        count, enough = figures["requests"], figures["requests"] >= plan.min_requests
+        breach = breach_of(figures, bounds, plan.candidate)
+        if breach:
+            return Decision("roll_back", breach)
+    if bounds.max_accuracy_drop is not None and stage == "step":
+        judged = _accuracy_judgement(plan, figures, primary, ready=enough and elapsed >= plan.min_step_s)
+        if judged is not None:
+            return judged
+    if enough and elapsed >= plan.min_step_s:
+        if bounds.no_drift_alert and drift_alerted():
+            return Decision("hold", f"held: a drift alert names version {plan.candidate}")
+        return Decision("advance", f"every bound kept on {count} requests over {elapsed:.0f} s")
+    if not enough and elapsed > plan.max_step_s:
+        return Decision("hold", f"holding: {count} of the {plan.min_requests} requests this step needs after "
+                                f"{elapsed:.0f} s (max_step_s {plan.max_step_s:g}); not promoting without evidence")
+    return Decision("wait")
+
+
+def _accuracy_judgement(plan: RolloutPlan, figures: dict[str, Any], primary: str, ready: bool) -> Decision | None:
+    """A step bounded by accuracy: roll back when the candidate trails by more than the bound on
+    enough outcomes of both versions; when the step is otherwise READY to advance but the
+    outcomes are too few, hold for them. None: accuracy does not decide."""
+    bounds = plan.bounds
+    judged = figures.get("candidate_outcomes", 0) >= bounds.min_outcomes and \
+        figures.get("primary_outcomes", 0) >= bounds.min_outcomes
+    if judged and figures["accuracy_drop"] > bounds.max_accuracy_drop:
+        return Decision("roll_back", f"accuracy {figures['candidate_accuracy']:.4f} of version {plan.candidate} on "
+                                     f"{figures['candidate_outcomes']} outcomes trails version {primary}'s "
+                                     f"{figures['primary_accuracy']:.4f} by more than {bounds.max_accuracy_drop}")
+    if not judged and ready:
+        return Decision("hold", f"held: waiting for outcomes ({figures.get('candidate_outcomes', 0)} of version "
+                                f"{plan.candidate}, {figures.get('primary_outcomes', 0)} of version {primary}; "
+                                f"each needs {bounds.min_outcomes}) before judging accuracy")
+    return None
+
+
+def breach_of(figures: dict[str, Any], bounds, candidate: str) -> str:
+    """Why the candidate breaks an error-rate or p99 bound, judged on BREACH_MIN_REQUESTS; "" when it does not."""
+    if figures["requests"] < BREACH_MIN_REQUESTS:
+        return ""
+    rate = figures["error_rate"]
+    if bounds.max_error_rate is not None and rate is not None and rate > bounds.max_error_rate:
+        return (f"error rate {rate:.3f} of version {candidate} above {bounds.max_error_rate} "
+                f"({figures['failures']} of {figures['requests']} requests failed)")
+    ratio = figures.get("p99_ratio")
+    if bounds.max_p99_ratio is not None and ratio is not None and figures["primary_requests"] >= \
+            BREACH_MIN_REQUESTS and ratio > bounds.max_p99_ratio:
+        return (f"p99 latency {figures['p99_ms']:.1f} ms of version {candidate} is {ratio:.2f}x the primary's "
+                f"{figures['primary_p99_ms']:.1f} ms, above {bounds.max_p99_ratio}x")
+    return ""
+
+
 class RolloutController:
     """Runs inside the router, beside the control service, for every model with a plan."""
 
     def __init__(self, spec, rollouts, store_opener, state_path: Path, deployment_log: DeploymentLog,
-                 drift_alerts=None, apply_and_wait=None):
+                 drift_alerts=None):
         self.spec = spec
-        self.rollouts = rollouts  # envoy.rollouts.LiveRollouts
+        # current(model) -> Rollout, apply(model, weights, shadows) blocking until Envoy serves it
+        # (envoy/routing.py's LiveRouting)
+        self.rollouts = rollouts
         self._open_store = store_opener
         self._store = None
         self.state_path = state_path
         self.log = deployment_log
         self._drift_alerts = drift_alerts  # (model, version) -> list of alert texts, when drift is monitored
-        self._apply_and_wait = apply_and_wait  # (model, weights, shadows) -> None, blocking until Envoy serves it
         self.plans: dict[str, RolloutPlan] = {m: d.rollout_plan for m, d in spec.models.items() if d.rollout_plan}
         self.states: dict[str, PlanState] = self._load()
         self._lock = threading.Lock()  # judging runs on a worker thread; operators act from the server's
@@ -127,10 +204,7 @@ class RolloutController:
     # ---- acting -----------------------------------------------------------------------------
 
     def _set(self, model: str, weights: dict[str, int], shadows: dict[str, float], what: str, why: str, by: str) -> None:
-        if self._apply_and_wait is not None:
-            self._apply_and_wait(model, weights, shadows)
-        else:
-            self.rollouts.apply(model, weights, shadows)
+        self.rollouts.apply(model, weights, shadows)
         state = self.states[model]
         entry = self.log.change(model, what, why, by, weights=weights, shadows=shadows)
         state.history.append({k: entry[k] for k in ("time", "what", "why", "by")})
@@ -231,58 +305,25 @@ class RolloutController:
         records = list(self._store.query(model, since=since))
         pairs = list(self._store.shadow_pairs(model, since=since)) if state.stage == "shadow" else []
         figures = measure(records, plan.candidate, primary, pairs)
-        bounds = plan.bounds
-        if bounds.max_accuracy_drop is not None:
+        if plan.bounds.max_accuracy_drop is not None:
             figures.update(self._accuracy(model, plan.candidate, primary, state.plan_started_at))
         state.measurements = figures
-        elapsed = time.time() - since
-        if state.stage == "shadow":
-            count, enough = figures["pairs"], figures["pairs"] >= plan.min_requests
-            disagreement = figures["disagreement"]
-            if enough and bounds.max_disagreement is not None and disagreement > bounds.max_disagreement:
-                self._roll_back(model, f"disagreement with version {primary} {disagreement:.3f} above "
-                                f"{bounds.max_disagreement} on {count} requests in the shadow stage",
-                                "rollout controller")
-                return
+        drift_alerted = lambda: self._drift_alerts is not None and bool(self._drift_alerts(model, plan.candidate))
+        decision = decide(plan, state.stage, figures, time.time() - since, primary, drift_alerted)
+        if decision.action == "roll_back":
+            self._roll_back(model, decision.why, "rollout controller")
+        elif decision.action == "advance":
+            self._advance(model, decision.why, "rollout controller")
         else:
-            count, enough = figures["requests"], figures["requests"] >= plan.min_requests
-            breach = self._breach(figures, bounds, model, plan.candidate)
-            if breach:
-                self._roll_back(model, breach, "rollout controller")
-                return
-        if bounds.max_accuracy_drop is not None and state.stage == "step":
-            judged = figures.get("candidate_outcomes", 0) >= bounds.min_outcomes and \
-                figures.get("primary_outcomes", 0) >= bounds.min_outcomes
-            if judged and figures["accuracy_drop"] > bounds.max_accuracy_drop:
-                self._roll_back(model, f"accuracy {figures['candidate_accuracy']:.4f} of version {plan.candidate} on "
-                                f"{figures['candidate_outcomes']} outcomes trails version {primary}'s "
-                                f"{figures['primary_accuracy']:.4f} by more than {bounds.max_accuracy_drop}",
-                                "rollout controller")
-                return
-            if not judged and enough and elapsed >= plan.min_step_s:
-                state.holding = (f"held: waiting for outcomes ({figures.get('candidate_outcomes', 0)} of version "
-                                 f"{plan.candidate}, {figures.get('primary_outcomes', 0)} of version {primary}; "
-                                 f"each needs {bounds.min_outcomes}) before judging accuracy")
-                self._save()
-                return
-        if enough and elapsed >= plan.min_step_s:
-            if bounds.no_drift_alert and self._drift_alerts is not None and self._drift_alerts(model, plan.candidate):
-                state.holding = f"held: a drift alert names version {plan.candidate}"
-                self._save()
-                return
-            self._advance(model, f"every bound kept on {count} requests over {elapsed:.0f} s", "rollout controller")
-            return
-        if not enough and elapsed > plan.max_step_s:
-            holding = (f"holding: {count} of the {plan.min_requests} requests this step needs after {elapsed:.0f} s "
-                       f"(max_step_s {plan.max_step_s:g}); not promoting without evidence")
-            if holding.split(" after")[0] != state.holding.split(" after")[0]:
-                log.warning("rollout of %s: %s", model, holding)
-            state.holding = holding
-        self._save()
+            if decision.action == "hold" and decision.why.split(" after")[0] != state.holding.split(" after")[0]:
+                log.warning("rollout of %s: %s", model, decision.why)
+            if decision.action == "hold":
+                state.holding = decision.why
+            self._save()
 
     def _accuracy(self, model: str, candidate: str, primary: str, since: float) -> dict[str, Any]:
         """Each version's accuracy on the outcomes reported for its requests since the plan began."""
-        from meshserve.sidecars.records.quality import quality
+        from meshserve.sidecars.records.api import quality
 
         report = quality(self._store.joined(model, since=since))
         figures: dict[str, Any] = {}
@@ -295,21 +336,6 @@ class RolloutController:
         if "candidate_accuracy" in figures and "primary_accuracy" in figures:
             figures["accuracy_drop"] = figures["primary_accuracy"] - figures["candidate_accuracy"]
         return figures
-
-    @staticmethod
-    def _breach(figures: dict[str, Any], bounds, model: str, candidate: str) -> str:
-        if figures["requests"] < BREACH_MIN_REQUESTS:
-            return ""
-        rate = figures["error_rate"]
-        if bounds.max_error_rate is not None and rate is not None and rate > bounds.max_error_rate:
-            return (f"error rate {rate:.3f} of version {candidate} above {bounds.max_error_rate} "
-                    f"({figures['failures']} of {figures['requests']} requests failed)")
-        ratio = figures.get("p99_ratio")
-        if bounds.max_p99_ratio is not None and ratio is not None and figures["primary_requests"] >= \
-                BREACH_MIN_REQUESTS and ratio > bounds.max_p99_ratio:
-            return (f"p99 latency {figures['p99_ms']:.1f} ms of version {candidate} is {ratio:.2f}x the primary's "
-                    f"{figures['primary_p99_ms']:.1f} ms, above {bounds.max_p99_ratio}x")
-        return ""
 
     async def run(self) -> None:
         while True:

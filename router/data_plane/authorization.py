@@ -7,11 +7,11 @@ the router looks at anything else in the request.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from meshserve.core.errors import PermissionDenied, quoted
 from meshserve.core.mesh_protocol import PRINCIPAL_HEADER, Metadata
 from meshserve.spec.security_spec import SecuritySpec
+from meshserve.spec.table_control import TableControl
 
 
 def principal_of(metadata: Metadata) -> str | None:
@@ -28,12 +28,11 @@ class ModelAccess:
         self.security = security or SecuritySpec()
 
     @classmethod
-    def from_control(cls, control: dict | None) -> "ModelAccess":
+    def from_control(cls, control: TableControl) -> "ModelAccess":
         """The rules of the deployment `meshserve up` wrote beside the models table."""
-        path = (control or {}).get("deployment")
-        if not path:
+        if control.deployment is None:
             return cls()
-        return cls(SecuritySpec.model_validate(json.loads(Path(path).read_text()).get("security") or {}))
+        return cls(SecuritySpec.model_validate(json.loads(control.deployment.read_text()).get("security") or {}))
 
     def check(self, metadata: Metadata, model: str) -> None:
         """Raise PERMISSION_DENIED unless the caller may call MODEL."""

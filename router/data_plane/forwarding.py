@@ -39,7 +39,7 @@ class Forwarder:
         self.observers = observers or Observers()
         # Variants that scale to zero when idle (`replicas: {min: 0}`): a request that finds no
         # replica waits for the one the launcher starts when Envoy counts it, within its deadline.
-        self.cold_variants = {tuple(pair) for pair in table.control.get("cold_variants", [])}
+        self.cold_variants = set(table.control.cold_variants)
 
     def package_entry(self, name: str, version: str) -> tuple[list[str], VersionEntry]:
         """The versions a model serves and the entry of VERSION (its default when empty); raises NOT_FOUND."""

@@ -15,7 +15,7 @@ import meshserve
 from meshserve.core.errors import MeshError, abort
 from meshserve.core.mesh_protocol import (
     REQUEST_ID_HEADER, CallInfo, deadline_from, model_metadata, request_id_of, trace_id_of)
-from meshserve.core.request_parameters import stream_answer, stream_error
+from meshserve.core.inference_stream import answer_stream
 from meshserve.router.data_plane.authorization import ModelAccess
 from meshserve.router.data_plane.forwarding import Forwarder
 from meshserve.router.data_plane.triton_extensions import TritonExtensions, served_extensions
@@ -71,16 +71,13 @@ class RouterInferenceServicer(TritonExtensions, pb_grpc.GRPCInferenceServiceServ
             await abort(context, exc)
 
     async def ModelStreamInfer(self, request_iterator, context):
-        async for request in request_iterator:
-            call = call_of(context, request, streamed=True)
-            try:
-                self.access.check(context.invocation_metadata(), request.model_name)
-                response = await self.forwarder.infer(request, call, context.invocation_metadata())
-                yield stream_answer(request, response)
-            except grpc.aio.AbortError:
-                raise
-            except MeshError as exc:
-                yield stream_error(request, call.request_id, exc)
+        async def answer(request, call):
+            self.access.check(context.invocation_metadata(), request.model_name)
+            return await self.forwarder.infer(request, call, context.invocation_metadata())
+
+        async for message in answer_stream(request_iterator, lambda request: call_of(context, request, streamed=True),
+                                           answer):
+            yield message
 
     async def _authorize(self, context, model: str) -> None:
         try:

@@ -48,9 +48,9 @@ class TritonExtensions(UnservedMethods):
         await self._authorize(context, request.name)
         try:
             _, entry = self.forwarder.package_entry(request.name, request.version)
-            if entry.package.manifest.runtime != "triton":
+            if not entry.package.options.config_from_server:
                 return model_config(entry.package)
-            # A Triton model is described by Triton's own configuration, which its adapter fetches.
+            # The model's own server keeps its configuration (Triton's config.pbtxt); its adapter fetches it.
             return await self.forwarder.upstreams.stub(entry.address).ModelConfig(
                 pb.ModelConfigRequest(name=entry.package.name, version=entry.package.version),
                 timeout=CONFIG_TIMEOUT_S)

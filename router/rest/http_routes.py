@@ -8,6 +8,7 @@
     POST /v2/models/{model}[/versions/{version}]/infer         inference, JSON or binary tensors
     GET  /v2/models/stats, /v2/models/{model}[/versions/{version}]/stats   Triton's statistics
     POST /v2/repository/index                                  models and versions with their state
+    /console/...                                               the operator's console (meshserve/console/)
 
 Behind Envoy this listener shares the front address with gRPC (Envoy routes by content type);
 errors are `{"error": "..."}` with the HTTP status of the gRPC status. Bodies, tensors and the
@@ -117,9 +118,12 @@ class RestRoutes:
         return {"name": name, "version": version}
 
 
-def rest_app(calls: ServicerCalls) -> web.Application:
+def rest_app(calls: ServicerCalls, extend: Callable[[web.Application], None] | None = None) -> web.Application:
+    """The REST routes over CALLS; EXTEND adds the router's other pages (the console) to the same app."""
     routes = RestRoutes(calls)
     app = rest_application()
+    if extend is not None:
+        extend(app)
     app.router.add_get("/v2/health/live", routes.live)
     app.router.add_get("/v2/health/ready", routes.ready)
     app.router.add_get("/v2", routes.server_metadata)
@@ -135,6 +139,7 @@ def rest_app(calls: ServicerCalls) -> web.Application:
 
 
 async def start_rest(servicer, interceptors: Sequence[grpc.aio.ServerInterceptor], listen: str,
-                     ssl_context=None) -> web.AppRunner:
+                     ssl_context=None, extend: Callable[[web.Application], None] | None = None) -> web.AppRunner:
     """Serve SERVICER over REST on LISTEN (host:port); stop with `await runner.cleanup()`."""
-    return await serve_application(rest_app(ServicerCalls(servicer, interceptors)), listen, "router", ssl_context)
+    return await serve_application(rest_app(ServicerCalls(servicer, interceptors), extend), listen, "router",
+                                   ssl_context)

@@ -1,4 +1,5 @@
-"""Training data for a baseline: a CSV or Parquet file whose columns are the package's columns.
+"""Training data for a baseline: a table file (CSV, Parquet, JSON lines, ...) whose columns are
+the package's columns.
 
 Input columns must all be there (named as in columns.py: feature names, tensor names, or
 NAME_0 ... for unnamed columns). An output whose columns are in the file is taken from it (for
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 from meshserve.sidecars.drift.columns import columns_of
 
+from meshserve.core import tabular_files
 from meshserve.core.datatypes import NUMPY_DTYPES
 from meshserve.core.errors import ManifestError
 
@@ -25,26 +27,8 @@ PREDICT_ROWS = 1000  # rows per predict call when the model scores the training 
 
 
 def read_table(path: Path) -> dict[str, list]:
-    """Column name -> values, from .csv, .parquet (or .pq) and .jsonl files."""
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        raise ManifestError(str(path), "(file)", "no such file", "pass the training data with --data FILE")
-    if suffix == ".csv":
-        import pyarrow.csv as pacsv
-
-        table = pacsv.read_csv(path)
-    elif suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-    elif suffix in (".jsonl", ".ndjson"):
-        import pyarrow.json as pajson
-
-        table = pajson.read_json(path)
-    else:
-        raise ManifestError(str(path), "(file)", f"'{suffix}' is not a format meshserve reads",
-                            "give a .csv, .parquet or .jsonl file")
-    return table.to_pydict()
+    """Column name -> values, from any table file meshserve reads (meshserve.core.tabular_files)."""
+    return tabular_files.read_table(path).to_pydict()
 
 
 def _missing_column(path: Path, table: dict[str, list], tensor: str, column: str) -> ManifestError:

@@ -27,15 +27,22 @@ def to_message(record: dict[str, Any]) -> cpb.PredictionRecord:
         trace_id=record["trace_id"], time=record["time"], latency_s=record["latency_s"], code=record["code"],
         error=record["error"], inputs_json=json.dumps(record.get("inputs")),
         outputs_json=json.dumps(record.get("outputs")), package_json=json.dumps(record.get("package")),
-        explanation_json=json.dumps(record.get("explanation")))
+        explanation_json=json.dumps(record.get("explanation")), batch_size=record.get("batch_size"),
+        timings_json=json.dumps(record.get("timings")))
 
 
 def from_message(message: cpb.PredictionRecord) -> dict[str, Any]:
-    record = {field: getattr(message, field) for field in (
-        "request_id", "slot", "role", "side", "model", "version", "digest", "training_data_sha256",
-        "code_revision", "trace_id", "time", "latency_s", "code", "error")}
-    for name in ("inputs", "outputs", "package", "explanation"):
-        record[name] = json.loads(getattr(message, f"{name}_json") or "null")
+    """The record as `audit` gives it from the store, its keys in the same order (JSON output alike)."""
+    record: dict[str, Any] = {}
+    for field in ("request_id", "slot", "time", "side", "model", "version", "role", "digest", "training_data_sha256",
+                  "code_revision", "trace_id", "code", "error", "latency_s", "batch_size", "inputs", "outputs",
+                  "timings", "explanation", "package"):
+        if field in ("inputs", "outputs", "timings", "explanation", "package"):
+            record[field] = json.loads(getattr(message, f"{field}_json") or "null")
+        elif field == "batch_size":
+            record[field] = message.batch_size if message.HasField("batch_size") else None
+        else:
+            record[field] = getattr(message, field)
     return record
 
 
@@ -66,10 +73,9 @@ def describe(records: list[dict[str, Any]]) -> str:
         lines.append(f"   code revision {record['code_revision'] or '(not declared)'}")
         environment = package.get("environment") or {}
         if environment:
-            parts = []
-            for world in ("python", "r", "java", "triton"):
-                if world in environment and isinstance(environment[world], dict):
-                    parts.append(f"{world} {environment[world].get('version', '')}".strip())
+            # Each world's capture is a mapping under the world's name (`strict` and `captured_at` are not).
+            parts = [f"{world} {recorded.get('version', '')}".strip()
+                     for world, recorded in environment.items() if isinstance(recorded, dict)]
             lines.append(f"   environment {', '.join(parts) or 'recorded'}"
                          f" (captured {environment.get('captured_at', '?')})")
         else:

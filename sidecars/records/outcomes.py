@@ -3,9 +3,10 @@
 An outcome names the request it belongs to and holds the true value of one or more of the
 model's outputs (`label: 1`, `default_probability: 0.0`, ...), one value per row of the
 request's batch. Outcomes come one at a time through the control API or in bulk from a file
-(CSV, Parquet or JSONL with a request-id column and columns named after the outputs). The
-latest report of a request wins, and the summary says how many replaced earlier ones; ids
-with no recorded answer yet are kept (their records may still be on their way) and counted.
+(any table file meshserve reads: CSV, TSV, Parquet, JSON lines; with a request-id column and
+columns named after the outputs). The latest report of a request wins, and the summary says
+how many replaced earlier ones; ids with no recorded answer yet are kept (their records may
+still be on their way) and counted.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshserve.core import tabular_files
 from meshserve.sidecars.records.store import RecordStore
 
 BATCH = 2000
@@ -70,26 +72,15 @@ def _value(raw: Any) -> Any:
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        with open(path) as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        yield {"__malformed__": f"line {number}: not JSON ({exc.msg})"}
-        return
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH):
-            yield from batch.to_pylist()
-        return
-    import csv
-
-    with open(path, newline="") as handle:
-        yield from csv.DictReader(handle)
+    """The file's rows as dicts, read by meshserve.core.tabular_files. A CSV/TSV cell stays the
+    text it is (a request id "007" keeps its zeros; `_value` reads numbers and lists); a row that
+    cannot be parsed comes as {"__malformed__": "line N: why"}, so it is counted, not fatal."""
+    malformed: list[str] = []
+    for row in tabular_files.iter_rows(path, cells_as_text=True, on_invalid_row=malformed.append):
+        yield from ({"__malformed__": problem} for problem in malformed)
+        malformed.clear()
+        yield row
+    yield from ({"__malformed__": problem} for problem in malformed)
 
 
 def import_outcomes(store: RecordStore, rows: Iterator[dict[str, Any]], outputs: list[str] | None = None,
@@ -163,8 +154,8 @@ CLASS_TYPES = {"BYTES", "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UIN
 
 def _class_output(store: RecordStore, request_id: str) -> tuple[str, str] | None:
     """(output name, datatype) of the first class output of the model that answered REQUEST_ID."""
-    rows = store._rows(store._q("SELECT digest FROM records WHERE request_id = ? AND slot = 'answer'"), (request_id,))
-    package = store.package(rows[0]["digest"]) if rows and rows[0]["digest"] else None
+    digest = store.answer_digest(request_id)
+    package = store.package(digest) if digest else None
     if package is None:
         return None
     classes = [o for o in package["signature"]["outputs"] if o["datatype"] in CLASS_TYPES]

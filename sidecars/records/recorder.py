@@ -23,13 +23,13 @@ import sys
 import time
 from pathlib import Path
 
+from meshserve.core.mesh_protocol import RECORDER_READY as READY_LINE
 from meshserve.sidecars.records.front_refusals import ROTATE_BYTES, read_lines
 from meshserve.sidecars.records.spool import read_frames, spool_files, writer_alive
 from meshserve.sidecars.records.store import RecordStore, open_store, redacted
 
 log = logging.getLogger("meshserve.recorder")
 
-READY_LINE = "meshserve recorder ready"
 BATCH_RECORDS = 2000
 RETENTION_EVERY_S = 60.0
 
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 def _start_drift_monitor(store_url: str, plan_path: str | None):
     if plan_path is None:
         return None
-    from meshserve.sidecars.drift.monitor import MonitorThread
+    from meshserve.sidecars.drift.api import MonitorThread
 
     return MonitorThread.start(store_url, Path(plan_path))
 

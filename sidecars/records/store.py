@@ -8,6 +8,12 @@ spool file, in one transaction, so a recorder killed at any point re-reads only 
 committed. Records are keyed by (request_id, slot); a second record for the same key replaces
 the first only when it ranks at least as high (an answer over an error, the adapter's own
 record over the router's), which also makes a re-read harmless.
+
+Everything outside this module reads and writes through the public methods below; the reads
+that serve people (the console, the CLI, the control API) are bounded: a time window of at most
+MAX_WINDOW_S cut into at most MAX_BUCKETS steps, and pages of at most MAX_PAGE records, so one
+query cannot tie up the database for the mesh's own recorder. The drift monitor's state
+(`drift_status`, `drift_alerts`) lives here too, beside the records it is computed from.
 """
 
 from __future__ import annotations
@@ -25,6 +31,14 @@ import orjson
 
 from meshserve.sidecars.records.spool import BODY_FIELDS
 
+MAX_PAGE = 500  # records in one page a reader asks for
+MAX_WINDOW_S = 31 * 86400.0  # the longest time window one aggregate covers
+MAX_BUCKETS = 720  # steps a window is cut into (an hour at 5 s)
+# Upper bounds (seconds) of the latency bins the series are counted in; percentiles are read off
+# them as Prometheus reads a histogram, so the database returns counts, never every latency.
+LATENCY_BOUNDS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
+                  0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
 COLUMNS = ("request_id", "slot", "rank", "time", "side", "model", "version", "role", "digest",
            "training_data_sha256", "code_revision", "trace_id", "code", "error", "latency_s", "batch_size", "body")
 
@@ -39,6 +53,7 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS records_by_model_time ON records (model, version, time)",
     "CREATE INDEX IF NOT EXISTS records_by_model_and_time ON records (model, time, request_id, slot)",
     "CREATE INDEX IF NOT EXISTS records_by_time ON records (time)",
+    "CREATE INDEX IF NOT EXISTS records_by_trace ON records (trace_id)",
     """CREATE TABLE IF NOT EXISTS packages (
         digest TEXT PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, body TEXT NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS spool_offsets (file TEXT PRIMARY KEY, position BIGINT NOT NULL)",
@@ -50,7 +65,45 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS outcomes (
         request_id TEXT PRIMARY KEY, time DOUBLE PRECISION NOT NULL, reported_at DOUBLE PRECISION NOT NULL,
         body TEXT NOT NULL)""",
+    # The drift monitor's latest check of each column, and its alerts from raised to cleared
+    # (sidecars/drift/drift_tables.py says what each holds).
+    """CREATE TABLE IF NOT EXISTS drift_status (
+        model TEXT NOT NULL, version TEXT NOT NULL, role TEXT NOT NULL, tensor TEXT NOT NULL, feature TEXT NOT NULL,
+        window_kind TEXT NOT NULL, checked_at DOUBLE PRECISION NOT NULL, row_count INTEGER NOT NULL,
+        score DOUBLE PRECISION, threshold DOUBLE PRECISION NOT NULL, p_value DOUBLE PRECISION,
+        alerting INTEGER NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (model, version, role, tensor, feature, window_kind))""",
+    """CREATE TABLE IF NOT EXISTS drift_alerts (
+        model TEXT NOT NULL, version TEXT NOT NULL, role TEXT NOT NULL, tensor TEXT NOT NULL, feature TEXT NOT NULL,
+        window_kind TEXT NOT NULL, raised_at DOUBLE PRECISION NOT NULL, last_seen DOUBLE PRECISION NOT NULL,
+        cleared_at DOUBLE PRECISION, score DOUBLE PRECISION NOT NULL, threshold DOUBLE PRECISION NOT NULL,
+        p_value DOUBLE PRECISION, row_count INTEGER NOT NULL, message TEXT NOT NULL,
+        PRIMARY KEY (model, version, role, tensor, feature, window_kind, raised_at))""",
 ]
+
+DRIFT_KEY = ("model", "version", "role", "tensor", "feature", "window_kind")
+
+
+class QueryOutOfBounds(ValueError):
+    """A read asked for more than the store answers at once (a window, a step or a page too large)."""
+
+
+def checked_window(since: float, until: float, step_s: float | None = None) -> None:
+    """Raise QueryOutOfBounds unless [SINCE, UNTIL) is a window the store aggregates in one query."""
+    if not (until > since):
+        raise QueryOutOfBounds(f"the window's end ({until}) must come after its start ({since})")
+    if until - since > MAX_WINDOW_S:
+        raise QueryOutOfBounds(f"a window of {until - since:.0f} s is longer than the {MAX_WINDOW_S:.0f} s "
+                               "one query covers; ask for a shorter window")
+    if step_s is not None and (step_s <= 0 or (until - since) / step_s > MAX_BUCKETS):
+        raise QueryOutOfBounds(f"a step of {step_s:g} s cuts the window into more than {MAX_BUCKETS} steps; "
+                               "ask for a longer step")
+
+
+def checked_page(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise QueryOutOfBounds(f"a page of {limit} records is outside 1..{MAX_PAGE}; ask for at most {MAX_PAGE}")
+    return int(limit)
 
 
 # A record's key, in the order records are read in: (column, its name in a row).
@@ -81,6 +134,8 @@ class RecordStore:
     """The SQL both databases share; subclasses connect and translate placeholders."""
 
     placeholder = "?"
+    # A step number from a non-negative quotient: SQLite's CAST truncates, PostgreSQL's rounds.
+    floor_sql = "CAST({} AS INTEGER)"
     url: str
 
     def _execute(self, sql: str, params: Iterable = ()):  # pragma: no cover - per database
@@ -239,8 +294,9 @@ class RecordStore:
         return found
 
     def joined(self, model: str, since: float | None = None, until: float | None = None,
-               batch: int = 1000) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-        """(record, outcome) for every record of MODEL (answers and shadow copies) whose request has an outcome."""
+               batch: int = 1000, limit: int | None = None) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        """(record, outcome) for every record of MODEL (answers and shadow copies) whose request has an
+        outcome; the first LIMIT of them when given."""
         where, params = ["r.model = ?", "r.code = 'OK'"], [model]
         for clause, value in (("r.time >= ?", since), ("r.time < ?", until)):
             if value is not None:
@@ -249,7 +305,7 @@ class RecordStore:
         select = ("SELECT r.*, o.time AS outcome_time, o.body AS outcome_body FROM records r "
                   "JOIN outcomes o ON o.request_id = r.request_id")
         key = [("r.time", "time"), ("r.request_id", "request_id"), ("r.slot", "slot")]
-        for row in self.pages(select, where, params, key, batch=batch):
+        for row in self.pages(select, where, params, key, batch=batch, limit=limit):
             outcome = {"time": row.pop("outcome_time"), "values": json.loads(row.pop("outcome_body"))}
             yield record_of(row), outcome
 
@@ -267,6 +323,119 @@ class RecordStore:
         key = [("s.time", "s_time"), ("s.request_id", "s_request_id"), ("s.slot", "s_slot")]
         for row in self.pages(select, where, params, key, descending=bool(limit), batch=batch, limit=limit):
             yield (record_of({c: row[f"p_{c}"] for c in COLUMNS}), record_of({c: row[f"s_{c}"] for c in COLUMNS}))
+
+    # -- aggregates over a bounded window, for the console's charts ---------------------------
+
+    def _bucket(self) -> str:
+        """SQL for the step a record's time falls in (parameters: window start, step length)."""
+        return self.floor_sql.format("(time - ?) / ?")
+
+    def traffic(self, model: str, since: float, until: float, step_s: float) -> list[dict[str, Any]]:
+        """Records of MODEL in [SINCE, UNTIL) counted per (version, role, step, status code):
+        rows {version, role, bucket, code, requests, row_count}; bucket k starts at SINCE + k * STEP_S."""
+        checked_window(since, until, step_s)
+        return self._rows(self._q(
+            f"SELECT version, role, {self._bucket()} AS bucket, code, COUNT(*) AS requests, "
+            "SUM(COALESCE(batch_size, 1)) AS row_count FROM records WHERE model = ? AND time >= ? AND time < ? "
+            "GROUP BY version, role, bucket, code ORDER BY bucket"),
+            (float(since), float(step_s), model, float(since), float(until)))
+
+    def latency_bins(self, model: str, since: float, until: float, step_s: float) -> list[dict[str, Any]]:
+        """Answered records of MODEL counted per (version, role, step, latency bin): rows {version,
+        role, bucket, bin, n}; bin i holds latencies under LATENCY_BOUNDS[i] (the last, the rest)."""
+        checked_window(since, until, step_s)
+        bins = " ".join(f"WHEN latency_s < {bound!r} THEN {i}" for i, bound in enumerate(LATENCY_BOUNDS))
+        return self._rows(self._q(
+            f"SELECT version, role, {self._bucket()} AS bucket, CASE {bins} ELSE {len(LATENCY_BOUNDS)} END AS bin, "
+            "COUNT(*) AS n FROM records WHERE model = ? AND time >= ? AND time < ? AND code = 'OK' "
+            "GROUP BY version, role, bucket, bin"),
+            (float(since), float(step_s), model, float(since), float(until)))
+
+    def batch_sizes(self, model: str, since: float, until: float) -> list[dict[str, Any]]:
+        """How many answered records of MODEL in [SINCE, UNTIL) ran in a micro-batch of each size:
+        rows {version, role, batch_size, n} (batch_size NULL: not micro-batched)."""
+        checked_window(since, until)
+        return self._rows(self._q(
+            "SELECT version, role, batch_size, COUNT(*) AS n FROM records WHERE model = ? AND time >= ? "
+            "AND time < ? AND code = 'OK' GROUP BY version, role, batch_size ORDER BY batch_size"),
+            (model, float(since), float(until)))
+
+    # -- single records, in bounded pages -------------------------------------------------------
+
+    def recent_records(self, model: str, limit: int = 50, before: float | None = None,
+                       version: str | None = None) -> list[dict[str, Any]]:
+        """The newest LIMIT (at most MAX_PAGE) records of MODEL older than BEFORE, newest first."""
+        return list(self.query(model, version=version, until=before, limit=checked_page(limit), newest_first=True,
+                               batch=checked_page(limit)))
+
+    def records_by_trace(self, trace_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Records whose trace id is TRACE_ID (a trace may hold several requests), newest first."""
+        rows = self._rows(self._q(f"SELECT * FROM records WHERE trace_id = ? ORDER BY time DESC, slot "
+                                  f"LIMIT {checked_page(limit)}"), (trace_id,))
+        return [record_of(r) for r in rows]
+
+    def answer_digest(self, request_id: str) -> str | None:
+        """The package digest of the version that answered REQUEST_ID, when recorded."""
+        rows = self._rows(self._q("SELECT digest FROM records WHERE request_id = ? AND slot = 'answer'"),
+                          (request_id,))
+        return rows[0]["digest"] or None if rows else None
+
+    def latest_package(self, model: str) -> dict[str, Any] | None:
+        """The recorded package of MODEL's highest version (its manifest, signature, provenance)."""
+        rows = self._rows(self._q("SELECT body FROM packages WHERE model = ? ORDER BY version DESC LIMIT 1"),
+                          (model,))
+        return json.loads(rows[0]["body"]) if rows else None
+
+    # -- the drift monitor's state ----------------------------------------------------------------
+
+    def save_drift_status(self, rows: list[dict[str, Any]]) -> None:
+        columns = DRIFT_KEY + ("checked_at", "row_count", "score", "threshold", "p_value", "alerting", "body")
+        update = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in DRIFT_KEY)
+        sql = self._q(f"INSERT INTO drift_status ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                      f"ON CONFLICT ({', '.join(DRIFT_KEY)}) DO UPDATE SET {update}")
+        with self._transaction() as cursor:
+            cursor.executemany(sql, [tuple(json.dumps(r[c]) if c == "body" else r[c] for c in columns) for r in rows])
+
+    def drift_status(self, model: str) -> list[dict[str, Any]]:
+        """The latest check of every column of MODEL, its histograms (`body`) decoded."""
+        rows = self._rows(self._q("SELECT * FROM drift_status WHERE model = ? ORDER BY version, role, tensor, "
+                                  "feature, window_kind"), (model,))
+        for row in rows:
+            row["body"] = json.loads(row["body"])
+        return rows
+
+    def drift_alerts(self, model: str | None = None, since: float | None = None,
+                     open_only: bool = False) -> list[dict[str, Any]]:
+        """Drift alerts, oldest first: of MODEL (every model when None), open ones only, or those
+        open at some time since SINCE."""
+        where, params = ["1 = 1"], []
+        if model is not None:
+            where, params = where + ["model = ?"], params + [model]
+        if open_only:
+            where.append("cleared_at IS NULL")
+        if since is not None:
+            where, params = where + ["(cleared_at IS NULL OR cleared_at >= ?)"], params + [since]
+        return self._rows(self._q(f"SELECT * FROM drift_alerts WHERE {' AND '.join(where)} ORDER BY raised_at"),
+                          params)
+
+    def raise_drift_alert(self, alert: dict[str, Any]) -> None:
+        columns = DRIFT_KEY + ("raised_at", "last_seen", "score", "threshold", "p_value", "row_count", "message")
+        with self._transaction() as cursor:
+            cursor.execute(self._q(f"INSERT INTO drift_alerts ({', '.join(columns)}) "
+                                   f"VALUES ({', '.join('?' * len(columns))})"), tuple(alert[c] for c in columns))
+
+    def refresh_drift_alert(self, alert: dict[str, Any], now: float, score: float, p_value: float | None,
+                            rows: int) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(self._q("UPDATE drift_alerts SET last_seen = ?, score = ?, p_value = ?, row_count = ? "
+                                   f"WHERE {' AND '.join(f'{c} = ?' for c in DRIFT_KEY)} AND raised_at = ?"),
+                           (now, score, p_value, rows, *(alert[c] for c in DRIFT_KEY), alert["raised_at"]))
+
+    def clear_drift_alert(self, alert: dict[str, Any], now: float) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(self._q(f"UPDATE drift_alerts SET cleared_at = ? WHERE "
+                                   f"{' AND '.join(f'{c} = ?' for c in DRIFT_KEY)} AND raised_at = ?"),
+                           (now, *(alert[c] for c in DRIFT_KEY), alert["raised_at"]))
 
     def size_bytes(self) -> int:  # pragma: no cover - per database
         raise NotImplementedError
@@ -337,6 +506,7 @@ class SQLiteStore(RecordStore):
 
 class PostgresStore(RecordStore):
     placeholder = "%s"
+    floor_sql = "CAST(FLOOR({}) AS INTEGER)"
 
     def __init__(self, url: str):
         import psycopg

@@ -1,14 +1,20 @@
-"""Self-contained HTML pages with inline SVG plots: no script, no network, opens from a file.
+"""Self-contained HTML pages: one file, no network, opens from disk.
 
-Small on purpose: line charts over time, grouped bar charts (histograms side by side), tables
-and heat-mapped matrices are all the reports need, and plain SVG renders the same in every browser and in headless Chromium's screenshots.
+Charts are drawn by the same charting library as the console (Chart.js, shipped in
+meshserve/console/static/ with meshserve's chart settings in charts.js), inlined into the page,
+so a plot looks and behaves the same in a report and in the console. Each chart also carries a
+plain SVG drawing inside <noscript>, for readers that run no script (mail clients, text browsers
+turned graphical, printing pipelines). Tables and heat-mapped matrices are plain HTML.
 """
 
 from __future__ import annotations
 
 import datetime
 import html
+import json
 from collections.abc import Sequence
+from functools import cache
+from importlib.resources import files
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
@@ -27,11 +33,37 @@ def escape(text: object) -> str:
     return html.escape(str(text))
 
 
+@cache
+def chart_scripts() -> str:
+    """The charting library and meshserve's chart settings, as one inline script."""
+    static = files("meshserve.console") / "static"
+    code = (static / "chart.umd.min.js").read_text() + "\n" + (static / "charts.js").read_text()
+    return code.replace("</script", "<\\/script")
+
+
 def page(title: str, body: Sequence[str]) -> str:
     generated = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    content = "".join(body)
+    scripts = (f"<script>{chart_scripts()}</script><script>MeshCharts.drawAll(document);</script>"
+               if CHART_CLASS in content else "")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
-            f"<p class=\"note\">Generated {generated} by meshserve.</p>{''.join(body)}</body></html>\n")
+            f"<p class=\"note\">Generated {generated} by meshserve.</p>{content}{scripts}</body></html>\n")
+
+
+CHART_CLASS = "meshserve-chart"
+
+
+def _figure(spec: dict, width: int, height: int, fallback: str) -> str:
+    """A chart drawn by charts.js from SPEC, with FALLBACK (SVG) for readers without script."""
+    data = json.dumps(spec, allow_nan=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return (f"<figure style=\"margin: 0; width: {width}px\"><canvas width=\"{width}\" height=\"{height}\" role=\"img\" "
+            f"aria-label=\"{escape(spec['title'])}\"></canvas><script type=\"application/json\" class=\"{CHART_CLASS}\">"
+            f"{data}</script><noscript>{fallback}</noscript></figure>")
+
+
+def _finite(value: float) -> float | None:
+    return value if value == value and abs(value) != float("inf") else None
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], text_columns: int = 1) -> str:
@@ -56,9 +88,17 @@ def matrix(title: str, labels: Sequence[str], counts: Sequence[Sequence[int]], r
 def line_chart(title: str, series: dict[str, list[tuple[float, float]]], y_label: str, times: bool = True,
                width: int = 760, height: int = 300) -> str:
     """One line per series; x is seconds since the epoch (shown as UTC times) when TIMES."""
-    points = [p for values in series.values() for p in values]
-    if not points:
+    if not any(series.values()):
         return f"<p>{escape(title)}: no data yet.</p>"
+    spec = {"kind": "line", "title": title, "y_label": y_label, "times": times,
+            "series": [{"name": name, "points": [[x, _finite(y)] for x, y in sorted(values)]}
+                       for name, values in series.items()]}
+    return _figure(spec, width, height, _line_svg(title, series, y_label, times, width, height))
+
+
+def _line_svg(title: str, series: dict[str, list[tuple[float, float]]], y_label: str, times: bool,
+              width: int, height: int) -> str:
+    points = [p for values in series.values() for p in values]
     left, right, top, bottom = 60, 45, 30, 50
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = min(xs), max(xs)
@@ -109,9 +149,16 @@ def line_chart(title: str, series: dict[str, list[tuple[float, float]]], y_label
 def bar_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[float]], y_label: str,
               width: int = 500, height: int = 260) -> str:
     """Grouped bars: for each label one bar per series (e.g. a baseline and a live histogram)."""
-    values = [v for bars in series.values() for v in bars]
-    if not labels or not values:
+    if not labels or not any(len(bars) for bars in series.values()):
         return f"<p>{escape(title)}: no data yet.</p>"
+    spec = {"kind": "bars", "title": title, "y_label": y_label, "labels": [str(label) for label in labels],
+            "series": [{"name": name, "values": [_finite(float(v)) for v in bars]} for name, bars in series.items()]}
+    return _figure(spec, width, height, _bar_svg(title, labels, series, y_label, width, height))
+
+
+def _bar_svg(title: str, labels: Sequence[str], series: dict[str, Sequence[float]], y_label: str,
+             width: int, height: int) -> str:
+    values = [v for bars in series.values() for v in bars]
     left, right, top, bottom = 50, 10, 40, 80
     y1 = max(max(values), 1e-9) * 1.1
     plot_w, plot_h = width - left - right, height - top - bottom

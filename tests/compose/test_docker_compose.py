@@ -63,3 +63,19 @@ def test_docker_compose_config_refuses_a_broken_file(docker_compose, tmp_path):
     command, env = docker_compose
     result = subprocess.run(command + ["-f", str(broken), "config"], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode != 0
+
+
+def test_grafana_and_the_alerting_rules_are_mounted_from_compose(docker_compose):
+    """The folders Grafana's provisioning and Prometheus's rule_files name exist where the resolved
+    file mounts them from."""
+    command, env = docker_compose
+    result = subprocess.run(command + ["-f", str(COMPOSE_FILE), "config"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    grafana = {v["target"]: Path(v["source"]) for v in services["grafana"]["volumes"]}
+    assert (grafana["/etc/grafana/provisioning"] / "datasources" / "prometheus.yaml").is_file()
+    assert list(grafana["/var/lib/grafana/dashboards/meshserve"].glob("meshserve-*.json"))
+    assert any(p["target"] == 3000 for p in services["grafana"]["ports"])
+    rules = {v["target"]: Path(v["source"]) for v in services["prometheus"]["volumes"] if v["type"] == "bind"}
+    assert list(rules["/etc/prometheus/prometheus"].glob("*-alerts.yml"))

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from meshserve.observability.scrape_targets import TARGETS_FILE
+from meshserve.spec.run_folder import RunFolder
 
 COMPOSE = ROOT / "compose" / "docker-compose.yaml"
 
@@ -32,7 +32,7 @@ def test_docker_compose_accepts_the_file_with_and_without_the_collector():
     for profile in ([], ["--profile", "collector"]):
         services = subprocess.run([str(binary), "-f", str(COMPOSE), *profile, "config", "--services"],
                                   capture_output=True, text=True, check=True).stdout.split()
-        expected = {"meshserve", "jaeger", "prometheus"} | ({"otel-collector"} if profile else set())
+        expected = {"meshserve", "jaeger", "prometheus", "grafana"} | ({"otel-collector"} if profile else set())
         assert set(services) == expected
 
 
@@ -42,7 +42,7 @@ def test_prometheus_reads_the_targets_file_meshserve_up_writes():
     run_dir = command[command.index("--run-dir") + 1]
     config = yaml.safe_load((ROOT / "compose" / "prometheus.yml").read_text())
     files = config["scrape_configs"][0]["file_sd_configs"][0]["files"]
-    assert files == [f"{run_dir}/{TARGETS_FILE}"]
+    assert files == [str(RunFolder(Path(run_dir)).scrape_targets)]
     assert compose["services"]["prometheus"]["network_mode"] == "service:meshserve"
     assert compose["services"]["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
     if shutil.which("promtool"):

@@ -290,3 +290,23 @@ def child_pid(parent: int, word: str) -> int:
         if ppid == parent and word in cmdline:
             return int(entry.name)
     raise AssertionError(f"no child of {parent} runs {word}")
+
+
+def test_every_dashboard_and_alert_rule_query_evaluates_on_the_scraped_mesh(front, prometheus):
+    """Grafana's queries (compose/grafana/dashboards, $model set to breast-cancer) and the alerting
+    rules' expressions, on this mesh's real series after traffic (dashboard_queries.py)."""
+    from dashboard_queries import conditional_reasons, dashboard_queries, model_values, model_variable_query, problems, \
+        rule_queries
+
+    errors = 'meshserve_request_errors_total{side="adapter",model="breast-cancer"}'
+    for refused in range(2):  # a counter born at 1 has no rate yet: the second error makes one
+        with pytest.raises(grpc.RpcError):
+            front.ModelInfer(breast_cancer_request(np.zeros((1, 29))))
+        prometheus.wait_until(lambda: prometheus.scalar(f"sum({errors})") > refused, what="the error")
+    for row in np.random.default_rng(11).uniform(5, 25, size=(40, 1, 30)):
+        front.ModelInfer(breast_cancer_request(row))
+    prometheus.wait_until(lambda: prometheus.scalar(f"sum(rate({errors}[1m]))") > 0, what="the error rate")
+    assert "breast-cancer" in model_values(prometheus.address, model_variable_query())
+    queries = dashboard_queries() + rule_queries()
+    assert problems(prometheus, queries, "breast-cancer") == []
+    print("empty for want of what this mesh does not do:", conditional_reasons(prometheus, queries))

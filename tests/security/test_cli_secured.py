@@ -130,6 +130,27 @@ def test_a_records_reader_audits_a_request_through_the_mesh(mesh, audited):
         assert "iris-species" in found.stdout
 
 
+def test_a_records_reader_compares_measures_and_exports_through_the_mesh(mesh, audited, tmp_path):
+    meshserve("audit", audited[-1], "--address", mesh.address, "--ca", mesh.ca, "--wait", "15",
+              MESHSERVE_CLIENT_API_KEY=KEYS["auditor"])  # every record is stored
+    where = ("--address", mesh.address, "--ca", mesh.ca)
+    for command in (("compare", "iris-species"), ("quality", "iris-species"), ("drift", "iris-species"),
+                    ("records", "export", "--model", "iris-species", "-o", str(tmp_path / "iris.csv"))):
+        read = meshserve(*command, *where, MESHSERVE_CLIENT_API_KEY=KEYS["auditor"])
+        assert read.returncode in (0, 3), (command, read.stderr)
+        assert "Traceback" not in read.stderr
+    assert AUDITED_REQUEST in (tmp_path / "iris.csv").read_text()
+    refused = meshserve("quality", "iris-species", *where, MESHSERVE_CLIENT_API_KEY=KEYS["scorer"])
+    assert refused.returncode == 1 and "PERMISSION_DENIED" in refused.stderr and "`records: true`" in refused.stderr
+    # Explaining scores the model: a records reader who may not call it is refused, naming why.
+    unexplained = meshserve("explain", audited[0], *where, MESHSERVE_CLIENT_API_KEY=KEYS["auditor"])
+    assert unexplained.returncode == 1 and "PERMISSION_DENIED" in unexplained.stderr
+    assert "principal 'auditor' may not call model 'iris-species'" in unexplained.stderr
+    explained = meshserve("explain", audited[0], *where, "--json", **admin())
+    assert explained.returncode == 0, explained.stderr
+    assert len(json.loads(explained.stdout)["attributions"]) == 4
+
+
 def test_explain_scores_through_the_mesh_with_the_scorers_key(mesh, audited):
     meshserve("audit", audited[-1], "--address", mesh.address, "--ca", mesh.ca, "--wait", "15",
               MESHSERVE_CLIENT_API_KEY=KEYS["auditor"])  # every record is stored

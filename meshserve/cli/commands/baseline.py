@@ -18,8 +18,8 @@ def register(subparsers) -> None:
 
 def _baseline(args) -> int:
     from meshserve.core.model_package import load_package
-    from meshserve.sidecars.drift.baseline import write_baseline
-    from meshserve.sidecars.drift.package_baseline import make_baseline
+    from meshserve.sidecars.drift.api import write_baseline
+    from meshserve.sidecars.drift.api import make_baseline
 
     package = load_package(args.package)
     baseline, path = make_baseline(package, Path(args.data), score_outputs=not args.no_score)

@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 def _check(args) -> int:
     from meshserve.core.model_package import discover_packages
     from meshserve.spec.deployment_spec import deployment_for, spec_path_for
-    from meshserve.sidecars.drift.plan import plan_for
+    from meshserve.sidecars.drift.api import plan_for
 
     packages = discover_packages(args.models)
     deployment = deployment_for(args.models, packages)  # raises, naming file, field and fix, on a bad meshserve.yaml

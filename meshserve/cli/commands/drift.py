@@ -1,5 +1,9 @@
-"""`meshserve drift MODEL --store S`: each column's live distribution against the package's baseline,
-per version and role, with the alerts the mesh's monitor raised (docs/drift.md)."""
+"""`meshserve drift MODEL`: each column's live distribution against the package's baseline, per
+version and role, with the alerts the mesh's monitor raised (docs/drift.md).
+
+The running mesh checks its live windows against the baselines of the packages it serves
+(meshserve.v1.Control/GetDrift); with `--store` the command checks them itself, against the
+baselines in `--models` (or the `--store` folder), or else shows the monitor's last check."""
 
 from __future__ import annotations
 
@@ -8,17 +12,16 @@ import sys
 import time
 from pathlib import Path
 
+from meshserve.cli.shared_options import add_models_option, add_records_options, models_dir_of
+
 ALERT_HISTORY_S = 7 * 86400  # cleared alerts shown for a week
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("drift", help="compare a model's live inputs and outputs with its training baseline")
     parser.add_argument("model", help="model name")
-    parser.add_argument("--store", required=True, help="the folder of model packages the mesh served, "
-                                                      "sqlite:///PATH or postgresql://...")
-    parser.add_argument("--models", default=None, help="folder of the model packages (their baselines) and "
-                        "meshserve.yaml (default: --store when it is that folder); without it, the monitor's "
-                        "last check is shown")
+    add_records_options(parser)
+    add_models_option(parser, "their baselines, with --store; without either, the monitor's last check is shown")
     parser.add_argument("--version", default=None, help="only this version")
     parser.add_argument("--role", default=None, choices=["primary", "canary", "shadow"], help="only this role")
     parser.add_argument("--html", default=None, help="also write an HTML report with the histograms to this file")
@@ -31,7 +34,7 @@ def _plan(models_dir: Path, model: str):
     from meshserve.core.errors import ManifestError
     from meshserve.core.model_package import discover_packages
     from meshserve.spec.deployment_spec import load_spec, spec_path_for
-    from meshserve.sidecars.drift.plan import plan_for
+    from meshserve.sidecars.drift.api import plan_for
 
     packages = discover_packages(models_dir)
     spec = load_spec(spec_path_for(models_dir))
@@ -46,18 +49,37 @@ def _plan(models_dir: Path, model: str):
 
 
 def _drift(args) -> int:
-    from meshserve.core.settings import get_settings
-    from meshserve.sidecars.drift.baseline import read_baseline
-    from meshserve.sidecars.drift.drift_tables import DriftTables
-    from meshserve.sidecars.drift.monitor import check_model
-    from meshserve.sidecars.drift.report import alert_lines, page, text
-    from meshserve.cli.store_access import open_records_store
+    from meshserve.cli.records_source import RecordsSource
+    from meshserve.sidecars.drift.api import alert_lines, page, text
 
-    models_dir = Path(args.models) if args.models else (Path(args.store) if Path(args.store).is_dir() else None)
-    plan = _plan(models_dir, args.model) if models_dir else None
     now = time.time()
-    store = open_records_store(args.store)
-    try:
+    source = RecordsSource(args)
+    found = _from_mesh(source, args, now) if source.through_mesh else _from_store(source, args, now)
+    rows = [r for r in found["columns"] if args.version in (None, r["version"]) and args.role in (None, r["role"])]
+    history, policy = found["alerts"], found["policy"]
+    alerts = alert_lines(rows)
+    min_samples = policy["min_samples"] if policy else None
+    if args.json:
+        print(json.dumps({"model": args.model, "policy": policy, "columns": rows, "alerts": alerts,
+                          "monitor_alerts": history}, indent=2))
+    else:
+        print(text(args.model, rows, alerts, history, min_samples, everything=args.all))
+    if args.html:
+        Path(args.html).write_text(page(args.model, rows, alerts, history, min_samples))
+        print(f"wrote {args.html}", file=sys.stderr)
+    return 3 if alerts else 0
+
+
+def _from_store(source, args, now: float) -> dict:
+    """{"columns", "alerts", "policy"} as the mesh's GetDrift answers them, from the store itself."""
+    from meshserve.core.settings import get_settings
+    from meshserve.sidecars.drift.api import read_baseline
+    from meshserve.sidecars.drift.api import DriftTables
+    from meshserve.sidecars.drift.api import check_model
+
+    models_dir = models_dir_of(args)
+    plan = _plan(models_dir, args.model) if models_dir else None
+    with source.store() as store:
         tables = DriftTables(store)
         if plan is not None:
             baselines = {v: read_baseline(Path(p)) for v, p in plan.baselines.items()
@@ -67,17 +89,12 @@ def _drift(args) -> int:
         else:  # no packages at hand: what the monitor found at its last check
             rows = tables.status(args.model)
         history = tables.alerts(args.model, since=now - ALERT_HISTORY_S)
-    finally:
-        store.close()
-    rows = [r for r in rows if args.version in (None, r["version"]) and args.role in (None, r["role"])]
-    alerts = alert_lines(rows)
-    min_samples = plan.policy.min_samples if plan else None
-    if args.json:
-        print(json.dumps({"model": args.model, "policy": plan.policy.__dict__ if plan else None, "columns": rows,
-                          "alerts": alerts, "monitor_alerts": history}, indent=2))
-    else:
-        print(text(args.model, rows, alerts, history, min_samples, everything=args.all))
-    if args.html:
-        Path(args.html).write_text(page(args.model, rows, alerts, history, min_samples))
-        print(f"wrote {args.html}", file=sys.stderr)
-    return 3 if alerts else 0
+    return {"columns": rows, "alerts": history, "policy": plan.policy.__dict__ if plan else None}
+
+
+def _from_mesh(source, args, now: float) -> dict:
+    from meshserve.v1 import control_pb2 as cpb
+
+    request = cpb.GetDriftRequest(model=args.model, check_now=True, version=args.version or "",
+                                  alerts_since=now - ALERT_HISTORY_S)
+    return json.loads(source.call("GetDrift", request, timeout=600).drift_json)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from meshserve.cli.shared_options import add_spec_argument, models_dir_of_spec
 from meshserve.core.settings import get_settings
 
 
@@ -15,7 +16,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("envoy", help="Envoy configuration of the mesh")
     actions = parser.add_subparsers(dest="envoy_command", required=True, metavar="ACTION")
     render = actions.add_parser("render", help="print the Envoy bootstrap, cluster and route files for a deployment spec")
-    render.add_argument("spec", help="meshserve.yaml, or the folder of model packages that holds it")
+    add_spec_argument(render)
     render.add_argument("--listen", default=None, help="front listener host:port (default MESHSERVE_LISTEN)")
     render.add_argument("--first-port", type=int, default=9100,
                         help="mesh listener, admin, router and adapter ports are numbered from here (default 9100)")
@@ -28,17 +29,13 @@ def register(subparsers) -> None:
 
 def _render(args) -> int:
     from meshserve.core.model_package import discover_packages
-    from meshserve.spec.deployment_spec import SPEC_NAME, deployment_for
-    from meshserve.envoy.admin import EnvoyError
-    from meshserve.envoy.layout import EnvoyLayout, UpstreamAddresses
+    from meshserve.spec.deployment_spec import deployment_for
+    from meshserve.envoy.routing import EnvoyError
+    from meshserve.envoy.render import EnvoyLayout, UpstreamAddresses
     from meshserve.envoy.process import validate_config
     from meshserve.envoy.render import render
 
-    spec_arg = Path(args.spec)
-    models_dir = spec_arg if spec_arg.is_dir() else spec_arg.parent
-    if not spec_arg.is_dir() and spec_arg.name != SPEC_NAME:
-        print(f"meshserve: {spec_arg} is not a {SPEC_NAME}; pass the spec file or its folder", file=sys.stderr)
-        return 2
+    models_dir = models_dir_of_spec(args.spec)
     from meshserve.core.replica_slots import replica_slots
 
     packages = discover_packages(models_dir)

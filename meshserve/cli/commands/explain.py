@@ -2,7 +2,9 @@
 
 Scores the recorded row with one feature at a time replaced by values from recent records of
 the same version, through the running mesh, pinned to the version that answered; stores the
-result with the record (shown by `meshserve audit`).
+result with the record (shown by `meshserve audit`). The running mesh does it all
+(meshserve.v1.Control/Explain); with `--store` this command reads the records itself and sends
+only the scoring to the mesh.
 """
 
 from __future__ import annotations
@@ -10,15 +12,13 @@ from __future__ import annotations
 import json
 import sys
 
-from meshserve.cli.mesh_options import add_mesh_options
+from meshserve.cli.shared_options import add_records_options
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("explain", help="per-feature attributions of a recorded prediction")
     parser.add_argument("request_id", help="the request id of the prediction")
-    parser.add_argument("--store", required=True, help="the folder of model packages the mesh served, "
-                                                      "sqlite:///PATH or postgresql://...")
-    add_mesh_options(parser)
+    add_records_options(parser)
     parser.add_argument("--background", type=int, default=50, help="recorded rows to compare against (default 50)")
     parser.add_argument("--output", default=None, help="the output to explain (default: the first numeric one)")
     parser.add_argument("--row", type=int, default=0, help="which row of a batched request (default 0)")
@@ -27,20 +27,15 @@ def register(subparsers) -> None:
 
 
 def _explain(args) -> int:
-    from meshserve.cli.mesh_client import MeshClient
-    from meshserve.sidecars.records.explain import CannotExplain, explain
-    from meshserve.cli.store_access import open_records_store
+    from meshserve.cli.records_source import RecordsSource
+    from meshserve.sidecars.records.api import CannotExplain
 
-    mesh = MeshClient.from_args(args)
-    store = open_records_store(args.store)
+    source = RecordsSource(args)
     try:
-        result = explain(store, args.request_id, _predictor(mesh), background=args.background,
-                         output=args.output, row=args.row)
+        result = _by_mesh(source, args) if source.through_mesh else _from_store(source, args)
     except CannotExplain as exc:
-        print(f"meshserve: cannot explain {args.request_id}: {exc}", file=sys.stderr)
+        print(f"meshserve: {exc}", file=sys.stderr)
         return 1
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -52,6 +47,35 @@ def _explain(args) -> int:
     return 0
 
 
+def _from_store(source, args) -> dict:
+    from meshserve.sidecars.records.api import CannotExplain, explain
+
+    with source.store() as store:
+        try:
+            return explain(store, args.request_id, _predictor(source.mesh), background=args.background,
+                           output=args.output, row=args.row)
+        except CannotExplain as exc:
+            raise CannotExplain(f"cannot explain {args.request_id}: {exc}") from None
+
+
+def _by_mesh(source, args) -> dict:
+    """The mesh explains it; a prediction it cannot explain is FAILED_PRECONDITION, said as above."""
+    import grpc
+
+    from meshserve.sidecars.records.api import CannotExplain
+    from meshserve.v1 import control_pb2 as cpb
+
+    request = cpb.ExplainRequest(request_id=args.request_id, background=args.background, output=args.output or "",
+                                 row=args.row)
+    with source.mesh.control() as control:
+        try:
+            return json.loads(control.Explain(request, timeout=300).explanation_json)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and exc.details().startswith("cannot explain"):
+                raise CannotExplain(exc.details()) from None
+            raise source.failed(exc) from None
+
+
 def _predictor(mesh):
     def predict(model: str, version: str, inputs):
         import uuid
@@ -61,7 +85,7 @@ def _predictor(mesh):
         from tritonclient.utils import InferenceServerException
 
         from meshserve.core.datatypes import NUMPY_DTYPES
-        from meshserve.sidecars.records.explain import EXPLAIN_ID_PREFIX, CannotExplain
+        from meshserve.sidecars.records.api import EXPLAIN_ID_PREFIX, CannotExplain
 
         datatype = {dtype.str: name for name, dtype in NUMPY_DTYPES.items()}
         client = mesh.triton()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path, PurePosixPath
 
+from meshserve.cli.shared_options import add_spec_argument, models_dir_of_spec
 from meshserve.core.errors import ManifestError
 
 
@@ -15,7 +16,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("k8s", help="Kubernetes manifests of the mesh")
     actions = parser.add_subparsers(dest="k8s_command", required=True, metavar="ACTION")
     render = actions.add_parser("render", help="write Kubernetes manifests for a deployment spec")
-    render.add_argument("spec", help="meshserve.yaml, or the folder of model packages that holds it")
+    add_spec_argument(render)
     render.add_argument("-o", "--out", required=True, help="folder for the manifests (kubectl apply -f DIR)")
     render.add_argument("--image", default="meshserve:latest",
                         help="image built from compose/Dockerfile, holding the packages (default meshserve:latest)")
@@ -55,19 +56,15 @@ def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
 
 
 def _render(args) -> int:
-    from meshserve.envoy.admin import EnvoyError
+    from meshserve.envoy.routing import EnvoyError
     from meshserve.envoy.process import validate_config
     from meshserve.kubernetes.envoy_config import render_for_cluster
     from meshserve.kubernetes.options import IMAGE_MODELS, ClusterOptions
     from meshserve.kubernetes.packages import read_packages
     from meshserve.kubernetes.render import render_cluster
-    from meshserve.spec.deployment_spec import SPEC_NAME, load_spec, resolve_spec, spec_path_for
+    from meshserve.spec.deployment_spec import load_spec, resolve_spec, spec_path_for
 
-    spec_arg = Path(args.spec)
-    models_dir = spec_arg if spec_arg.is_dir() else spec_arg.parent
-    if not spec_arg.is_dir() and spec_arg.name != SPEC_NAME:
-        print(f"meshserve: {spec_arg} is not a {SPEC_NAME}; pass the spec file or its folder", file=sys.stderr)
-        return 2
+    models_dir = models_dir_of_spec(args.spec)
     router_min, router_max = _router_bounds(args.router_replicas)
     options = ClusterOptions(image=args.image, namespace=args.namespace, cluster_domain=args.cluster_domain,
                              models_root=PurePosixPath(args.models_root) if args.models_root else IMAGE_MODELS,

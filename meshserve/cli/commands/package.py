@@ -256,9 +256,7 @@ def _bundle_environment(package, args) -> dict[str, Any]:
 
 def capture_environment(package) -> dict[str, Any]:
     """What the package's runtime records of its environment (Python's by default)."""
-    from meshserve.adapters.runtimes import runtime_entry
-
-    return dict(runtime_entry(package.manifest.runtime).runtime_class().capture_environment(package))
+    return dict(package.options.capture_environment(package))
 
 
 _TOP_LEVEL_LINE = re.compile(r"^\S")  # the next top-level key or comment ends the block
@@ -293,29 +291,16 @@ def write_top_level(manifest_path: Path, key: str, value: Any) -> None:
 
 
 def summary(environment: dict[str, Any]) -> list[str]:
+    """One line per world recorded, in the words of the runtime of that name (its options class)."""
+    from meshserve.core.runtimes import options_class, runtime_names
+
+    names = runtime_names()
     lines = []
-    if "r" in environment:
-        r = environment["r"]
-        lines.append(f"R {r.get('version')} with {len(r.get('packages', {}))} packages loaded")
-    if "python" in environment:
-        py = environment["python"]
-        if "requirements" in py:
-            lines.append(f"Python {py.get('version')} with {len(py['requirements'])} pinned requirements "
-                         f"(from {py.get('source', 'the training environment')}; `meshserve up` builds its own environment)")
-        else:
-            lines.append(f"Python {py.get('version')} with {len(py.get('packages', []))} packages")
-    if "java" in environment:
-        java = environment["java"]
-        lines.append(f"Java {java.get('version')} ({java.get('vm')}) with {len(java.get('jars', {}))} jar digests")
-    if "triton" in environment:
-        triton = environment["triton"]
-        if triton.get("source") == "server":
-            lines.append(f"Triton {triton.get('version')} at {triton.get('server')}: model {triton.get('model_name')} "
-                         f"version {triton.get('model_version')}")
-        else:
-            wheel = triton.get("wheel") or {}
-            lines.append(f"Triton from {wheel.get('name')} {wheel.get('version')}: model {triton.get('model_name')} "
-                         f"with {len(triton.get('files') or {})} file digests")
-    for key in sorted(set(environment) - {"r", "python", "java", "triton", "strict", "captured_at"}):
-        lines.append(f"{key}: recorded")
+    for key in [n for n in names if n in environment] + sorted(set(environment) - set(names)):
+        recorded = environment[key]
+        if key in ("strict", "captured_at"):
+            continue
+        described = options_class(key).describe_environment(recorded) \
+            if key in names and isinstance(recorded, dict) else None
+        lines.append(described or f"{key}: recorded")
     return lines

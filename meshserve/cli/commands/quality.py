@@ -1,4 +1,5 @@
-"""`meshserve quality MODEL`: live quality per version and role from recorded predictions and outcomes."""
+"""`meshserve quality MODEL`: live quality per version and role from recorded predictions and outcomes,
+asked of the running mesh (meshserve.v1.Control/GetQuality) or read from `--store`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 from meshserve.cli.commands.records import _time
+from meshserve.cli.shared_options import add_records_options
 
 WINDOWS = {"m": 60, "h": 3600, "d": 86400}
 
@@ -21,8 +23,7 @@ def _window(text: str) -> float:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("quality", help="accuracy, AUC, MAE ... of each version on reported outcomes")
     parser.add_argument("model", help="model name")
-    parser.add_argument("--store", required=True, help="the folder of model packages the mesh served, "
-                                                      "sqlite:///PATH or postgresql://...")
+    add_records_options(parser)
     parser.add_argument("--since", type=_time, default=None, help="predictions from this time (ISO 8601 or epoch)")
     parser.add_argument("--until", type=_time, default=None, help="predictions before this time")
     parser.add_argument("--window", type=_window, default=3600.0, help="width of each point over time (default 1h)")
@@ -36,15 +37,11 @@ def register(subparsers) -> None:
 
 
 def _quality(args) -> int:
-    from meshserve.sidecars.records.quality import quality
-    from meshserve.sidecars.records.quality_report import alerts_for, page, text
-    from meshserve.cli.store_access import open_records_store
+    from meshserve.cli.records_source import RecordsSource
+    from meshserve.sidecars.records.api import alerts_for, page, text
 
-    store = open_records_store(args.store)
-    try:
-        report = quality(store.joined(args.model, args.since, args.until), window_s=args.window)
-    finally:
-        store.close()
+    source = RecordsSource(args)
+    report = _from_mesh(source, args) if source.through_mesh else _from_store(source, args)
     alerts = alerts_for(report, args.min_accuracy, args.max_mae, args.min_outcomes)
     report["alerts"] = alerts
     print(json.dumps(report, indent=2) if args.json else text(report, args.model, alerts))
@@ -52,3 +49,18 @@ def _quality(args) -> int:
         Path(args.html).write_text(page(report, args.model, alerts))
         print(f"wrote {args.html}", file=sys.stderr)
     return 3 if alerts else 0
+
+
+def _from_store(source, args) -> dict:
+    from meshserve.sidecars.records.api import quality
+
+    with source.store() as store:
+        return quality(store.joined(args.model, args.since, args.until), window_s=args.window)
+
+
+def _from_mesh(source, args) -> dict:
+    from meshserve.cli.records_source import given
+    from meshserve.v1 import control_pb2 as cpb
+
+    request = cpb.GetQualityRequest(model=args.model, window_s=args.window, **given(since=args.since, until=args.until))
+    return json.loads(source.call("GetQuality", request, timeout=600).quality_json)

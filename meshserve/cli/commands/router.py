@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--table", required=True, help="models table JSON written by `meshserve up`")
-    parser.add_argument("--listen", default="127.0.0.1:8001", help="host:port clients connect to")
-    parser.add_argument("--rest-listen", default="", help="host:port of the REST listener (none when empty)")
+from meshserve.router.arguments import add_arguments
 
 
 def _run(args: argparse.Namespace) -> int:

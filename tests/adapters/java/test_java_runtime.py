@@ -23,7 +23,8 @@ from meshserve.core.model_package import load_package
 
 jpype = pytest.importorskip("jpype", reason="jpype1 is not installed (pip install -e .[java])")
 from meshserve.core.model_package import sha256_of  # noqa: E402
-from meshserve.adapters.java.runtime import JavaRuntime, capture_environment  # noqa: E402
+from meshserve.adapters.java.environment import capture_environment  # noqa: E402
+from meshserve.adapters.java.runtime import JavaRuntime  # noqa: E402
 from conftest import ROOT  # noqa: E402
 from java_oracle import (API_JAR, LOAN_DIR, NOT_BUILT, WEKA_DIR, WEKA_JAR, java_examples_built,  # noqa: E402
                          loan_oracle)

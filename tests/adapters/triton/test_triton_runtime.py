@@ -279,7 +279,7 @@ def test_meshserve_package_records_the_wheel_and_a_digest_of_every_model_file(pa
 
 
 def test_an_external_triton_is_recorded_by_address_and_model_without_digests(package_copy):
-    from meshserve.adapters.triton.runtime import capture_environment
+    from meshserve.adapters.triton.environment import capture_environment
     from meshserve.cli.commands.package import summary
 
     package_copy.edit_manifest(lambda m: m.update(triton={"server": "127.0.0.1:9", "model_name": MODEL,
