@@ -30,6 +30,7 @@ from typing import Any
 
 from meshserve.core.errors import InvalidInput, ModelFailed, ModelUnavailable
 from meshserve.core.model_package import ModelPackage
+from meshserve.core.settings import get_settings
 from meshserve.adapters.runtime import Runtime, Tensors
 from meshserve.adapters.java.environment import check_java_version, verify_jars
 from meshserve.adapters.java.interface import InterfaceModel
@@ -41,7 +42,7 @@ __all__ = ["JavaOptions", "JavaRuntime"]
 log = logging.getLogger("meshserve.adapters.java")
 
 API_JAR_NAME = "meshserve-model-api.jar"
-# Built by scripts/setup.d/40-java.sh from adapters/java/src; MESHSERVE_JAVA_API_JAR overrides.
+# Built by scripts/setup.d/40-java.sh from adapters/java/src; the java_api_jar setting overrides.
 DEFAULT_API_JAR = Path(__file__).resolve().parent / "build" / API_JAR_NAME
 
 # --------------------------------------------------------------------------------------------
@@ -62,7 +63,7 @@ os.register_at_fork(after_in_child=_forbid_use_after_fork)
 
 
 def api_jar() -> Path:
-    path = Path(os.environ.get("MESHSERVE_JAVA_API_JAR", DEFAULT_API_JAR))
+    path = Path(get_settings().java_api_jar or DEFAULT_API_JAR)
     if not path.is_file():
         raise ModelUnavailable(f"meshserve's Java API jar {path} is missing; run scripts/setup.sh to build it")
     return path

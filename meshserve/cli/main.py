@@ -15,7 +15,7 @@ from meshserve.cli.records_source import RecordsSourceError
 from meshserve.cli.shared_options import OptionError
 from meshserve.cli.store_access import StoreAccessError
 from meshserve.core.errors import ManifestError
-from meshserve.core.settings import get_settings
+from meshserve.core.settings import Settings, get_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.debug:  # the processes it starts (adapters, the router) show their tracebacks too
-        os.environ["MESHSERVE_DEBUG"] = "1"
+        os.environ.update(Settings.child_environment(debug=True))
         get_settings.cache_clear()
     try:
         return int(args.func(args) or 0)

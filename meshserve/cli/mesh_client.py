@@ -21,9 +21,9 @@ from pathlib import Path
 import grpc
 
 from meshserve.cli.mesh_options import CA_OPTION, MeshOptionError
-from meshserve.core.settings import get_settings
+from meshserve.core.settings import get_settings, variable_for
 
-CREDENTIAL_VARIABLES = ("MESHSERVE_CLIENT_TOKEN", "MESHSERVE_CLIENT_API_KEY")
+CREDENTIAL_VARIABLES = (variable_for("client_token"), variable_for("client_api_key"))
 # How grpc words an UNAVAILABLE that came from the connection, not from the mesh: the address
 # is wrong, nothing listens there, or TLS and plaintext do not meet.
 CONNECTION_FAILURES = ("failed to connect", "socket closed", "connection reset", "connection refused", "handshake",

@@ -20,8 +20,7 @@ from meshserve.console.requests import Window
 from meshserve.console.series import SPLIT_SECONDS, series
 from meshserve.core.errors import MeshError
 from meshserve.core.settings import get_settings
-from meshserve.envoy.admin import EnvoyAdmin
-from meshserve.envoy.routing import variant_cluster
+from meshserve.envoy.routing import variant_hosts
 from meshserve.sidecars.records.store import open_store
 
 JUDGED_FOR_S = 10.0  # how long an agreement or quality figure is shown before it is computed again
@@ -152,7 +151,7 @@ class ConsoleReads:
         if envoy is None:
             return []
         try:
-            hosts = EnvoyAdmin(envoy.admin).hosts(variant_cluster(name, version))
+            hosts = variant_hosts(envoy, (name, version))
         except (OSError, MeshError, ValueError):
             return []
         return [{"address": address, "health": flags} for address, flags in sorted(hosts.items())]

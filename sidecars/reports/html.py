@@ -62,7 +62,11 @@ def _figure(spec: dict, width: int, height: int, fallback: str) -> str:
             f"{data}</script><noscript>{fallback}</noscript></figure>")
 
 
-def _finite(value: float) -> float | None:
+def _finite(value: float | None) -> float | None:
+    """VALUE for JSON: NaN and infinities (no value to draw) become gaps."""
+    if value is None:
+        return None
+    value = float(value)
     return value if value == value and abs(value) != float("inf") else None
 
 
@@ -91,7 +95,7 @@ def line_chart(title: str, series: dict[str, list[tuple[float, float]]], y_label
     if not any(series.values()):
         return f"<p>{escape(title)}: no data yet.</p>"
     spec = {"kind": "line", "title": title, "y_label": y_label, "times": times,
-            "series": [{"name": name, "points": [[x, _finite(y)] for x, y in sorted(values)]}
+            "series": [{"name": name, "points": [[float(x), _finite(y)] for x, y in sorted(values)]}
                        for name, values in series.items()]}
     return _figure(spec, width, height, _line_svg(title, series, y_label, times, width, height))
 
@@ -152,7 +156,7 @@ def bar_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[floa
     if not labels or not any(len(bars) for bars in series.values()):
         return f"<p>{escape(title)}: no data yet.</p>"
     spec = {"kind": "bars", "title": title, "y_label": y_label, "labels": [str(label) for label in labels],
-            "series": [{"name": name, "values": [_finite(float(v)) for v in bars]} for name, bars in series.items()]}
+            "series": [{"name": name, "values": [_finite(v) for v in bars]} for name, bars in series.items()]}
     return _figure(spec, width, height, _bar_svg(title, labels, series, y_label, width, height))
 
 

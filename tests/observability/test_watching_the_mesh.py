@@ -295,8 +295,8 @@ def child_pid(parent: int, word: str) -> int:
 def test_every_dashboard_and_alert_rule_query_evaluates_on_the_scraped_mesh(front, prometheus):
     """Grafana's queries (compose/grafana/dashboards, $model set to breast-cancer) and the alerting
     rules' expressions, on this mesh's real series after traffic (dashboard_queries.py)."""
-    from dashboard_queries import conditional_reasons, dashboard_queries, model_values, model_variable_query, problems, \
-        rule_queries
+    from dashboard_queries import conditional_reasons, dashboard_queries, model_values, model_variable_query, \
+        rule_queries, settled_problems
 
     errors = 'meshserve_request_errors_total{side="adapter",model="breast-cancer"}'
     for refused in range(2):  # a counter born at 1 has no rate yet: the second error makes one
@@ -308,5 +308,6 @@ def test_every_dashboard_and_alert_rule_query_evaluates_on_the_scraped_mesh(fron
     prometheus.wait_until(lambda: prometheus.scalar(f"sum(rate({errors}[1m]))") > 0, what="the error rate")
     assert "breast-cancer" in model_values(prometheus.address, model_variable_query())
     queries = dashboard_queries() + rule_queries()
-    assert problems(prometheus, queries, "breast-cancer") == []
+    found = settled_problems(prometheus, queries, "breast-cancer")
+    assert not found, "\n".join(found)
     print("empty for want of what this mesh does not do:", conditional_reasons(prometheus, queries))
