@@ -6,7 +6,10 @@ In the order Envoy runs them, all before the request reaches the router:
   sent, so only what the filters below establish reaches the router;
 - `jwt_authn` (a local or remote JWKS) and `api_key_auth` (x-api-key), each writing the
   principal it verified into `x-meshserve-principal`; a missing or bad credential is 401,
-  which a gRPC client reads as UNAUTHENTICATED;
+  which a gRPC client reads as UNAUTHENTICATED. On the console's paths only, each also reads
+  the cookie the console's login sets (a plain browser sends no headers of its own), so a
+  cookie never authenticates an inference or a control call; the login page itself is public,
+  and a browser refused the console's page is sent to it;
 - the body-routing filter (body_routing.py), which puts a ModelInfer's model into a header;
 - `rbac`: health (gRPC's health service and REST's /v2/health/) for anyone, the control API for `control_from` peers and admin principals,
   the records reads (GetRecords, GetComparison, ...) for records readers, inference for principals with models, each ModelInfer only
@@ -16,8 +19,9 @@ In the order Envoy runs them, all before the request reaches the router:
   Calls that name their model elsewhere (metadata, streams, REST) reach the router, which
   applies the same per-model rule from the principal header before any other work.
 
-`secure_front` adds all of it to the rendered front listener; `security_clusters` adds the
-cluster a remote JWKS is fetched from.
+`secure_front` adds all of it to the rendered front listener; `secure_routes` the routes it
+needs (health and the login page without credentials, the console with its cookie);
+`security_clusters` the cluster a remote JWKS is fetched from.
 """
 
 from __future__ import annotations
@@ -26,18 +30,31 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-from meshserve.core.mesh_protocol import MESH_SECRET_HEADER, MODEL_HEADER, PEER_HEADER, PRINCIPAL_HEADER
+from meshserve.core.mesh_protocol import (
+    CONSOLE_KEY_COOKIE, CONSOLE_TOKEN_COOKIE, MESH_SECRET_HEADER, MODEL_HEADER, PEER_HEADER, PRINCIPAL_HEADER)
 from meshserve.core.mesh_secret import MESH_SECRET_ENV, REFUSAL
 from meshserve.spec.deployment_spec import DeploymentSpec
 from meshserve.spec.security_spec import ALL_MODELS, SecuritySpec, api_keys
 
 API_KEY_HEADER = "x-api-key"
+API_KEY_FILTER = "envoy.filters.http.api_key_auth"
 JWT_PROVIDER = "meshserve"
+# The same issuer and keys as JWT_PROVIDER, read from elsewhere: on the console's paths also from
+# the login cookie; on its log-in call forwarded to the router, which keeps it in that cookie.
+CONSOLE_JWT_PROVIDER = "meshserve-console"
+SESSION_JWT_PROVIDER = "meshserve-console-login"
 JWKS_CLUSTER = "jwks"
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 REST_HEALTH_PREFIX = "/v2/health/"  # the REST binding's liveness and readiness, for HTTP probes
 CONTROL_PREFIX = "/meshserve.v1.Control/"
 CONSOLE_PREFIX = "/console/"  # the operator's console, served by the router (meshserve/console/)
+CONSOLE_ROUTE_PREFIX = "/console"  # what the console's routes match (envoy/routes.py)
+# The console's login (meshserve/console/session.py): the page and its files, and logging out,
+# need no credentials and show no data; logging in sends the credential in a header, once.
+LOGIN_PREFIX = "/console/login"
+LOGOUT_PATH = "/console/logout"
+SESSION_PATH = "/console/session"
+CONSOLE_PAGE_PATHS = r"/console/?(\?.*)?"  # what a browser opens: refused there, it is sent to the login page
 # The control API's reads of prediction records, for principals with `records: true` (Explain
 # also scores the record's model, which the router checks against the principal's models).
 RECORDS_PATHS = tuple(CONTROL_PREFIX + method for method in (
@@ -51,6 +68,7 @@ UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Up
 HEADER_MUTATION = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
 JWT_AUTHN = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
 API_KEY_AUTH = "type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuth"
+API_KEY_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuthPerRoute"
 RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
 
@@ -77,6 +95,8 @@ def secure_front(listener: dict[str, Any], spec: DeploymentSpec) -> dict[str, An
     body_routing = next((i for i, f in enumerate(filters) if f["name"] == "envoy.filters.http.lua"), len(filters) - 1)
     filters[body_routing:body_routing] = guards
     filters[-1:-1] = [_rbac(security)]  # last before the router filter
+    if security.authenticates:
+        manager.setdefault("local_reply_config", {}).setdefault("mappers", []).insert(0, _to_login_page())
     return listener
 
 
@@ -91,6 +111,8 @@ def secure_routes(host: dict[str, Any], spec: DeploymentSpec, mesh_secret: str =
     if mesh_secret:
         added.append({"header": {"key": MESH_SECRET_HEADER, "value": MESH_SECRET_VALUE},
                       "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"})
+    if security.authenticates:
+        host["routes"] = _console_login_routes(host["routes"])
     if security.api_keys_file is not None:
         host["routes"] = _api_key_routes(host["routes"], both=security.jwt is not None)
     return host
@@ -149,14 +171,33 @@ def _jwt_authn(security: SecuritySpec) -> dict[str, Any]:
     else:
         provider["remote_jwks"] = {"http_uri": {"uri": jwt.jwks_uri, "cluster": JWKS_CLUSTER, "timeout": "5s"},
                                    "cache_duration": "600s"}
-    # Probes carry no credentials.
-    rules: list[dict[str, Any]] = [{"match": {"prefix": HEALTH_PREFIX}}, {"match": {"prefix": REST_HEALTH_PREFIX}}]
-    if security.api_keys_file is not None:
+    providers = {
+        JWT_PROVIDER: provider,
+        CONSOLE_JWT_PROVIDER: {**provider, "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+                               "from_cookies": [CONSOLE_TOKEN_COOKIE]},
+        SESSION_JWT_PROVIDER: {**provider, "forward": True},
+    }
+    keys = security.api_keys_file is not None
+    # Probes carry no credentials, nor does the console's login page.
+    rules: list[dict[str, Any]] = [{"match": {"prefix": HEALTH_PREFIX}}, {"match": {"prefix": REST_HEALTH_PREFIX}},
+                                   {"match": {"prefix": LOGIN_PREFIX}}, {"match": {"path": LOGOUT_PATH}}]
+    if keys:
         # A caller with an API key is authenticated by api_key_auth instead.
         rules.append({"match": {"prefix": "/", "headers": [{"name": API_KEY_HEADER, "present_match": True}]}})
+    rules.append({"match": {"path": SESSION_PATH}, "requires": {"provider_name": SESSION_JWT_PROVIDER}})
+    if keys:  # so is a browser with the console's key cookie, on the console's paths
+        rules.append({"match": {"prefix": CONSOLE_ROUTE_PREFIX, "headers": [_key_cookie_present()]}})
+    rules.append({"match": {"prefix": CONSOLE_ROUTE_PREFIX}, "requires": {"provider_name": CONSOLE_JWT_PROVIDER}})
     rules.append({"match": {"prefix": "/"}, "requires": {"provider_name": JWT_PROVIDER}})
     return {"name": "envoy.filters.http.jwt_authn", "typed_config": {
-        "@type": JWT_AUTHN, "providers": {JWT_PROVIDER: provider}, "rules": rules}}
+        "@type": JWT_AUTHN, "providers": providers, "rules": rules}}
+
+
+def _key_cookie_present() -> dict[str, Any]:
+    """A request header matcher: the console's API-key cookie is in the Cookie header (the whole
+    header must match a safe_regex)."""
+    return {"name": "cookie", "string_match": {"safe_regex": {
+        "regex": rf"(.*;\s*)?{CONSOLE_KEY_COOKIE}=[^;]+(;.*)?"}}}
 
 
 def _api_key_auth(security: SecuritySpec) -> dict[str, Any]:
@@ -168,10 +209,40 @@ def _api_key_auth(security: SecuritySpec) -> dict[str, Any]:
         "forwarding": {"header": PRINCIPAL_HEADER, "hide_credentials": True}}}
 
 
+def _console_login_routes(routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ROUTES with the console's login routes (the public page and logging out, logging in) before
+    its own route, all to the router as that route goes; none of them passes a cookie on (the
+    router reads credentials from the headers the filters set, never from cookies)."""
+    at = next((i for i, r in enumerate(routes) if r.get("name") == "console"), None)
+    if at is None:  # no REST listener on the router: no console
+        return routes
+    console = {**routes[at], "request_headers_to_remove": ["cookie"]}
+    login = [{**console, "name": "console-login", "match": {"prefix": LOGIN_PREFIX}},
+             {**console, "name": "console-logout", "match": {"path": LOGOUT_PATH}},
+             {**console, "name": "console-session", "match": {"path": SESSION_PATH}}]
+    return [*routes[:at], *login, console, *routes[at + 1:]]
+
+
+def _keyed(route: dict[str, Any]) -> dict[str, Any]:
+    """ROUTE with api_key_auth as the console needs it: logging in forwards the key it checked (the
+    router keeps it in the cookie); the console takes the key from its cookie too."""
+    # A route's override replaces the filter's forwarding whole, so each says it again.
+    if route.get("name") == "console-session":
+        override: dict[str, Any] = {"forwarding": {"header": PRINCIPAL_HEADER, "hide_credentials": False}}
+    elif route.get("name") == "console":
+        override = {"key_sources": [{"header": API_KEY_HEADER}, {"cookie": CONSOLE_KEY_COOKIE}],
+                    "forwarding": {"header": PRINCIPAL_HEADER, "hide_credentials": True}}
+    else:
+        return route
+    return {**route, "typed_per_filter_config": {**route.get("typed_per_filter_config", {}),
+                                                 API_KEY_FILTER: {"@type": API_KEY_PER_ROUTE, **override}}}
+
+
 def _api_key_routes(routes: list[dict[str, Any]], both: bool) -> list[dict[str, Any]]:
-    """Health without a key; with JWT too, routes for callers with a key first, then the same
-    routes with api_key_auth off for the JWT callers."""
-    off = {"envoy.filters.http.api_key_auth": {"@type": FILTER_CONFIG, "disabled": True}}
+    """Health and the console's login page without a key; with JWT too, routes for callers with a
+    key first (on the console, a key in its cookie too), then the same routes with api_key_auth
+    off for the JWT callers."""
+    off = {API_KEY_FILTER: {"@type": FILTER_CONFIG, "disabled": True}}
     to_router = {r.get("name"): r["route"] for r in routes if r.get("name") in ("router", "router-rest")}
     health_off = {**next(r for r in routes if r.get("name") == "router").get("typed_per_filter_config", {}), **off}
     health = [{"match": {"prefix": HEALTH_PREFIX}, "route": dict(to_router["router"]),
@@ -179,12 +250,18 @@ def _api_key_routes(routes: list[dict[str, Any]], both: bool) -> list[dict[str, 
     if "router-rest" in to_router:
         health.append({"match": {"prefix": REST_HEALTH_PREFIX}, "route": dict(to_router["router-rest"]),
                        "typed_per_filter_config": health_off})
+    public = [{**r, "typed_per_filter_config": {**r.get("typed_per_filter_config", {}), **off}}
+              for r in routes if r.get("name") in ("console-login", "console-logout")]
+    keyed = [_keyed(r) for r in routes if r.get("name") not in ("console-login", "console-logout")]
     if not both:
-        return [*health, *routes]
+        return [*health, *public, *keyed]
     with_key = [{**r, "match": {**r["match"], "headers": [{"name": API_KEY_HEADER, "present_match": True}]}}
-                for r in routes]
-    return [*health, *with_key, *({**r, "typed_per_filter_config": {**r.get("typed_per_filter_config", {}), **off}}
-                                   for r in routes)]
+                for r in keyed]
+    # Only the console takes a key from its cookie; jwt_authn skips the same requests (_jwt_authn).
+    with_cookie = [{**r, "name": "console|key-cookie", "match": {**r["match"], "headers": [_key_cookie_present()]}}
+                   for r in keyed if r.get("name") == "console"]
+    return [*health, *public, *with_key, *with_cookie,
+            *({**r, "typed_per_filter_config": {**r.get("typed_per_filter_config", {}), **off}} for r in keyed)]
 
 
 def _principal(name: str) -> dict[str, Any]:
@@ -219,6 +296,10 @@ def _rbac(security: SecuritySpec) -> dict[str, Any]:
     if security.authenticates:  # the console: any principal reaches it; the router shows each what its rules allow
         policies["console"] = {"permissions": [{"url_path": {"path": {"prefix": CONSOLE_PREFIX}}}],
                                "principals": [{"header": {"name": PRINCIPAL_HEADER, "present_match": True}}]}
+        # Its login page and logging out: static files and a cookie cleared, no data.
+        policies["console-login"] = {"permissions": [{"url_path": {"path": {"prefix": LOGIN_PREFIX}}},
+                                                     {"url_path": {"path": {"exact": LOGOUT_PATH}}}],
+                                     "principals": [{"any": True}]}
     if not security.authenticates:
         inference_principals = [{"any": True}]
     elif not rules:
@@ -246,6 +327,22 @@ def _models_permission(models: list[str], control: dict[str, Any]) -> dict[str, 
         {"or_rules": {"rules": allowed}},
         {"and_rules": {"rules": [{"not_rule": control}, {"not_rule": model_call}]}},
     ]}}
+
+
+def _to_login_page() -> dict[str, Any]:
+    """The front's answer when a browser without credentials (or with a stale cookie) opens the
+    console's page: a redirect to the login page rather than a bare 401."""
+    return {
+        "filter": {"and_filter": {"filters": [
+            {"status_code_filter": {"comparison": {"op": "EQ", "value": {
+                "default_value": 401, "runtime_key": "meshserve.console_login_status"}}}},
+            {"header_filter": {"header": {"name": ":path", "string_match": {"safe_regex": {
+                "regex": CONSOLE_PAGE_PATHS}}}}}]}},
+        "status_code": 302,
+        "headers_to_add": [{"header": {"key": "location", "value": LOGIN_PREFIX},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "body_format_override": {"text_format_source": {"inline_string": f"log in at {LOGIN_PREFIX}\n"}},
+    }
 
 
 def refused_model_mappers() -> list[dict[str, Any]]:

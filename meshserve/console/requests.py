@@ -2,7 +2,9 @@
 
 Every parameter is bounded (a window of at most a month, at most MAX_BUCKETS steps, a page of at
 most MAX_PAGE records, a reason of plain text) and a request outside the bounds is refused with
-400 naming the parameter, the value and what to send instead.
+400 naming the parameter, the value and what to send instead. A request that changes something
+(traffic, logging in or out) must be JSON from the console's own origin: no other site's page can
+send that without the browser asking the mesh first (CORS), which it never allows.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+import orjson
 from pydantic import Field, ValidationError, field_validator
 
 from meshserve.core.strict_model import StrictModel
@@ -22,6 +26,7 @@ DEFAULT_WINDOW_S = 3600.0
 STEPS = 120  # points per series when the caller names no step
 MAX_REASON = 500
 ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")  # request ids and trace ids as the mesh makes and takes them
+MAX_BODY = 64 * 1024
 
 
 class BadRequest(ValueError):
@@ -134,3 +139,23 @@ def parsed(model: type[StrictModel], body: object):
     except ValidationError as exc:
         raise BadRequest(_field_problem(exc)) from None
     return value.model_copy(update={"reason": plain_reason(value.reason)})
+
+
+async def json_body(request) -> object:
+    """The decoded JSON body of REQUEST (an aiohttp request) that changes something: refused unless it
+    is JSON (a form or a plain-text POST, which any page may send, is not) and, when the browser
+    says where it comes from, from the console's own origin."""
+    if request.content_type != "application/json":
+        raise BadRequest("send the change as JSON (Content-Type: application/json)")
+    origin = request.headers.get("Origin")
+    if origin and urlsplit(origin).netloc != request.host:
+        raise PermissionError(f"a change must come from the console's own page, not from {origin[:100]}")
+    if (request.content_length or 0) > MAX_BODY:
+        raise BadRequest(f"the body is larger than {MAX_BODY} bytes")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise BadRequest(f"the body is larger than {MAX_BODY} bytes")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not JSON ({exc})") from None

@@ -8,11 +8,13 @@
     POST /console/api/models/{model}/rollout         {"weights", "shadows", "reason"} (admins)
     POST /console/api/models/{model}/progressive     {"action", "reason"} (admins)
     GET  /console/api/predictions?request_id=|trace_id=       one request's records (records readers)
+    GET  /console/login, POST /console/session, POST /console/logout   logging in from a plain
+                                                     browser on a mesh with authentication (session.py)
 
 Every answer carries a Content-Security-Policy that allows only the console's own files, and
 the pages put data into the document as text, never as markup. A change must come as JSON from
 the console's own origin, so another site open in the same browser cannot make one in a trusted
-peer's name.
+peer's name (nor with the login cookie, which such a request never carries: SameSite=Strict).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import orjson
 from aiohttp import web
 
 from meshserve.console.access import ConsoleAccess, Viewer
+from meshserve.console.answers import KEEP_OUT, SECURITY_HEADERS, answer, file_answer, refused
 from meshserve.console.requests import (
-    BadRequest, RolloutAction, RolloutChange, id_of, page_size_of, parsed, window_of)
+    BadRequest, RolloutAction, RolloutChange, id_of, json_body, page_size_of, parsed, window_of)
+from meshserve.console.session import ConsoleSession
 from meshserve.console.traffic_control import ChangeRefused, act_on_rollout, set_rollout
 from meshserve.console.views import ConsoleReads, NoRecords
 from meshserve.core.errors import MeshError
@@ -42,24 +45,6 @@ log = logging.getLogger("meshserve.console")
 STATIC = Path(__file__).parent / "static"
 FILES = {"console.js": "text/javascript", "console.css": "text/css", "charts.js": "text/javascript",
          "chart.umd.min.js": "text/javascript"}
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
-MAX_BODY = 64 * 1024
-KEEP_OUT = ("the console is for admins and records readers of this mesh; ask an operator to give your principal "
-            "admin or records in security.principals of meshserve.yaml, or open it from a control_from address")
-
-
-def answer(document: object, status: int = 200) -> web.Response:
-    body = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str)
-    return web.Response(body=body, status=status, content_type="application/json", headers=SECURITY_HEADERS)
-
-
-def refused(status: int, message: str) -> web.Response:
-    return answer({"error": message}, status)
 
 
 class ConsoleRoutes:
@@ -86,8 +71,7 @@ class ConsoleRoutes:
     async def index(self, request: web.Request) -> web.StreamResponse:
         if not self.viewer(request).may_look:
             return web.Response(text=KEEP_OUT + "\n", status=403, headers=SECURITY_HEADERS)
-        return web.Response(body=(STATIC / "index.html").read_bytes(), content_type="text/html",
-                            headers=SECURITY_HEADERS)
+        return file_answer(STATIC / "index.html", "text/html")
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -95,13 +79,13 @@ class ConsoleRoutes:
             return refused(403, KEEP_OUT)
         if name not in FILES:
             return refused(404, f"no console file '{name[:60]}'")
-        return web.Response(body=(STATIC / name).read_bytes(), content_type=FILES[name],
-                            headers={**SECURITY_HEADERS, "Cache-Control": "max-age=300"})
+        return file_answer(STATIC / name, FILES[name], cache=True)
 
     # -- reads ----------------------------------------------------------------------------------
 
     async def me(self, request: web.Request, viewer: Viewer) -> web.Response:
-        return answer(viewer.as_json())
+        # With authentication, the page offers to log out (the login cookie, if that is how it came).
+        return answer({**viewer.as_json(), "may_log_out": self.control.security.authenticates})
 
     async def models(self, request: web.Request, viewer: Viewer) -> web.Response:
         return answer({"models": await self.reads.models(self.versions_of)})
@@ -148,14 +132,14 @@ class ConsoleRoutes:
     async def rollout(self, request: web.Request, viewer: Viewer) -> web.Response:
         self._needs(viewer.may_change, "change")
         name = self.model_of(request)
-        change = parsed(RolloutChange, await _json_body(request))
+        change = parsed(RolloutChange, await json_body(request))
         applied = await set_rollout(self.control, name, change, request_metadata(request), f"ipv4:{request.remote}")
         return answer({"model": name, **applied})
 
     async def progressive(self, request: web.Request, viewer: Viewer) -> web.Response:
         self._needs(viewer.may_change, "change")
         name = self.model_of(request)
-        action = parsed(RolloutAction, await _json_body(request))
+        action = parsed(RolloutAction, await json_body(request))
         status = await act_on_rollout(self.control, name, action, request_metadata(request), f"ipv4:{request.remote}")
         return answer({"model": name, "status": status})
 
@@ -197,23 +181,6 @@ class ConsoleRoutes:
         return refused(404, f"no console endpoint {request.method} {request.path[:100]}; see docs/observability.md")
 
 
-async def _json_body(request: web.Request) -> object:
-    if request.content_type != "application/json":
-        raise BadRequest("send the change as JSON (Content-Type: application/json)")
-    origin = request.headers.get("Origin")
-    if origin and urlsplit(origin).netloc != request.host:
-        raise PermissionError(f"a change must come from the console's own page, not from {origin[:100]}")
-    if (request.content_length or 0) > MAX_BODY:
-        raise BadRequest(f"the body is larger than {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise BadRequest(f"the body is larger than {MAX_BODY} bytes")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not JSON ({exc})") from None
-
-
 def _number(text: str | None, name: str) -> float | None:
     if text is None:
         return None
@@ -248,7 +215,12 @@ async def _to_console(_request: web.Request) -> web.Response:
 def add_console(app: web.Application, control) -> None:
     """Serve the console for CONTROL (the router's control servicer) on APP."""
     routes = ConsoleRoutes(control)
+    session = ConsoleSession(control.security, routes.viewer)
     app.router.add_get("/console", _to_console)
+    app.router.add_get("/console/login", session.page)
+    app.router.add_get("/console/login/{name}", session.file)
+    app.router.add_post("/console/session", routes.api(session.log_in))
+    app.router.add_post("/console/logout", session.log_out)
     app.router.add_get("/console/", routes.index)
     app.router.add_get("/console/static/{name}", routes.static)
     app.router.add_get("/console/api/me", routes.api(routes.me))

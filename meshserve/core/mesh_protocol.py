@@ -40,6 +40,10 @@ FRONT_HOP = "front"
 # Set by Envoy, the router and the deploy gate on every call to a mesh server: the per-mesh
 # secret that proves the call came through the front or from the mesh itself (mesh_secret.py).
 MESH_SECRET_HEADER = "x-meshserve-mesh-secret"
+# The console's login (meshserve/console/session.py sets them, Envoy's front reads them on console
+# paths only): an API key, or a bearer token, carried as a cookie by a plain browser.
+CONSOLE_KEY_COOKIE = "meshserve-console-key"
+CONSOLE_TOKEN_COOKIE = "meshserve-console-token"
 # Headers only the mesh may set: the front and the router drop any a client sent.
 INTERNAL_HEADERS = (MODEL_HEADER, VERSION_HEADER, ROLE_HEADER, HOP_HEADER, MESH_SECRET_HEADER)
 # Client headers worth carrying to the adapter besides x-*: W3C trace context.

@@ -86,7 +86,7 @@ class Mesh:
         self._own_run_dir = run_dir is None
         self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="meshserve-run-"))
         self.run = RunFolder(self.run_dir)
-        self.metrics = MeshMetrics(self.run.scrape_targets) if get_settings().metrics else None
+        self.metrics = MeshMetrics(self.run_dir) if get_settings().metrics else None
         self.supervisor = Supervisor(log=log, on_restart=self.metrics.restarted if self.metrics else None)
         self.packages: list[ModelPackage] = []
         self.child_env: dict[str, str] = {}  # settings every adapter and the router get

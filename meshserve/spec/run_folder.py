@@ -96,3 +96,8 @@ class RecordsFolder:
     def front_refusals(self) -> Path:
         """The log of inferences Envoy's front answered itself, which the recorder records too."""
         return self.root / "front-refusals.log"
+
+    @property
+    def store_file(self) -> Path:
+        """The SQLite records store when meshserve.yaml's `records.store` names none."""
+        return self.root / "records.db"

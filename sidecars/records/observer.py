@@ -28,6 +28,7 @@ from meshserve.core.settings import Settings, get_settings
 from meshserve.sidecars.records.record import package_record, record_from_event
 from meshserve.sidecars.records.losses import LossLedger
 from meshserve.sidecars.records.spool import SpoolFull, SpoolWriter, fault_reason
+from meshserve.spec.run_folder import RecordsFolder
 
 log = logging.getLogger("meshserve.records")
 
@@ -92,7 +93,7 @@ class RecordObserver:
 
 
 def spool_folder(settings: Settings) -> Path | None:
-    return Path(settings.records_dir) / "spool" if settings.records_dir else None
+    return RecordsFolder(Path(settings.records_dir)).spool if settings.records_dir else None
 
 
 def check_pii_key(packages: list[ModelPackage], settings: Settings) -> None:

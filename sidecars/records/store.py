@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 import orjson
 
 from meshserve.sidecars.records.spool import BODY_FIELDS
+from meshserve.spec.run_folder import RecordsFolder
 
 MAX_PAGE = 500  # records in one page a reader asks for
 MAX_WINDOW_S = 31 * 86400.0  # the longest time window one aggregate covers
@@ -556,7 +557,7 @@ def store_url_for(text: str) -> str:
     if "://" in text:
         return text
     folder = Path(text)
-    for candidate in (folder / ".meshserve" / "records" / "records.db", folder / "records.db", folder):
+    for candidate in (RecordsFolder.default_for(folder).store_file, RecordsFolder(folder).store_file, folder):
         if candidate.is_file():
             return f"sqlite:///{candidate.resolve()}"
     raise ValueError(f"no records store at {text}: give sqlite:///PATH, postgresql://..., or the folder of model "
@@ -564,5 +565,5 @@ def store_url_for(text: str) -> str:
 
 
 def default_store_url(records_dir: str | Path) -> str:
-    return f"sqlite:///{Path(records_dir) / 'records.db'}"
+    return f"sqlite:///{RecordsFolder(Path(records_dir)).store_file}"
 

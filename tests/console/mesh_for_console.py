@@ -1,10 +1,15 @@
 """A mesh over the bundled breast-cancer (versions 1 and 2 at 90/10) and iris examples, with API
-keys for an admin, a records reader and a scoring app, drift checked every second, and client
-traffic running in the background; and a headless Chromium (Debian's) driven by Playwright."""
+keys for an admin, a records reader and a scoring app and JWTs from a test issuer, drift checked
+every second, and client traffic running in the background; and a headless Chromium (Debian's)
+driven by Playwright."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import http.client
+import http.server
 import json
 import os
 import shutil
@@ -21,6 +26,8 @@ from conftest import EXAMPLES, start_mesh
 ADMIN_KEY = "console-admin-key-0123456789"
 READER_KEY = "console-reader-key-0123456789"
 SCORER_KEY = "console-scorer-key-0123456789"
+ISSUER = "https://login.console.test"
+JWT_SECRET = b"console-test-signing-key-32bytes"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -91,11 +98,13 @@ def console_mesh(tmp_path_factory):
     keys = models / "api-keys.yaml"
     keys.write_text(f"ops: {ADMIN_KEY}\nauditor: {READER_KEY}\nscoring-app: {SCORER_KEY}\n")
     keys.chmod(0o600)
+    (models / "jwks.json").write_text(json.dumps({"keys": [{"kty": "oct", "alg": "HS256", "kid": "console",
+                                                            "k": _b64url(JWT_SECRET)}]}))
     (models / "meshserve.yaml").write_text(yaml.safe_dump({
         "models": {"breast-cancer": {
             "variants": [{"version": "1", "weight": 90}, {"version": "2", "weight": 10}],
             "drift": {"window_rows": 200, "window_s": 3600, "min_samples": 100, "psi_threshold": 0.2}}},
-        "security": {"api_keys_file": str(keys), "principals": {
+        "security": {"api_keys_file": str(keys), "jwt": {"issuer": ISSUER, "jwks_file": "jwks.json"}, "principals": {
             "ops": {"admin": True}, "auditor": {"records": True}, "scoring-app": {"models": ["*"]}}}}))
     mesh = start_mesh(models, env={"MESHSERVE_DRIFT_CHECK_EVERY_S": "1"})
     client = Client(mesh.address)
@@ -145,3 +154,56 @@ def wait_for(condition, timeout: float, what: str):
     raise AssertionError(f"not within {timeout} s: {what}")
 
 
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def token(subject: str, expires_in: float = 3600, secret: bytes = JWT_SECRET) -> str:
+    """An HS256 JWT from the fixture's issuer for SUBJECT (the principal)."""
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "console"}).encode())
+    now = int(time.time())
+    claims = _b64url(json.dumps({"iss": ISSUER, "sub": subject, "iat": now, "exp": now + int(expires_in)}).encode())
+    signature = hmac.new(secret, f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    return f"{header}.{claims}.{_b64url(signature)}"
+
+
+def plain_page(browser):
+    """A browser tab that sends nothing of its own: what a person opens."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(20_000)
+    return page
+
+
+def log_in(page, mesh, credential: str) -> None:
+    """Type CREDENTIAL into the login page the console sends a plain browser to."""
+    page.goto(f"http://{mesh.address}/console/")
+    page.wait_for_selector("#credential")
+    page.fill("#credential", credential)
+    page.click("button[name=log-in]")
+
+
+@pytest.fixture
+def other_site():
+    """A page at http://localhost:PORT/ (another site than the mesh's 127.0.0.1) whose HTML the
+    test sets: ("localhost:PORT", set_html)."""
+    html = {"page": b""}
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the standard library's name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(html["page"])
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"localhost:{server.server_address[1]}", lambda text: html.update(page=text.encode())
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,24 +1,34 @@
 """The operator's console, used as a person uses it: in a real browser (Debian's Chromium, driven by
 Playwright) against a running mesh with client traffic, as an admin, a records reader and a
-principal who may only score. Screenshots are kept in the folder the tests print."""
+principal who may only score, each through a proxy that adds their key, and as a person with a
+plain browser who logs in with a key or a token. Screenshots are kept in the folder the tests print."""
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
+import grpc
 import numpy as np
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
 from mesh_for_console import (  # noqa: F401 - fixtures
-    ADMIN_KEY, READER_KEY, SCORER_KEY, browser, console_mesh, page_for, screenshots, wait_for)
+    ADMIN_KEY, READER_KEY, SCORER_KEY, browser, console_mesh, log_in, other_site, page_for, plain_page,
+    screenshots, token, wait_for)
+from meshserve.core.mesh_protocol import CONSOLE_KEY_COOKIE, CONSOLE_TOKEN_COOKIE
+from meshserve.v1 import control_pb2 as cpb
+from meshserve.v1 import control_pb2_grpc as cpb_grpc
 
 
 def api(mesh, path: str, key: str = ADMIN_KEY, body: object = None, content_type: str = "application/json",
-        raw: bytes | None = None) -> tuple[int, dict, dict]:
-    """(status, JSON answer, headers) of a console API call through the front."""
+        raw: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict, dict]:
+    """(status, JSON answer, headers) of a console API call through the front (HEADERS instead of the key)."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(f"http://{mesh.address}/console/api/{path}", data=data,
-                                     headers={"x-api-key": key, "Content-Type": content_type})
+                                     headers={**(headers or {"x-api-key": key}), "Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return answer.status, json.loads(answer.read()), dict(answer.headers)
@@ -193,3 +203,122 @@ def test_bad_input_to_every_endpoint_gets_a_clear_error_and_changes_nothing(cons
     logged = json.dumps(page["log"])
     assert "<script>" not in logged
     assert np.isfinite(len(logged))
+
+
+# -- logging in from a plain browser ------------------------------------------------------------
+
+def login_cookies(page) -> dict[str, dict]:
+    return {c["name"]: c for c in page.context.cookies() if c["name"] in (CONSOLE_KEY_COOKIE, CONSOLE_TOKEN_COOKIE)}
+
+
+def login_error(page) -> str:
+    return page.wait_for_selector("#login-result .error").inner_text()
+
+
+def test_a_plain_browser_is_sent_to_log_in_sees_the_models_with_a_key_and_logs_out(console_mesh, browser, screenshots):
+    mesh, _, _ = console_mesh
+    page = plain_page(browser)
+    log_in(page, mesh, "not-a-key-of-this-mesh-0123")
+    assert page.url.startswith(f"http://{mesh.address}/console/login") and page.query_selector("#models") is None
+    assert "did not accept this key or token" in login_error(page) and not login_cookies(page)
+    page.screenshot(path=str(screenshots / "console-login.png"), full_page=True)
+    page.fill("#credential", SCORER_KEY)  # a real key, but its principal may only score
+    page.click("button[name=log-in]")
+    page.wait_for_selector("#login-result .error:has-text('admins and records readers')")
+    page.goto(f"http://{mesh.address}/console/#/model/breast-cancer")  # the login page keeps where it was going
+    page.wait_for_selector("#credential")
+    page.fill("#credential", ADMIN_KEY)
+    page.click("button[name=log-in]")
+    page.wait_for_selector("#split-now strong")
+    assert "ops: may change traffic" in page.inner_text("#viewer")
+    cookie = login_cookies(page)[CONSOLE_KEY_COOKIE]
+    assert (cookie["path"], cookie["httpOnly"], cookie["sameSite"], cookie["secure"]) == ("/console", True, "Strict", False)
+    assert page.evaluate("() => document.cookie") == ""  # no script of any page reads it
+    page.goto(f"http://{mesh.address}/console/#/")
+    page.wait_for_selector("#models tbody tr")
+    assert {r.get_attribute("data-model") for r in page.query_selector_all("#models tbody tr")} == {
+        "breast-cancer", "iris-species"}
+    # The cookie authenticates the console's own changes too (this one is refused for its empty reason).
+    change = page.evaluate("""async () => {
+        const r = await fetch('/console/api/models/breast-cancer/rollout', {method: 'POST',
+          headers: {'Content-Type': 'application/json'}, body: JSON.stringify({weights: {'1': 100}, reason: ''})});
+        return [r.status, (await r.json()).error];
+    }""")
+    assert change[0] == 400 and "reason" in change[1]
+    page.click("#log-out")
+    page.wait_for_selector("#credential")
+    assert "logged out" in page.inner_text("#login-note") and not login_cookies(page)
+    page.goto(f"http://{mesh.address}/console/")
+    page.wait_for_selector("#credential")
+    assert page.evaluate("async () => (await fetch('/console/api/models')).status") == 401
+    page.context.close()
+
+
+def test_a_person_logs_in_with_a_token_and_an_expired_one_is_refused(console_mesh, browser):
+    mesh, _, _ = console_mesh
+    page = plain_page(browser)
+    log_in(page, mesh, token("auditor", expires_in=-600))
+    assert "did not accept this key or token" in login_error(page)
+    page.fill("#credential", token("auditor", expires_in=1800))
+    page.click("button[name=log-in]")
+    page.wait_for_selector("#models tbody tr")
+    assert "auditor: may read records" in page.inner_text("#viewer")
+    cookies = login_cookies(page)
+    assert set(cookies) == {CONSOLE_TOKEN_COOKIE} and cookies[CONSOLE_TOKEN_COOKIE]["httpOnly"]
+    assert time.time() + 1700 < cookies[CONSOLE_TOKEN_COOKIE]["expires"] < time.time() + 1810  # no longer than the token
+    page.context.close()
+
+
+def test_another_site_cannot_change_traffic_with_the_login_cookie(console_mesh, browser, other_site):
+    mesh, _, _ = console_mesh
+    before = api(mesh, "models/breast-cancer?window=5m")[1]["rollout"]
+    page = plain_page(browser)
+    log_in(page, mesh, ADMIN_KEY)
+    page.wait_for_selector("#models tbody tr")
+    site, set_html = other_site
+    target = f"http://{mesh.address}/console/api/models/breast-cancer/rollout"
+    set_html(f'<form method="POST" action="{target}" enctype="text/plain">'
+             '<input name=\'{"weights": {"1": 0, "2": 100}, "reason": "forged", "x": "\' value=\'"}\'></form>'
+             '<script>document.forms[0].submit()</script>')
+    with page.expect_response(lambda r: r.url == target) as forged:
+        page.goto(f"http://{site}/")
+    assert forged.value.status == 401  # SameSite=Strict: the browser did not send the cookie
+    page.context.close()
+    # Were a cookie sent anyway, the console's own checks: JSON only, and from its own origin.
+    cookie = {"Cookie": f"{CONSOLE_KEY_COOKIE}={ADMIN_KEY}"}
+    change = {"weights": {"1": 0, "2": 100}, "reason": "forged"}
+    status, answer, _ = api(mesh, "models/breast-cancer/rollout", body=change,
+                            headers={**cookie, "Origin": f"http://{site}"})
+    assert status == 403 and "console's own page" in answer["error"]
+    status, answer, _ = api(mesh, "models/breast-cancer/rollout", raw=json.dumps(change).encode(),
+                            content_type="text/plain", headers=cookie)
+    assert status == 400 and "Content-Type: application/json" in answer["error"]
+    assert api(mesh, "models/breast-cancer?window=5m")[1]["rollout"] == before
+
+
+def test_the_login_cookie_authenticates_no_inference_and_no_control_call(console_mesh):
+    mesh, client, _ = console_mesh
+    rows = client.rows(1)
+    body = json.dumps({"inputs": [{"name": "features", "datatype": "FP64", "shape": list(rows.shape),
+                                   "data": rows.ravel().tolist()}]}).encode()
+    for cookie in (f"{CONSOLE_KEY_COOKIE}={SCORER_KEY}", f"{CONSOLE_TOKEN_COOKIE}={token('scoring-app')}"):
+        request = urllib.request.Request(f"http://{mesh.address}/v2/models/breast-cancer/infer", data=body,
+                                         headers={"Content-Type": "application/json", "Cookie": cookie})
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError(f"a REST inference was answered with only a login cookie ({cookie[:22]})")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 401
+    infer = pb.ModelInferRequest(model_name="breast-cancer", inputs=[pb.ModelInferRequest.InferInputTensor(
+        name="features", datatype="FP64", shape=list(rows.shape), contents=pb.InferTensorContents(
+            fp64_contents=rows.ravel().tolist()))])
+    with grpc.insecure_channel(mesh.address) as channel:
+        stub, control = pb_grpc.GRPCInferenceServiceStub(channel), cpb_grpc.ControlStub(channel)
+        for call in (lambda m: stub.ModelInfer(infer, metadata=m, timeout=15),
+                     lambda m: control.ListModels(cpb.ListModelsRequest(), metadata=m, timeout=15)):
+            try:
+                call([("cookie", f"{CONSOLE_KEY_COOKIE}={ADMIN_KEY}")])
+                raise AssertionError("a gRPC call was answered with only a login cookie")
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAUTHENTICATED, exc
+        assert stub.ModelInfer(infer, metadata=[("x-api-key", SCORER_KEY)], timeout=15).model_name == "breast-cancer"

@@ -39,6 +39,10 @@
 
   async function api(path, options) {
     const response = await fetch("/console/api/" + path, options);
+    if (response.status === 401) {  // no credential, or the login cookie ran out: log in again
+      location.assign("/console/login" + location.hash);
+      throw new Error("Log in again to go on.");
+    }
     let body = null;
     try { body = await response.json(); } catch (e) { body = {error: `HTTP ${response.status}`}; }
     if (!response.ok) { throw new Error(body && body.error ? body.error : `HTTP ${response.status}`); }
@@ -331,11 +335,20 @@
     } catch (error) { show(failure(error)); }
   }
 
+  async function logOut() {
+    try {
+      await fetch("/console/logout", {method: "POST", headers: {"Content-Type": "application/json"}, body: "{}"});
+    } finally { location.assign("/console/login?out"); }
+  }
+
   async function start() {
     try {
       me = await api("me");
       document.getElementById("viewer").textContent =
         `${me.name}: ${me.may_change ? "may change traffic" : me.may_read_records ? "may read records" : "may look"}`;
+      const out = document.getElementById("log-out");
+      out.hidden = !me.may_log_out;
+      out.addEventListener("click", logOut);
     } catch (error) { show(failure(error)); return; }
     window.addEventListener("hashchange", route);
     route();
