@@ -257,11 +257,15 @@ def _api_key_routes(routes: list[dict[str, Any]], both: bool) -> list[dict[str, 
         return [*health, *public, *keyed]
     with_key = [{**r, "match": {**r["match"], "headers": [{"name": API_KEY_HEADER, "present_match": True}]}}
                 for r in keyed]
-    # Only the console takes a key from its cookie; jwt_authn skips the same requests (_jwt_authn).
-    with_cookie = [{**r, "name": "console|key-cookie", "match": {**r["match"], "headers": [_key_cookie_present()]}}
-                   for r in keyed if r.get("name") == "console"]
-    return [*health, *public, *with_key, *with_cookie,
-            *({**r, "typed_per_filter_config": {**r.get("typed_per_filter_config", {}), **off}} for r in keyed)]
+    without_key = []
+    for route in keyed:
+        if route.get("name") == "console":
+            # Only the console takes a key from its cookie (logging in, above it, takes headers only);
+            # jwt_authn skips the same requests (_jwt_authn).
+            without_key.append({**route, "name": "console|key-cookie",
+                                "match": {**route["match"], "headers": [_key_cookie_present()]}})
+        without_key.append({**route, "typed_per_filter_config": {**route.get("typed_per_filter_config", {}), **off}})
+    return [*health, *public, *with_key, *without_key]
 
 
 def _principal(name: str) -> dict[str, Any]:

@@ -173,12 +173,14 @@ class Mesh:
         if records.retention.max_bytes is not None:
             argv += ["--retention-bytes", str(records.retention.max_bytes)]
         drift = plan_for(self.packages, {m: d.drift.model_dump() for m, d in spec.models.items()})
-        env: dict[str, str] = {}
         if drift:  # the recorder also checks drift of every model whose package has a baseline
             write_plan(drift, self.run.drift_plan)
             argv += ["--drift", str(self.run.drift_plan)]
-            if self.metrics:  # and serves the drift scores (sidecars/drift/drift_metrics.py)
-                env = Settings.child_environment(metrics_listen=self.metrics.targets.new_endpoint("meshserve-recorder"))
+        env: dict[str, str] = {}
+        if self.metrics:  # store failures, and the drift scores (sidecars/drift/drift_metrics.py)
+            env = Settings.child_environment(metrics_listen=self.metrics.targets.new_endpoint("meshserve-recorder"))
+        if self.metrics:
+            self.metrics.add_recorder()
         await self.supervisor.start(ChildSpec("recorder", python_argv(*argv), ready_marker=RECORDER_READY, env=env),
                                     timeout=60)
         self.records_store = store

@@ -247,6 +247,9 @@ def _losses() -> list:
                      "{{side}} {{model}} {{reason}}"),
               target(f"sum by (model, reason) (rate(meshserve_tap_lost_records_total[{RATE}]))",
                      "tap {{model}} {{reason}}")),
+        graph("Recorder passes the store refused, per second", "The records wait in the spools until the store "
+              "takes them again (MeshserveRecordsNotStored pages on any).", "ops",
+              target(f"sum by (instance) (rate(meshserve_records_store_failures_total[{RATE}]))", "{{instance}}")),
         graph("Telemetry dropped per second", "Spans the exporter lost, inferences left out of feature statistics.",
               "reqps",
               target(f"sum by (job, reason) (rate(meshserve_spans_dropped_total[{RATE}]))", "spans {{job}} {{reason}}"),

@@ -36,6 +36,10 @@ class MeshMetrics:
         self._child("router", "router")
         return Settings.child_environment(metrics_listen=self.targets.new_endpoint("meshserve-router"))
 
+    def add_recorder(self) -> None:
+        """The recorder's restarts are counted like any process's (its own metrics port serves drift)."""
+        self._child("recorder", "recorder")
+
     def add_envoy(self, admin: str) -> None:
         self._child("envoy", "envoy")
         self.targets.add(admin, "meshserve-envoy", metrics_path="/stats/prometheus")

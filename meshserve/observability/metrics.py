@@ -48,6 +48,9 @@ SPANS_EXPORTED = Counter("meshserve_spans_exported", "Spans handed to the trace 
 SPANS_DROPPED = Counter("meshserve_spans_dropped",
                         "Spans lost: the export queue was full or the exporter failed (receiver down or slow).",
                         ("reason",))
+RECORDS_NOT_STORED = Counter(
+    "meshserve_records_store_failures", "Recorder passes that could not store what they read from the spools "
+    "(the records store is down or refuses); the records stay spooled and are stored once it takes them.")
 RESTARTS = Counter("meshserve_process_restarts", "Restarts of a process of the mesh after it exited.",
                    ("process", "model", "version"))
 

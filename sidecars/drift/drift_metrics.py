@@ -41,9 +41,8 @@ class DriftCollector:
         yield from (score, threshold, alerting, checked)
 
 
-def serve_drift_metrics(monitor: Any, listen: str) -> None:
-    """Add the monitor's series to this process's registry and serve it on LISTEN."""
-    from meshserve.observability.metrics import REGISTRY, serve_metrics
+def register_drift_metrics(monitor: Any) -> None:
+    """Add the monitor's series to this process's registry (the recorder serves it)."""
+    from meshserve.observability.metrics import REGISTRY
 
     REGISTRY.register(DriftCollector(monitor))
-    serve_metrics(listen)

@@ -166,10 +166,10 @@ class MonitorThread:
         monitor = self._monitor()
         from meshserve.core.settings import get_settings
 
-        if get_settings().metrics_listen:  # `meshserve up` gives the recorder a metrics port when drift is checked
-            from meshserve.sidecars.drift.drift_metrics import serve_drift_metrics
+        if get_settings().metrics_listen:  # the recorder serves this process's metrics
+            from meshserve.sidecars.drift.drift_metrics import register_drift_metrics
 
-            serve_drift_metrics(monitor, get_settings().metrics_listen)
+            register_drift_metrics(monitor)
         return monitor
 
     def _monitor(self) -> DriftMonitor:

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 from meshserve.core.mesh_protocol import RECORDER_READY as READY_LINE
+from meshserve.core.settings import get_settings
+from meshserve.observability.metrics import RECORDS_NOT_STORED, serve_metrics
 from meshserve.sidecars.records.front_refusals import ROTATE_BYTES, read_lines
 from meshserve.sidecars.records.spool import read_frames, spool_files, writer_alive
 from meshserve.sidecars.records.store import RecordStore, open_store, redacted
@@ -155,6 +157,7 @@ class Recorder:
                 moved = self.drain_once()
                 self.apply_retention()
             except Exception as exc:  # a store that is down: keep the spools, try again
+                RECORDS_NOT_STORED.inc()
                 log.error("recorder: %s: %s; records stay spooled, trying again in 2 s", type(exc).__name__, exc)
                 time.sleep(2.0)
                 continue
@@ -179,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     stop: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    if get_settings().metrics_listen:  # `meshserve up` gives it a port: store failures, and drift scores when checked
+        serve_metrics(get_settings().metrics_listen)
     while True:
         try:
             store = open_store(args.store)
@@ -186,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             if stop:
                 return 0
+            RECORDS_NOT_STORED.inc()
             print(f"meshserve recorder: cannot open the store {redacted(args.store)} ({exc}); retrying in 2 s",
                   flush=True)
             time.sleep(2.0)

@@ -37,7 +37,6 @@ CONDITIONAL = {
     "meshserve_spans_dropped_total": "only once the trace exporter drops spans",
     "meshserve_feature_events_dropped_total": "only once an adapter falls behind",
     "meshserve_shadow_": "the router publishes agreement after its judging pass (every 15 s)",
-    "model_version_role:": "recorded by the rules, which this Prometheus does not load",
 }
 
 

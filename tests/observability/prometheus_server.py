@@ -19,10 +19,11 @@ def prometheus_binary() -> str | None:
 
 
 class PrometheusServer:
-    def __init__(self, targets_file: Path, folder: Path, scrape_interval_s: int = 1):
+    def __init__(self, targets_file: Path, folder: Path, scrape_interval_s: int = 1, rule_files: list[Path] = ()):
         config = folder / "prometheus.yml"
         config.write_text(yaml.safe_dump({
             "global": {"scrape_interval": f"{scrape_interval_s}s", "evaluation_interval": f"{scrape_interval_s}s"},
+            "rule_files": [str(path) for path in rule_files],
             "scrape_configs": [{"job_name": "meshserve",
                                 "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": "1s"}]}],
         }))

@@ -15,7 +15,7 @@ import grpc
 import numpy as np
 import pytest
 import yaml
-from conftest import EXAMPLES, start_mesh
+from conftest import EXAMPLES, ROOT, start_mesh
 from otlp_receiver import OtlpReceiver
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
@@ -113,7 +113,8 @@ def prometheus(observed_mesh, tmp_path_factory):
     from prometheus_server import PrometheusServer, prometheus_binary
     if prometheus_binary() is None:
         pytest.skip("Prometheus is not installed (scripts/setup.d/60-prometheus.sh installs Debian's package)")
-    server = PrometheusServer(observed_mesh.run_dir / "prometheus-targets.json", tmp_path_factory.mktemp("prometheus"))
+    server = PrometheusServer(observed_mesh.run_dir / "prometheus-targets.json", tmp_path_factory.mktemp("prometheus"),
+                              rule_files=sorted((ROOT / "compose" / "prometheus").glob("*-alerts.yml")))
     targets = len(yaml.safe_load((observed_mesh.run_dir / "prometheus-targets.json").read_text()))
     # Its first scrape lands about 5 s after it starts.
     server.wait_until(lambda: server.scalar("count(up == 1)") == targets, timeout=30, what="every target up")

@@ -1,6 +1,8 @@
 """The front listener's guards as rendered from the spec, checked by `envoy --mode validate`,
 and the spec's security mistakes as one-line errors naming file, field and fix."""
 
+import re
+
 import pytest
 
 from credentials import make_certificate, make_internal_pki, write_api_keys, write_jwks
@@ -22,19 +24,21 @@ def folder(tmp_path):
 
 
 LAYOUT = dict(front="127.0.0.1:18001", mesh="127.0.0.1:18002", admin="127.0.0.1:18003")
+# The router's gRPC and REST workers: REST brings the console and its login routes.
+UPSTREAMS = dict(router=["127.0.0.1:18004"], router_rest=["127.0.0.1:18005"])
 
 
 def bootstrap_for(folder, security_yaml: str) -> dict:
     (folder / "meshserve.yaml").write_text("security:\n" + security_yaml)
     spec = load_spec(folder / "meshserve.yaml")
-    return render_bootstrap(EnvoyLayout(folder / "run", **LAYOUT), spec, UpstreamAddresses(router=["127.0.0.1:18004"]))
+    return render_bootstrap(EnvoyLayout(folder / "run", **LAYOUT), spec, UpstreamAddresses(**UPSTREAMS))
 
 
 def inlined_for(folder, security_yaml: str) -> dict:
     """The whole configuration with the watched files written in, as `envoy --mode validate` needs."""
     (folder / "meshserve.yaml").write_text("security:\n" + security_yaml)
     spec = load_spec(folder / "meshserve.yaml")
-    return render(EnvoyLayout(folder / "run", **LAYOUT), spec, UpstreamAddresses(router=["127.0.0.1:18004"])).inlined()
+    return render(EnvoyLayout(folder / "run", **LAYOUT), spec, UpstreamAddresses(**UPSTREAMS)).inlined()
 
 
 def front_filters(config: dict) -> list[str]:
@@ -64,6 +68,93 @@ def test_each_combination_renders_a_config_envoy_accepts(folder, case):
     validate_config(config)
     filters = front_filters(config)
     assert filters[0] == "header_mutation" and filters[-2:] == ["rbac", "router"]
+
+
+def front_manager(config: dict) -> dict:
+    return config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def front_routes(config: dict) -> list[dict]:
+    return front_manager(config)["route_config"]["virtual_hosts"][0]["routes"]
+
+
+def typed_config(config: dict, name: str) -> dict | None:
+    return next((f["typed_config"] for f in front_manager(config)["http_filters"] if f["name"].endswith(name)), None)
+
+
+def matches(rule_or_route: dict, path: str, headers: dict[str, str]) -> bool:
+    """Whether a route's (or a jwt_authn rule's) match takes PATH with HEADERS, for the matchers rendered."""
+    match = rule_or_route["match"]
+    if ("path" in match and match["path"] != path) or not path.startswith(match.get("prefix", "")):
+        return False
+    if "grpc" in match and not headers.get("content-type", "").startswith("application/grpc"):
+        return False
+    for header in match.get("headers", []):
+        value = headers.get(header["name"])
+        if "present_match" in header and (value is not None) != header["present_match"]:
+            return False
+        wanted = header.get("string_match", {})
+        if "exact" in wanted and value != wanted["exact"]:
+            return False
+        if "safe_regex" in wanted and (value is None or not re.fullmatch(wanted["safe_regex"]["regex"], value)):
+            return False
+    return True
+
+
+def key_sources(route: dict, filter_config: dict) -> list[dict]:
+    """Where api_key_auth takes the key from on ROUTE ([] when it is off there)."""
+    override = route.get("typed_per_filter_config", {}).get("envoy.filters.http.api_key_auth", {})
+    return [] if override.get("disabled") else override.get("key_sources", filter_config["key_sources"])
+
+
+def jwt_sources(config: dict, path: str, headers: dict[str, str]) -> list[str]:
+    """Where jwt_authn takes a token from for a request (the first rule that matches it; [] for none)."""
+    jwt = typed_config(config, "jwt_authn")
+    rule = next(r for r in jwt["rules"] if matches(r, path, headers))
+    if "requires" not in rule:
+        return []
+    provider = jwt["providers"][rule["requires"]["provider_name"]]
+    return ["header"] + [f"cookie {c}" for c in provider.get("from_cookies", [])]
+
+
+COOKIES = {"cookie": "meshserve-console-key=KEY; meshserve-console-token=TOKEN"}
+GRPC = {"content-type": "application/grpc"}
+
+
+@pytest.mark.parametrize("case", ["JWT", "API keys", "everything"])
+def test_the_console_login_cookies_authenticate_console_paths_only(folder, case):
+    config = inlined_for(folder, CASES[case])
+    api_keys = typed_config(config, "api_key_auth")
+    requests = {  # what a browser, an inference client and the control API send, with the login cookies
+        "/console/": COOKIES, "/console/api/models": COOKIES, "/console/session": COOKIES,
+        "/v2/models/iris/infer": COOKIES, "/inference.GRPCInferenceService/ModelInfer": {**COOKIES, **GRPC},
+        "/meshserve.v1.Control/ListModels": {**COOKIES, **GRPC},
+    }
+    for path, headers in requests.items():
+        route = next(r for r in front_routes(config) if matches(r, path, headers))
+        sources = [*(key_sources(route, api_keys) if api_keys else []), *(jwt_sources(config, path, headers)
+                                                                          if "JWT" in case or case == "everything" else [])]
+        takes_cookie = any("cookie" in str(s) for s in sources)
+        assert takes_cookie == (path.startswith("/console/") and path != "/console/session"), (path, sources)
+        assert sources, f"{path}: no credential checked at all"
+    # The login page and logging out need none, show no data, and RBAC lets anyone reach them.
+    for path in ("/console/login", "/console/login/login.js", "/console/logout"):
+        route = next(r for r in front_routes(config) if matches(r, path, {}))
+        assert not (api_keys and key_sources(route, api_keys)) and not (
+            typed_config(config, "jwt_authn") and jwt_sources(config, path, {}))
+    public = typed_config(config, "rbac")["rules"]["policies"]["console-login"]
+    assert public["permissions"] == [{"url_path": {"path": {"prefix": "/console/login"}}},
+                                     {"url_path": {"path": {"exact": "/console/logout"}}}]
+    # A browser refused the console's page is sent to the login page.
+    redirect = front_manager(config)["local_reply_config"]["mappers"][0]
+    assert redirect["status_code"] == 302 and redirect["headers_to_add"][0]["header"]["value"] == "/console/login"
+
+
+def test_without_authentication_the_console_has_no_login(folder):
+    config = inlined_for(folder, CASES["TLS only"])
+    assert not any(r.get("name", "").startswith("console-") for r in front_routes(config))
+    assert "console-login" not in typed_config(config, "rbac")["rules"]["policies"]
+    assert all(m.get("status_code") != 302 for m in front_manager(config)["local_reply_config"]["mappers"])
 
 
 def test_without_security_the_control_api_is_still_only_for_trusted_peers(folder):
