@@ -191,6 +191,10 @@ class Settings(BaseSettings):
     drift_max_window_rows: int = Field(
         20_000, ge=100, description="Most rows a time window reads (the newest): bounds the cost of a check "
         "(about 2 s of CPU for 20,000 single-row requests of 30 features).")
+    background_nice: int = Field(
+        10, ge=0, le=19, description="How much lower the CPU priority of the mesh's background work is than "
+        "serving's: the recorder (moving records, drift checks) and the router's judging passes (comparisons, "
+        "quality). On a busy machine they then take the CPU serving leaves; 0 gives them the same priority.")
     judging_max_records: int = Field(
         20_000, ge=100, description="Most records (the newest) each pass of the router's judging metrics reads per "
         "model: bounds their cost under heavy traffic or large batch requests. A model with one version and no "

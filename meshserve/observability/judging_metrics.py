@@ -12,9 +12,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import Gauge
 
+from meshserve.core.background_priority import lower_this_thread
 from meshserve.core.settings import get_settings
 
 log = logging.getLogger("meshserve.metrics")
@@ -92,28 +94,42 @@ def _judges():
     return compare, quality
 
 
+async def _in(pool: ThreadPoolExecutor, function, *args):
+    return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
+
+
 async def keep_publishing(store_opener, models: Callable[[], dict[str, int]], window_s: float = 3600.0,
                           every_s: float = 15.0, thresholds: dict | None = None) -> None:
     """Recompute the judging metrics until cancelled; a store that is down is tried again. MODELS gives,
     at each pass, every model served and how many versions it runs: one version has no shadow or
     canary to compare, so only its quality is computed. THRESHOLDS (model -> QualitySpec) raise
     quality alerts over each spec's own window."""
-    # scipy and scikit-learn take a second of CPU to import: in a thread, so the router's loop
-    # keeps answering while they load.
-    compare, quality = await asyncio.to_thread(_judges)
+    # In a thread of their own at background priority (core/background_priority.py): the passes
+    # take the CPU that serving leaves, and scipy's and scikit-learn's imports (a second of CPU)
+    # never hold up the router's loop.
+    judges = ThreadPoolExecutor(1, thread_name_prefix="judges", initializer=lower_this_thread)
+    try:
+        await _publish_forever(judges, store_opener, models, window_s, every_s, thresholds)
+    finally:
+        judges.shutdown(wait=False, cancel_futures=True)
+
+
+async def _publish_forever(judges: ThreadPoolExecutor, store_opener, models: Callable[[], dict[str, int]],
+                           window_s: float, every_s: float, thresholds: dict | None) -> None:
+    compare, quality = await _in(judges, _judges)
     alerts = QualityAlerts(thresholds or {})
     limit = get_settings().judging_max_records
     store = None
     while True:
         try:
             if store is None:
-                store = await asyncio.to_thread(store_opener)
+                store = await _in(judges, store_opener)
             for model, versions in sorted(models().items()):
                 spec = alerts.thresholds.get(model)
                 since = time.time() - (spec.window_s if spec is not None else window_s)
-                comparison = await asyncio.to_thread(compare, store, model, since, None, limit) if versions > 1 \
+                comparison = await _in(judges, compare, store, model, since, None, limit) if versions > 1 \
                     else {"shadows": [], "canaries": []}
-                report = await asyncio.to_thread(lambda: quality(store.joined(model, since=since)))
+                report = await _in(judges, lambda: quality(store.joined(model, since=since)))
                 publish(model, comparison, report)
                 alerts.judge(model, report)
         except Exception as exc:

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from meshserve.core.background_priority import lower_this_thread
 from meshserve.core.mesh_protocol import RECORDER_READY as READY_LINE
 from meshserve.core.settings import get_settings
 from meshserve.observability.metrics import RECORDS_NOT_STORED, serve_metrics
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     stop: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    lower_this_thread()  # before any other thread starts, so the drift monitor's inherits it
     if get_settings().metrics_listen:  # `meshserve up` gives it a port: store failures, and drift scores when checked
         serve_metrics(get_settings().metrics_listen)
     while True:

@@ -21,6 +21,7 @@ from meshserve.core.mesh_protocol import CONSOLE_KEY_COOKIE, CONSOLE_TOKEN_COOKI
 from meshserve.spec.security_spec import SecuritySpec
 
 KEY = "ops-key-0123456789abcdef"
+JSON = {"Content-Type": "application/json"}
 SECURED = dict(api_keys_file="api-keys.yaml", jwt={"issuer": "https://login.test", "jwks_file": "jwks.json"},
                principals={"ops": {"admin": True}, "scorer": {"models": ["*"]}})
 
@@ -86,12 +87,12 @@ def test_logging_in_refuses_what_it_cannot_or_must_not_keep():
 
 def test_logging_out_clears_both_cookies_but_only_for_the_consoles_own_page():
     secured = SecuritySpec(**SECURED)
-    status, headers, _ = call(secured, "POST", "/console/logout", data="{}", headers={"Content-Type": "application/json"})
+    status, headers, _ = call(secured, "POST", "/console/logout", data="{}", headers=JSON)
     assert status == 200 and sorted(c.split("=")[0] for c in headers.getall("Set-Cookie")) == sorted(
         [CONSOLE_KEY_COOKIE, CONSOLE_TOKEN_COOKIE])
     assert all("Max-Age=0" in c for c in headers.getall("Set-Cookie"))
     status, headers, _ = call(secured, "POST", "/console/logout", data="{}",
-                              headers={"Content-Type": "application/json", "Origin": "http://elsewhere.example"})
+                              headers={**JSON, "Origin": "http://elsewhere.example"})
     assert status == 403 and "Set-Cookie" not in headers
 
 
@@ -106,5 +107,5 @@ def test_the_login_page_is_static_and_public_and_a_mesh_without_authentication_n
     # A trusted peer (loopback) is the console's admin as before, and is offered no log-out.
     status, _, text = call(open_mesh, "GET", "/console/api/me")
     assert status == 200 and json.loads(text)["may_change"] and not json.loads(text)["may_log_out"]
-    status, _, text = call(open_mesh, "POST", "/console/session", data="{}", headers={"Content-Type": "application/json"})
+    status, _, text = call(open_mesh, "POST", "/console/session", data="{}", headers=JSON)
     assert status == 400 and "no authentication" in text

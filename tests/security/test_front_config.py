@@ -132,8 +132,8 @@ def test_the_console_login_cookies_authenticate_console_paths_only(folder, case)
     }
     for path, headers in requests.items():
         route = next(r for r in front_routes(config) if matches(r, path, headers))
-        sources = [*(key_sources(route, api_keys) if api_keys else []), *(jwt_sources(config, path, headers)
-                                                                          if "JWT" in case or case == "everything" else [])]
+        sources = [*(key_sources(route, api_keys) if api_keys else []),
+                   *(jwt_sources(config, path, headers) if typed_config(config, "jwt_authn") else [])]
         takes_cookie = any("cookie" in str(s) for s in sources)
         assert takes_cookie == (path.startswith("/console/") and path != "/console/session"), (path, sources)
         assert sources, f"{path}: no credential checked at all"
