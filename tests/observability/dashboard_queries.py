@@ -59,10 +59,10 @@ def rule_queries() -> list[Query]:
             for path in RULES for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
 
 
-def substituted(expr: str, model: str) -> str:
+def substituted(expr: str, model: str, rate_interval: str = "5m") -> str:
     """EXPR as Grafana sends it, its variables replaced. $__rate_interval is a few scrapes in
-    Grafana; here a window wide enough to hold two scrapes of a series even on a busy machine."""
-    return expr.replace("$__rate_interval", "5m").replace("$model", model)
+    Grafana; here by default a window wide enough to hold two scrapes of a series even on a busy machine."""
+    return expr.replace("$__rate_interval", rate_interval).replace("$model", model)
 
 
 def is_filter(expr: str) -> bool:

@@ -311,3 +311,94 @@ def test_every_dashboard_and_alert_rule_query_evaluates_on_the_scraped_mesh(fron
     found = settled_problems(prometheus, queries, "breast-cancer")
     assert not found, "\n".join(found)
     print("empty for want of what this mesh does not do:", conditional_reasons(prometheus, queries))
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# Panels that show data on any mesh with traffic: a dashboard drawing none of them is broken.
+CORE_PANELS = {
+    "meshserve-overview": {"Requests per second", "p99 latency", "Models", "Requests per second by model",
+                           "p99 latency by model", "Share of traffic by version"},
+    "meshserve-model": {"Requests per second by version", "Share of live traffic", "Latency p50 and p99 by version",
+                        "p99 time per stage", "Replicas up by version"},
+    "meshserve-health": {"Processes", "Resident memory", "CPU", "Requests per second at each listener",
+                         "Healthy replicas per variant", "Upstream p99 per variant"},
+}
+
+
+def steady_traffic(observed_mesh, front, prometheus, seconds: float) -> None:
+    """SECONDS of requests to every model, until Prometheus has scraped the last of them."""
+    import time
+
+    answered = 'sum(meshserve_requests_total{side="adapter",model="breast-cancer",role!="shadow"})'
+    before, sent = prometheus.scalar(answered), 0
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        front.ModelInfer(breast_cancer_request(ROWS))
+        sent += 1
+        for runtime in observed_mesh.worlds.values():
+            front.ModelInfer(RUNTIME_REQUESTS[runtime]())
+        time.sleep(0.05)
+    prometheus.wait_until(lambda: prometheus.scalar(answered) >= before + sent, what="the last requests scraped")
+
+
+def drawn_state(page, path: Path) -> tuple[dict, dict, int]:
+    """PATH opened in PAGE once drawn: the page's counts, each panel's state, and the charts Chart.js made."""
+    page.goto(path.as_uri())
+    page.wait_for_selector("body[data-panels-drawn]", timeout=15_000)
+    counts = {k: int(v) for k, v in page.evaluate("({...document.body.dataset})").items()}
+    states = page.evaluate("Object.fromEntries([...document.querySelectorAll('.panel')]"
+                           ".map(p => [p.dataset.title, p.dataset.state]))")
+    return counts, states, page.evaluate("Object.keys(Chart.instances).length")
+
+
+def test_dashboards_drawn_in_place_of_grafana_show_the_scraped_mesh(observed_mesh, front, prometheus,
+                                                                    tmp_path_factory):
+    """Grafana is not part of the test run: dashboard_drawing.py lays each dashboard out as Grafana
+    does, from this Prometheus's answers to the panels' own queries ($model: breast-cancer), and
+    Chromium draws it. The screenshots go to the folder printed, and to $MESHSERVE_DOC_SCREENSHOTS
+    (docs/images) when set, with Prometheus's own alerts page beside them."""
+    import shutil
+
+    from dashboard_drawing import draw_dashboards
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Debian's chromium is not at {CHROMIUM} (scripts/setup.d/70-reports.sh installs it)")
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extras")
+    docs = os.environ.get("MESHSERVE_DOC_SCREENSHOTS")
+    # For the docs' pictures, traffic long enough that the charts have a history.
+    steady_traffic(observed_mesh, front, prometheus, seconds=45 if docs else 4)
+    folder = tmp_path_factory.mktemp("grafana-dashboards")
+    print(f"\ndashboards drawn in place of Grafana: {folder}")
+    drawn = draw_dashboards(prometheus.address, folder, model="breast-cancer")
+    assert set(drawn) == set(CORE_PANELS)
+    shots = {}
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        failures = []
+        page.on("pageerror", lambda error: failures.append(str(error)))
+        for uid, (path, panels) in drawn.items():
+            counts, states, charts = drawn_state(page, path)
+            shown = [p for p in panels if p.kind != "row"]
+            assert counts["panelsDrawn"] == len(shown) == len(states), (uid, counts)
+            assert counts["panelsWithData"] == sum(p.has_data for p in shown), (uid, counts)
+            assert charts == sum(p.has_data for p in shown if p.kind in ("timeseries", "stat")), uid
+            blank = {title for title, state in states.items() if state != "data"}
+            assert not CORE_PANELS[uid] & blank, f"{uid}: no data in {sorted(CORE_PANELS[uid] & blank)}"
+            print(f"{uid}: {counts['panelsWithData']} panels with data; no data in {sorted(blank)}")
+            shots[f"grafana-{uid.removeprefix('meshserve-')}.png"] = shot = folder / f"{uid}.png"
+            page.screenshot(path=str(shot), full_page=True)
+        assert not failures, failures
+
+        # Debian's Prometheus serves its classic pages only; upstream's serves /alerts itself.
+        answer = page.goto(f"http://{prometheus.address}/alerts")
+        if answer.status == 404:
+            answer = page.goto(f"http://{prometheus.address}/classic/alerts")
+        assert answer.ok and "MeshserveCanaryErrorRate" in page.content()
+        shots["prometheus-alerts.png"] = folder / "prometheus-alerts.png"
+        page.screenshot(path=str(shots["prometheus-alerts.png"]), full_page=True)
+        browser.close()
+    if docs:
+        for name, shot in shots.items():
+            shutil.copyfile(shot, Path(docs) / name)
