@@ -24,7 +24,7 @@ from conftest import EXAMPLES, meshserve_argv, start_mesh
 
 pytestmark = pytest.mark.slow
 
-PREDICTIONS = 2000
+PREDICTIONS = 1000
 
 
 def request_for(request_id: str, row: np.ndarray) -> pb.ModelInferRequest:
@@ -36,7 +36,7 @@ def request_for(request_id: str, row: np.ndarray) -> pb.ModelInferRequest:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """2,000 predictions by version 1, each copied to version 2 as a shadow, and the rows behind them."""
+    """1,000 predictions by version 1, each copied to version 2 as a shadow, and the rows behind them."""
     models = tmp_path_factory.mktemp("ground-truth")
     for name in ("breast_cancer", "breast_cancer_v2"):
         (models / name).symlink_to(EXAMPLES / name, target_is_directory=True)

@@ -47,20 +47,13 @@ def measure(mesh, model: str, tmp_path, *extra: str):
 
 
 @pytest.mark.parametrize("model", sorted(ROWS))
-def test_perf_analyzer_measures_every_example(mesh, model, tmp_path):
-    result = measure(mesh, model, tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert perf_analyzer.throughput(result.stdout) > 0
-    assert "Server:" in result.stdout and "Inference count:" in result.stdout  # it read ModelStatistics
-
-
-@pytest.mark.parametrize("model", sorted(ROWS))
-def test_every_example_takes_perf_analyzers_batches(mesh, model, tmp_path):
+def test_perf_analyzer_measures_every_example_with_its_batches(mesh, model, tmp_path):
     # Every example takes rows along a leading -1, micro-batched or not, so ModelConfig gives it
     # a batch dimension and perf_analyzer sends -b rows per request.
     result = measure(mesh, model, tmp_path, "-b", "4")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Batch size: 4" in result.stdout and perf_analyzer.throughput(result.stdout) > 0
+    assert "Server:" in result.stdout and "Inference count:" in result.stdout  # it read ModelStatistics
 
 
 def test_collect_metrics_reads_the_routers_metrics_endpoint(mesh, tmp_path):
