@@ -71,6 +71,17 @@ class RunningProcess:
         return self.proc.returncode
 
 
+def wait_for(condition, timeout: float, what: str, every_s: float = 0.3):
+    """Poll CONDITION() until it returns something true, and return that; fail naming WHAT."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
 def meshserve_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "meshserve.cli", *args]
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import EXAMPLES, start_mesh
+from conftest import EXAMPLES, start_mesh, wait_for
 
 ADMIN_KEY = "console-admin-key-0123456789"
 READER_KEY = "console-reader-key-0123456789"
@@ -143,15 +143,6 @@ def page_for(browser, mesh, key: str):
     page.set_default_timeout(20_000)
     return page
 
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 

@@ -15,7 +15,7 @@ import grpc
 import numpy as np
 import pytest
 import yaml
-from conftest import EXAMPLES, ROOT, meshserve_argv, start_mesh
+from conftest import EXAMPLES, ROOT, meshserve_argv, start_mesh, wait_for
 from sklearn.datasets import load_breast_cancer
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
@@ -42,15 +42,6 @@ def send(stub, rows: np.ndarray, prefix: str) -> None:
         answer = stub.ModelInfer(request_for(f"{prefix}-{i}", rows[i:i + ROWS_PER_REQUEST]), timeout=30)
         assert answer.model_version == "1"
 
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def drift_state(models: Path) -> tuple[list[dict], list[dict]]:

@@ -21,7 +21,7 @@ import yaml
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from conftest import EXAMPLES, ROOT, meshserve_argv, start_mesh
+from conftest import EXAMPLES, ROOT, meshserve_argv, start_mesh, wait_for
 from meshserve.sidecars.records.store import open_store
 
 pytestmark = pytest.mark.slow
@@ -71,15 +71,6 @@ def _try_child_pid(mesh, pattern: str) -> int | None:
     except AssertionError:
         return None
 
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def drained(records_dir: Path) -> bool:
@@ -161,7 +152,7 @@ def test_every_answer_and_refusal_has_exactly_one_record_through_kills_of_adapte
     for target in [str(EXAMPLES / "iris_species"), "meshserve.sidecars.records.recorder"] * 2 + \
             [str(EXAMPLES / "iris_species")]:
         time.sleep(3.0)
-        pid = wait_until(lambda: _try_child_pid(mesh, target), 20, f"{target} is running again")
+        pid = wait_for(lambda: _try_child_pid(mesh, target), 20, f"{target} is running again")
         os.kill(pid, signal.SIGKILL)
         kills.append((target, pid))
     time.sleep(3.0)
@@ -172,7 +163,7 @@ def test_every_answer_and_refusal_has_exactly_one_record_through_kills_of_adapte
     answered = {r for r, outcome in outcomes.items() if outcome == "OK"}
     refused = {r for r, outcome in outcomes.items() if outcome == "INVALID_ARGUMENT"}
     assert len(answered) > 200 and len(refused) > 20, f"{len(answered)} answered, {len(refused)} refused"
-    wait_until(lambda: drained(records_dir), 60, "the recorder drained every spool")
+    wait_for(lambda: drained(records_dir), 60, "the recorder drained every spool")
     store = store_of(records_dir)
     try:
         keys = [k for k in store.request_ids() if k[0].startswith("c")]
@@ -213,7 +204,7 @@ def test_what_the_front_refuses_itself_is_recorded_as_the_client_saw_it(mesh, re
     try:
         def recorded() -> dict:
             return {request_id: store.records_for(request_id) for request_id in sent}
-        wait_until(lambda: all(recorded().values()), 30, "the front's refusals were recorded")
+        wait_for(lambda: all(recorded().values()), 30, "the front's refusals were recorded")
         for request_id, records in recorded().items():
             [record] = records
             code, message = sent[request_id]
@@ -242,7 +233,7 @@ def test_audit_explains_a_prediction_and_pii_is_never_on_disk_in_clear(mesh, mod
     text = subprocess.run(meshserve_argv("audit", "pii-1", "--store", str(models)), capture_output=True, text=True,
                           timeout=60)
     assert "pii: HMAC-SHA256" in text.stdout and "contacts-2026-11" in text.stdout
-    wait_until(lambda: drained(records_dir), 30, "the recorder drained every spool")
+    wait_for(lambda: drained(records_dir), 30, "the recorder drained every spool")
     secret, key = SECRET.encode(), PII_KEY.encode()
     for root in (models / ".meshserve", mesh.run_dir):
         for path in Path(root).rglob("*"):
@@ -273,7 +264,7 @@ def test_a_stopped_recorder_never_slows_a_prediction_and_its_backlog_drains(mesh
         os.kill(recorder, signal.SIGCONT)
     store = store_of(records_dir)
     try:
-        wait_until(lambda: store.records_for("backlog-199"), 30, "the backlog drained")
+        wait_for(lambda: store.records_for("backlog-199"), 30, "the backlog drained")
         assert all(store.records_for(f"backlog-{i}") for i in range(200))
     finally:
         store.close()
@@ -287,7 +278,7 @@ def test_a_60_mb_request_is_recorded_with_a_marker_in_place_of_its_values(mesh, 
     assert answer.outputs[0].shape == [rows, 2]
     store = store_of(records_dir)
     try:
-        [record] = wait_until(lambda: store.records_for("huge-1"), 60, "the huge request's record")
+        [record] = wait_for(lambda: store.records_for("huge-1"), 60, "the huge request's record")
     finally:
         store.close()
     assert record["code"] == "OK"
@@ -330,7 +321,7 @@ def test_explain_attributes_a_recorded_prediction_to_its_features_and_keeps_it_w
             request.inputs.add(name="measurements", datatype="FP32", shape=[1, 4])
             stub.ModelInfer(request, timeout=30)
     store = store_of(models / ".meshserve" / "records")
-    wait_until(lambda: store.records_for("why-29"), 30, "the records of the background")
+    wait_for(lambda: store.records_for("why-29"), 30, "the records of the background")
     store.close()
     result = subprocess.run(meshserve_argv("explain", "why-29", "--store", str(models), "--address", mesh.address,
                                            "--json"), capture_output=True, text=True, timeout=120)
@@ -355,7 +346,7 @@ def test_outcomes_reported_through_the_control_api_are_joined_to_their_predictio
     with grpc.insecure_channel(mesh.address) as channel:
         pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(iris_request("truth-1"), timeout=30)
         store = store_of(records_dir)
-        wait_until(lambda: store.records_for("truth-1"), 30, "the prediction's record")
+        wait_for(lambda: store.records_for("truth-1"), 30, "the prediction's record")
         store.close()
         control = cpb_grpc.ControlStub(channel)
         answer = control.RecordOutcomes(cpb.RecordOutcomesRequest(outcomes=[
