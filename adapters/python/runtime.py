@@ -196,7 +196,7 @@ class PythonRuntime(Runtime):
                                                 None)
         self._categories = CategoryCheck(checked_categories(own, package))
         self._workers = PredictWorkers(threads, get_settings().python_abandoned_threads,
-                                       _on_loop_below_s(options) if entry.endswith(ESTIMATOR_SUFFIXES) else 0.0) \
+                                       _on_loop_below_s(package, options) if entry.endswith(ESTIMATOR_SUFFIXES) else 0.0) \
             if threads else None
 
     async def predict(self, inputs: Tensors) -> Tensors:
@@ -216,11 +216,16 @@ class PythonRuntime(Runtime):
             self._workers.close()
 
 
-def _on_loop_below_s(options: PythonOptions) -> float:
+def _on_loop_below_s(package: ModelPackage, options: PythonOptions) -> float:
     # Only an estimator: its time follows the rows it is given, where a function of the team's own
     # may sleep, wait on I/O or loop on some inputs only, and would hold the loop while it does.
-    limit = options.on_loop_below_ms if options.on_loop_below_ms is not None else get_settings().python_on_loop_below_ms
-    return limit / 1000.0
+    if options.on_loop_below_ms is not None:
+        return options.on_loop_below_ms / 1000.0
+    if package.manifest.batching.max_batch_size > 1:
+        # Micro-batching pays the hand-off once per batch already, and needs the loop free while
+        # a batch is scored to gather the next one (on the loop, batches of one row formed).
+        return 0.0
+    return get_settings().python_on_loop_below_ms / 1000.0
 
 
 def _load_estimator(package: ModelPackage, options: PythonOptions) -> tuple[Callable[[Tensors], Tensors],

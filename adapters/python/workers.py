@@ -43,8 +43,7 @@ def rows_of(inputs: Any) -> int:
 
 class FastCalls:
     """Which calls may run on the event loop: those whose size class (the row count's bit
-    length) has answered its last FAST_STREAK calls each in under LIMIT_S of CPU (of wall time
-    when on the loop)."""
+    length) has answered its last FAST_STREAK calls each in under LIMIT_S of CPU."""
 
     def __init__(self, limit_s: float):
         self.limit_s = limit_s
@@ -89,11 +88,7 @@ class PredictWorkers:
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded("the deadline passed before the model could start")
         if self.fast.on_loop(rows):
-            started = time.perf_counter()
-            try:
-                return function(argument)
-            finally:
-                self.fast.took(rows, time.perf_counter() - started)
+            return self._timed(function, argument, rows)
         if self._places.locked():
             try:
                 await asyncio.wait_for(self._places.acquire(), remaining)
@@ -123,7 +118,8 @@ class PredictWorkers:
             self._places.release()
 
     def _timed(self, function: Callable[[Any], Any], argument: Any, rows: int) -> Any:
-        # The thread's own CPU time: its wall time would count the GIL waits of a busy server.
+        # The thread's own CPU time: its wall time would count the GIL waits and the preemptions
+        # of a busy machine, which are not the model's and would send it back and forth.
         started = time.thread_time()
         try:
             return function(argument)

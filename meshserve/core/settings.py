@@ -53,10 +53,11 @@ class Settings(BaseSettings):
         4, description="Threads that run Python models' predict, so a slow one does not stall the server."
     )
     python_on_loop_below_ms: float = Field(
-        1.0, ge=0, description="A scikit-learn estimator's calls of a size it has answered 32 times in a row in "
+        5.0, ge=0, description="A scikit-learn estimator's calls of a size it has answered 32 times in a row in "
         "under this many milliseconds run on the adapter's event loop, saving the hand-off to a predict thread "
         "(about a sixth of a small model's CPU per request); a slower call sends that size back to the threads. "
-        "0: always on threads. model.yaml's python.on_loop_below_ms overrides it.",
+        "Not for a model with micro-batching on (a batch pays the hand-off once). 0: always on threads. "
+        "model.yaml's python.on_loop_below_ms overrides it.",
     )
     triton_log_dir: str | None = Field(
         None, description="Folder for the logs of the tritonserver processes meshserve starts. `meshserve up` "

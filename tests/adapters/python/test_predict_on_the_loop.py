@@ -173,3 +173,13 @@ def test_a_function_never_runs_on_the_loop(noting_module):
     seen = sys.modules[name].SEEN
     assert len(seen) == FAST_STREAK * 2
     assert all(n.startswith("predict") for n in seen)
+
+
+def test_an_estimator_with_micro_batching_stays_on_the_threads(noting_module):
+    name, folder = noting_module
+    (folder / f"{name}.py").write_text(THREAD_NOTING)
+    module = importlib.import_module(name)
+    estimator = module.ThreadNoting().fit(np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([0, 1]))
+    joblib.dump(estimator, folder / "model.joblib")
+    serve(package_at(folder, "model.joblib", [LABEL], FEATURES, batching={"max_batch_size": 16}), FAST_STREAK + 10)
+    assert all(n.startswith("predict") for n in module.SEEN)
