@@ -22,7 +22,7 @@ import pytest
 import tritonclient.grpc as triton_http2
 import tritonclient.grpc.aio as triton_aio
 import yaml
-from conftest import start_mesh
+from conftest import start_mesh, wait_for
 from tritonclient.utils import InferenceServerException
 
 from conftest import ROOT  # noqa: E402
@@ -160,8 +160,16 @@ def test_concurrent_requests_through_meshserve_are_batched_by_triton(triton_mesh
         assert all(r.as_numpy("digit").shape == (1, 1) for r in results)
 
     asyncio.run(send_concurrently(64))
-    after = batch_counts(direct)
-    executions = {size: after.get(size, 0) - before.get(size, 0) for size in after}
+
+    seen: list[dict[int, int]] = []
+
+    def all_counted() -> dict[int, int] | None:
+        after = batch_counts(direct)
+        seen.append({size: after.get(size, 0) - before.get(size, 0) for size in after})
+        return seen[-1] if sum(size * count for size, count in seen[-1].items()) >= 64 else None
+
+    # Triton's Python backend reports a batch's statistics after its answers are on their way.
+    executions = wait_for(all_counted, 10, "Triton's statistics to count the 64 rows")
     assert sum(size * count for size, count in executions.items()) == 64, executions
     batched = {size: count for size, count in executions.items() if size > 1 and count > 0}
     assert batched, f"Triton ran every one of 64 concurrent requests alone: {executions}"
