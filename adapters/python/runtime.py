@@ -196,7 +196,8 @@ class PythonRuntime(Runtime):
                                                 None)
         self._categories = CategoryCheck(checked_categories(own, package))
         self._workers = PredictWorkers(threads, get_settings().python_abandoned_threads,
-                                       _on_loop_below_s(package, options) if entry.endswith(ESTIMATOR_SUFFIXES) else 0.0) \
+                                       _on_loop_below_s(package, options) if entry.endswith(ESTIMATOR_SUFFIXES) else 0.0,
+                                       f"model {package.name} version {package.version}") \
             if threads else None
 
     async def predict(self, inputs: Tensors) -> Tensors:

@@ -22,6 +22,7 @@ class (and the larger ones) back to the threads. At worst the loop waits for one
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +33,9 @@ from meshserve.core.errors import DeadlineExceeded
 
 # Calls of one size class that must all finish under the limit before that class runs on the loop.
 FAST_STREAK = 32
+LOG_EVERY_S = 60.0  # at most one line a minute per model about its calls' moves
+
+log = logging.getLogger("meshserve.adapters.python")
 
 
 def rows_of(inputs: Any) -> int:
@@ -43,11 +47,16 @@ def rows_of(inputs: Any) -> int:
 
 class FastCalls:
     """Which calls may run on the event loop: those whose size class (the row count's bit
-    length) has answered its last FAST_STREAK calls each in under LIMIT_S of CPU."""
+    length) has answered its last FAST_STREAK calls each in under LIMIT_S of CPU.
 
-    def __init__(self, limit_s: float):
+    Each move is logged (at most one line a minute for the model), so a change in a model's
+    latency or CPU can be traced to it."""
+
+    def __init__(self, limit_s: float, model: str = "the model"):
         self.limit_s = limit_s
+        self.model = model
         self._streaks: dict[int, int] = {}
+        self._logged_at = -LOG_EVERY_S
 
     def on_loop(self, rows: int) -> bool:
         return self.limit_s > 0 and self._streaks.get(rows.bit_length(), 0) >= FAST_STREAK
@@ -55,17 +64,41 @@ class FastCalls:
     def took(self, rows: int, seconds: float) -> None:
         size = rows.bit_length()
         if seconds < self.limit_s:
-            self._streaks[size] = min(self._streaks.get(size, 0) + 1, FAST_STREAK)
-        else:  # larger calls of the same model are no faster
-            for known in [k for k in self._streaks if k >= size]:
-                self._streaks[known] = 0
+            streak = self._streaks.get(size, 0) + 1
+            self._streaks[size] = min(streak, FAST_STREAK)
+            if streak == FAST_STREAK:
+                self._log(f"{self.model}: calls of {_size_class(size)} took under {self.limit_s * 1000:g} ms "
+                          f"of CPU {FAST_STREAK} times in a row; they now run on the event loop")
+            return
+        was_on_loop = [k for k, streak in self._streaks.items() if k >= size and streak >= FAST_STREAK]
+        for known in [k for k in self._streaks if k >= size]:  # larger calls of the same model are no faster
+            self._streaks[known] = 0
+        if was_on_loop:
+            self._log(f"{self.model}: a call of {_rows(rows)} took {seconds * 1000:.1f} ms of CPU (limit "
+                      f"{self.limit_s * 1000:g} ms, python.on_loop_below_ms); calls of {_rows(rows)} or more go back "
+                      "to the predict threads")
+
+    def _log(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY_S:
+            self._logged_at = now
+            log.info("%s", message)
+
+
+def _size_class(size: int) -> str:
+    low, high = (1 << (size - 1)) if size else 0, (1 << size) - 1
+    return _rows(high) if low == high else f"{low} to {high} rows"
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
 
 
 class PredictWorkers:
-    def __init__(self, threads: int, spare: int, on_loop_below_s: float = 0.0):
+    def __init__(self, threads: int, spare: int, on_loop_below_s: float = 0.0, model: str = "the model"):
         self.threads = threads
         self.spare = spare
-        self.fast = FastCalls(on_loop_below_s)
+        self.fast = FastCalls(on_loop_below_s, model)
         # Room for THREADS live calls plus SPARE abandoned ones still running.
         self._executor = ThreadPoolExecutor(threads + spare, thread_name_prefix="predict")
         self._places = asyncio.Semaphore(threads)

@@ -183,3 +183,19 @@ def test_an_estimator_with_micro_batching_stays_on_the_threads(noting_module):
     joblib.dump(estimator, folder / "model.joblib")
     serve(package_at(folder, "model.joblib", [LABEL], FEATURES, batching={"max_batch_size": 16}), FAST_STREAK + 10)
     assert all(n.startswith("predict") for n in module.SEEN)
+
+
+def test_each_move_is_logged_naming_the_model_the_rows_and_the_limit(caplog):
+    async def run(workers: PredictWorkers):
+        for _ in range(FAST_STREAK):
+            await workers.run(where(), None, None, 1)
+        workers.fast._logged_at = -1e9  # the next move is logged too, without waiting a minute
+        await workers.run(where(0.03), None, None, 1)
+        workers.close()
+
+    with caplog.at_level("INFO", logger="meshserve.adapters.python"):
+        asyncio.run(run(PredictWorkers(4, 4, on_loop_below_s=0.01, model="model scorer version 1")))
+    moves = [r.getMessage() for r in caplog.records]
+    assert any("model scorer version 1: calls of 1 row took under 10 ms" in m and "event loop" in m for m in moves)
+    assert any("a call of 1 row took" in m and "limit 10 ms" in m and "back to the predict threads" in m
+               for m in moves), moves
