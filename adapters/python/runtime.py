@@ -56,7 +56,7 @@ class PythonOptions(RuntimeOptions):
     )
     on_loop_below_ms: float | None = Field(
         default=None, ge=0, description="Estimator only: calls of a size this model has answered 32 times in a "
-        "row in under this many milliseconds run on the event loop, without the hand-off to a thread (0: never). "
+        "row in under this many milliseconds of CPU run on the event loop, without the hand-off to a thread (0: never). "
         "Default: settings.")
     trusted_types: list[str] | None = Field(
         default=None, description="A .skops entrypoint only: types beyond skops' defaults it may load "

@@ -55,24 +55,26 @@ class FastCalls:
     def __init__(self, limit_s: float, model: str = "the model"):
         self.limit_s = limit_s
         self.model = model
-        self._streaks: dict[int, int] = {}
+        # One slot per size class (a row count's bit length, at most 64), never resized: predict
+        # threads update it while the loop reads it, and a dict growing under an iteration raises.
+        self._streaks = [0] * 65
         self._logged_at = -LOG_EVERY_S
 
     def on_loop(self, rows: int) -> bool:
-        return self.limit_s > 0 and self._streaks.get(rows.bit_length(), 0) >= FAST_STREAK
+        return self.limit_s > 0 and self._streaks[_size(rows)] >= FAST_STREAK
 
     def took(self, rows: int, seconds: float) -> None:
-        size = rows.bit_length()
+        size = _size(rows)
         if seconds < self.limit_s:
-            streak = self._streaks.get(size, 0) + 1
+            streak = self._streaks[size] + 1
             self._streaks[size] = min(streak, FAST_STREAK)
             if streak == FAST_STREAK:
                 self._log(f"{self.model}: calls of {_size_class(size)} took under {self.limit_s * 1000:g} ms "
                           f"of CPU {FAST_STREAK} times in a row; they now run on the event loop")
             return
-        was_on_loop = [k for k, streak in self._streaks.items() if k >= size and streak >= FAST_STREAK]
-        for known in [k for k in self._streaks if k >= size]:  # larger calls of the same model are no faster
-            self._streaks[known] = 0
+        was_on_loop = max(self._streaks[size:]) >= FAST_STREAK
+        for larger in range(size, len(self._streaks)):  # larger calls of the same model are no faster
+            self._streaks[larger] = 0
         if was_on_loop:
             self._log(f"{self.model}: a call of {_rows(rows)} took {seconds * 1000:.1f} ms of CPU (limit "
                       f"{self.limit_s * 1000:g} ms, python.on_loop_below_ms); calls of {_rows(rows)} or more go back "
@@ -83,6 +85,10 @@ class FastCalls:
         if now - self._logged_at >= LOG_EVERY_S:
             self._logged_at = now
             log.info("%s", message)
+
+
+def _size(rows: int) -> int:
+    return min(rows.bit_length(), 64)
 
 
 def _size_class(size: int) -> str:

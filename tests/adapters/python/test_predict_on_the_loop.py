@@ -143,25 +143,28 @@ def noting_module(tmp_path):
     sys.modules.pop(name, None)
 
 
-def test_an_estimator_runs_on_the_loop_once_known_fast(noting_module):
+def thread_noting_estimator(noting_module):
+    """A fitted estimator saved as the package's model.joblib, whose predict notes the thread it ran on."""
     name, folder = noting_module
     (folder / f"{name}.py").write_text(THREAD_NOTING)
     module = importlib.import_module(name)
     estimator = module.ThreadNoting().fit(np.array([[0.0, 0.0], [1.0, 1.0], [0.1, 0.0], [0.9, 1.0]]),
                                           np.array([0, 1, 0, 1]))
     joblib.dump(estimator, folder / "model.joblib")
+    return folder, module
+
+
+def test_an_estimator_runs_on_the_loop_once_known_fast(noting_module):
+    folder, module = thread_noting_estimator(noting_module)
     serve(package_at(folder, "model.joblib", [LABEL], FEATURES, python={"on_loop_below_ms": 50}), FAST_STREAK + 10)
     assert module.SEEN[-10:] == [LOOP_THREAD] * 10
     assert all(n.startswith("predict") for n in module.SEEN[:FAST_STREAK])
 
 
 def test_an_estimator_told_zero_stays_on_the_threads(noting_module):
-    name, folder = noting_module
-    (folder / f"{name}.py").write_text(THREAD_NOTING)
-    module = importlib.import_module(name)
-    estimator = module.ThreadNoting().fit(np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([0, 1]))
-    joblib.dump(estimator, folder / "model.joblib")
+    folder, module = thread_noting_estimator(noting_module)
     serve(package_at(folder, "model.joblib", [LABEL], FEATURES, python={"on_loop_below_ms": 0}), FAST_STREAK + 10)
+    assert len(module.SEEN) == FAST_STREAK + 10
     assert all(n.startswith("predict") for n in module.SEEN)
 
 
@@ -176,12 +179,9 @@ def test_a_function_never_runs_on_the_loop(noting_module):
 
 
 def test_an_estimator_with_micro_batching_stays_on_the_threads(noting_module):
-    name, folder = noting_module
-    (folder / f"{name}.py").write_text(THREAD_NOTING)
-    module = importlib.import_module(name)
-    estimator = module.ThreadNoting().fit(np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([0, 1]))
-    joblib.dump(estimator, folder / "model.joblib")
+    folder, module = thread_noting_estimator(noting_module)
     serve(package_at(folder, "model.joblib", [LABEL], FEATURES, batching={"max_batch_size": 16}), FAST_STREAK + 10)
+    assert len(module.SEEN) == FAST_STREAK + 10
     assert all(n.startswith("predict") for n in module.SEEN)
 
 
